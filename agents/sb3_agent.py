@@ -1,0 +1,171 @@
+"""Any Stable-Baselines3 algorithm as a selfgym agent, with pickle-free checkpoints."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.base import TrainingHooks
+from selfgym.config import resolve_value
+
+# Constructor arguments the trainer sets itself; users cannot pass them as hyperparameters.
+_MANAGED = {"env", "device", "seed", "verbose", "tensorboard_log", "_init_setup_model"}
+# learn() arguments accepted as hyperparameters.
+_LEARN_KEYS = {"log_interval"}
+
+
+def valid_hyperparams(algo_class: type[BaseAlgorithm]) -> list[str]:
+    params = inspect.signature(algo_class.__init__).parameters
+    return sorted((set(params) - _MANAGED - {"self", "args", "kwargs"}) | _LEARN_KEYS)
+
+
+def default_policy(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Dict):
+        return "MultiInputPolicy"
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8:
+        return "CnnPolicy"
+    return "MlpPolicy"
+
+
+class _HooksCallback(BaseCallback):
+    def __init__(self, hooks: TrainingHooks) -> None:
+        super().__init__()
+        self.hooks = hooks
+
+    def _on_step(self) -> bool:
+        return bool(self.hooks.on_step(self.model.num_timesteps))
+
+
+def _to_tensors(obj: Any) -> Any:
+    """Arrays -> tensors, recursively, so torch.load(weights_only=True) can read them back."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: _to_tensors(v) for k, v in obj.items()}
+    return obj
+
+
+class SB3Agent:
+    """Holds ``self.model``, an SB3 algorithm built from plain-data hyperparameters."""
+
+    def __init__(
+        self,
+        algo_class: type[BaseAlgorithm],
+        env: VecEnv,
+        *,
+        device: str = "auto",
+        seed: int | None = None,
+        logger: Logger | None = None,
+        reward_modules: list | None = None,
+        **hyperparams: Any,
+    ) -> None:
+        unknown = sorted(set(hyperparams) - set(valid_hyperparams(algo_class)))
+        if unknown:
+            raise TypeError(
+                f"{algo_class.__name__} does not take hyperparameter(s) {', '.join(map(repr, unknown))}. "
+                f"Valid: {', '.join(valid_hyperparams(algo_class))}"
+            )
+        self.log_interval = hyperparams.pop("log_interval", None)
+        kwargs = {k: resolve_value(k, v) for k, v in hyperparams.items()}
+        kwargs.setdefault("policy", default_policy(env.observation_space))
+        self.reward_callbacks: list[BaseCallback] = []
+        if reward_modules:
+            from rewards.sb3 import attach
+
+            env, self.reward_callbacks = attach(env, list(reward_modules), algo_class)
+        self.reward_modules = list(reward_modules or [])
+        if device == "cuda" and get_device("cuda").type != "cuda":
+            raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+        self.model = algo_class(env=env, device=device, seed=seed, verbose=0, **kwargs)
+        if logger is not None:
+            self.model.set_logger(logger)
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.model.num_timesteps)
+
+    def learn(self, total_timesteps: int, hooks: TrainingHooks) -> None:
+        remaining = int(total_timesteps) - self.num_timesteps
+        if remaining <= 0:
+            return
+        callback = CallbackList([*self.reward_callbacks, _HooksCallback(hooks)])
+        log_interval = self.log_interval or (4 if isinstance(self.model, OffPolicyAlgorithm) else 1)
+        self.model.learn(remaining, callback=callback, log_interval=log_interval, reset_num_timesteps=False)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False):
+        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
+        model = self.model
+        _, variable_names = model._get_torch_save_params()
+        state: dict[str, Any] = {
+            "params": model.get_parameters(),
+            "variables": {name: _getattr_path(model, name).detach().cpu() for name in variable_names},
+            "counters": {"num_timesteps": int(model.num_timesteps), "n_updates": int(getattr(model, "_n_updates", 0)),
+                         "episode_num": int(getattr(model, "_episode_num", 0))},
+        }
+        buffer = getattr(model, "replay_buffer", None)
+        if include_buffers and isinstance(buffer, ReplayBuffer):
+            state["replay_buffer"] = _buffer_state(buffer)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        model = self.model
+        model.set_parameters(state["params"], exact_match=True, device=model.device)
+        for name, value in state.get("variables", {}).items():
+            with torch.no_grad():
+                _getattr_path(model, name).copy_(value.to(model.device))
+        counters = state.get("counters", {})
+        model.num_timesteps = int(counters.get("num_timesteps", 0))
+        if hasattr(model, "_n_updates"):
+            model._n_updates = int(counters.get("n_updates", 0))
+        model._episode_num = int(counters.get("episode_num", 0))
+        if "replay_buffer" in state and isinstance(getattr(model, "replay_buffer", None), ReplayBuffer):
+            _load_buffer_state(model.replay_buffer, state["replay_buffer"])
+
+
+def _getattr_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
+    """Arrays and counters of a (Dict/HER) replay buffer, up to the filled size."""
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    out: dict[str, Any] = {"pos": int(buffer.pos), "full": bool(buffer.full), "arrays": {}, "scalars": {}}
+    for key, value in vars(buffer).items():
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == buffer.buffer_size:
+            out["arrays"][key] = _to_tensors(value[:size])
+        elif isinstance(value, dict) and value and all(
+            isinstance(v, np.ndarray) and v.shape[:1] == (buffer.buffer_size,) for v in value.values()
+        ):
+            out["arrays"][key] = {k: _to_tensors(v[:size]) for k, v in value.items()}
+        elif isinstance(value, np.ndarray):
+            out["scalars"][key] = _to_tensors(value)
+    return out
+
+
+def _load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
+    for key, value in state["arrays"].items():
+        target = getattr(buffer, key)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                target[k][: len(v)] = v.numpy()
+        else:
+            target[: len(value)] = value.numpy()
+    for key, value in state.get("scalars", {}).items():
+        setattr(buffer, key, value.numpy().copy())
+    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])

@@ -1,0 +1,109 @@
+"""Reward modules: the registry and ``make_reward`` (``--reward NAME[:key=value,...]``).
+
+Plug in a module without editing selfgym by any of:
+
+* ``@rewards.register("name")`` on a ``RewardModule`` subclass or a plain function;
+* a dotted path: ``--reward my_pkg.my_mod:MyReward`` (class) or ``my_mod:my_reward`` (function);
+* an entry point in the group ``selfgym.rewards``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from rewards.base import FunctionReward, RewardModule, TransitionBatch, accepted_kwargs, batched
+from rewards.env_rewards import ComponentReward, TaskReward
+from selfgym.config import parse_spec
+from selfgym.registry import Registry, UnknownNameError, did_you_mean
+
+REWARDS: Registry[Any] = Registry("reward module", "selfgym.rewards")
+REWARDS.register("task", TaskReward)
+REWARDS.register("component", ComponentReward)
+
+# Built-in modules that live in their own files are imported lazily (torch, transformers).
+_LAZY: dict[str, str] = {}
+
+
+def register(name: str) -> Callable[[Any], Any]:
+    """Decorator: register a ``RewardModule`` subclass or a reward function under ``name``."""
+
+    def add(obj: Any) -> Any:
+        if inspect.isclass(obj):
+            obj.registry_name = name
+        REWARDS.register(name, obj)
+        return obj
+
+    return add
+
+
+def register_lazy(name: str, target: str) -> None:
+    """Register a built-in by ``"module:Class"`` without importing it until used."""
+    _LAZY[name] = target
+
+
+def _lookup(name: str) -> Any:
+    if name not in REWARDS and name in _LAZY:
+        module_name, _, attr = _LAZY[name].partition(":")
+        obj = getattr(importlib.import_module(module_name), attr)
+        if inspect.isclass(obj):
+            obj.registry_name = name
+        REWARDS.register(name, obj, overwrite=True)
+    if name not in REWARDS and ":" not in name:
+        names = sorted(set(REWARDS.names()) | set(_LAZY))
+        raise UnknownNameError(
+            f"unknown reward module {name!r}.{did_you_mean(name, names)} Registered: {', '.join(names)}."
+            " A plug-in can also be given as 'pkg.module:Name'."
+        )
+    return REWARDS.get(name)
+
+
+def available() -> list[str]:
+    return sorted(set(REWARDS.names()) | set(_LAZY))
+
+
+def make_reward(spec: str | tuple[str, dict[str, Any]]) -> RewardModule:
+    """Build a module from ``"rnd:coef=0.01"``, ``"component:reach"`` or ``"my_mod:fn"``."""
+    name, kwargs = parse_spec(spec) if isinstance(spec, str) else spec
+    kwargs = dict(kwargs)
+    if name.startswith("component:"):
+        kwargs.setdefault("component", name.split(":", 1)[1])
+        name = "component"
+    obj = _lookup(name)
+    if inspect.isclass(obj) and issubclass(obj, RewardModule):
+        valid = accepted_kwargs(obj)
+        unknown = sorted(set(kwargs) - set(valid or kwargs))
+        if unknown:
+            raise TypeError(
+                f"reward module {name!r} does not take {', '.join(map(repr, unknown))}. "
+                f"Valid parameters: {', '.join(valid or [])}"
+            )
+        module = obj(**kwargs)
+    elif callable(obj):
+        valid = accepted_kwargs(FunctionReward)
+        unknown = sorted(set(kwargs) - set(valid or kwargs) - {"fn"})
+        if unknown:
+            raise TypeError(
+                f"reward function {name!r} does not take {', '.join(map(repr, unknown))}. "
+                f"Valid parameters: {', '.join(v for v in valid or [] if v != 'fn')}"
+            )
+        kwargs.setdefault("name", name)
+        module = FunctionReward(obj, **kwargs)
+    else:
+        raise TypeError(f"{name!r} is neither a RewardModule subclass nor a callable")
+    return module
+
+
+__all__ = [
+    "REWARDS",
+    "RewardModule",
+    "TransitionBatch",
+    "FunctionReward",
+    "batched",
+    "register",
+    "register_lazy",
+    "make_reward",
+    "available",
+]

@@ -1,0 +1,143 @@
+"""Building the vectorised training and evaluation environments for a run."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+
+from selfgym.registry import did_you_mean, import_dotted
+
+
+def import_env_packages(packages: list[str] | None) -> None:
+    """Import selfgym's envs and every ``--gym-packages`` module (whose import registers ids)."""
+    import envs  # noqa: F401  (registers selfgym/ ids)
+
+    for name in packages or []:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(f"--gym-packages: cannot import {name!r}: {exc}") from exc
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail early, with close matches, for an id no package registered."""
+    if env_id in gym.registry:
+        return
+    raise gym.error.NameNotFound(
+        f"environment {env_id!r} is not registered.{did_you_mean(env_id, list(gym.registry))}"
+        " Register your own with --gym-packages my_pkg (its import calls gymnasium.register)."
+    )
+
+
+def _wrapper_list(spec: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``env_wrapper`` as rl-zoo3 writes it: a dotted path, a list of them, or {path: kwargs}."""
+    if spec is None:
+        return []
+    items = spec if isinstance(spec, list) else [spec]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append((item, {}))
+        elif isinstance(item, dict) and len(item) == 1:
+            (path, kwargs), = item.items()
+            out.append((path, kwargs or {}))
+        else:
+            raise ValueError(f"env_wrapper entries are 'pkg.mod:Wrapper' or {{'pkg.mod:Wrapper': {{kwargs}}}}, got {item!r}")
+    return out
+
+
+def make_env_fn(env_id: str, env_kwargs: dict[str, Any], rank: int, seed: int | None,
+                wrappers: Any = None, render_mode: str | None = None):
+    def _init() -> gym.Env:
+        kwargs = dict(env_kwargs)
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        env = gym.make(env_id, **kwargs)
+        for path, wkwargs in _wrapper_list(wrappers):
+            env = import_dotted(path)(env, **wkwargs)
+        env = Monitor(env, info_keywords=())
+        if seed is not None:
+            env.action_space.seed(seed + rank)
+        return env
+
+    return _init
+
+
+def make_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    vec_env: str = "dummy",
+    wrappers: Any = None,
+    render_mode: str | None = None,
+) -> VecEnv:
+    check_env_id(env_id)
+    fns = [make_env_fn(env_id, env_kwargs or {}, i, seed, wrappers, render_mode) for i in range(n_envs)]
+    if vec_env == "subproc" and n_envs > 1:
+        venv: VecEnv = SubprocVecEnv(fns)
+    elif vec_env in ("dummy", "subproc"):
+        venv = DummyVecEnv(fns)
+    else:
+        raise ValueError(f"--vec-env must be 'dummy' or 'subproc', got {vec_env!r}")
+    if seed is not None:
+        venv.seed(seed)
+    return venv
+
+
+def wrap_normalize(venv: VecEnv, normalize: Any, training: bool = True) -> VecEnv:
+    """``normalize: true`` or ``normalize: {norm_obs: ..., norm_reward: ...}`` as in rl-zoo3."""
+    if not normalize:
+        return venv
+    kwargs = dict(normalize) if isinstance(normalize, dict) else {}
+    if not training:
+        kwargs["norm_reward"] = False
+    venv = VecNormalize(venv, **kwargs)
+    venv.training = training
+    return venv
+
+
+def find_vec_normalize(venv: VecEnv) -> VecNormalize | None:
+    while venv is not None:
+        if isinstance(venv, VecNormalize):
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None
+
+
+def vec_normalize_state(venv: VecEnv) -> dict[str, Any] | None:
+    norm = find_vec_normalize(venv)
+    if norm is None:
+        return None
+    import torch
+
+    def rms(r: Any) -> dict[str, Any]:
+        if isinstance(r, dict):
+            return {k: rms(v) for k, v in r.items()}
+        return {"mean": torch.as_tensor(np.asarray(r.mean)), "var": torch.as_tensor(np.asarray(r.var)), "count": float(r.count)}
+
+    return {"obs_rms": rms(norm.obs_rms) if norm.norm_obs else None, "ret_rms": rms(norm.ret_rms)}
+
+
+def load_vec_normalize_state(venv: VecEnv, state: dict[str, Any] | None) -> None:
+    norm = find_vec_normalize(venv)
+    if norm is None or state is None:
+        return
+
+    def put(target: Any, src: Any) -> None:
+        if isinstance(target, dict):
+            for k in target:
+                put(target[k], src[k])
+            return
+        target.mean = src["mean"].numpy().astype(np.float64)
+        target.var = src["var"].numpy().astype(np.float64)
+        target.count = float(src["count"])
+
+    if state.get("obs_rms") is not None:
+        put(norm.obs_rms, state["obs_rms"])
+    put(norm.ret_rms, state["ret_rms"])

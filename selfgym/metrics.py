@@ -1,0 +1,136 @@
+"""The run's metrics: metrics.csv (one row per log interval), TensorBoard, the learning curve."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputFormat
+
+# SB3 logger keys -> metrics.csv columns; these columns come first, in this order.
+CORE_COLUMNS = {
+    "time/total_timesteps": "steps",
+    "wall_time": "wall_time",
+    "time/fps": "steps_per_s",
+    "rollout/ep_rew_mean": "ep_return_mean",
+    "rollout/ep_len_mean": "ep_length_mean",
+    "rollout/success_rate": "success_rate",
+    "eval/mean_reward": "eval_return_mean",
+}
+
+
+def column_name(key: str) -> str:
+    """``train/policy_gradient_loss`` -> ``train_policy_gradient_loss`` (known keys renamed)."""
+    return CORE_COLUMNS.get(key, key.replace("/", "_"))
+
+
+class MetricsCSV(KVWriter):
+    """Appends rows to metrics.csv; a new column rewrites the file with the wider header."""
+
+    def __init__(self, path: Path, wall_time_offset: float = 0.0) -> None:
+        self.path = Path(path)
+        self.start = time.time() - wall_time_offset
+        self.columns: list[str] = list(dict.fromkeys(CORE_COLUMNS.values()))
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), [])
+            self.columns += [c for c in header if c not in self.columns]
+
+    @property
+    def wall_time(self) -> float:
+        return time.time() - self.start
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        row: dict[str, Any] = {"steps": step, "wall_time": round(self.wall_time, 3)}
+        for key, value in key_values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) or hasattr(value, "item"):
+                try:
+                    row[column_name(key)] = float(value)
+                except (TypeError, ValueError):
+                    continue
+        row["steps"] = int(step)
+        new = [c for c in row if c not in self.columns]
+        if new:
+            self.columns += new
+            self._rewrite()
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _rewrite(self) -> None:
+        rows = read_metrics(self.path) if self.path.exists() else []
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+
+    def close(self) -> None:
+        pass
+
+
+def read_metrics(path: Path) -> list[dict[str, float | None]]:
+    """metrics.csv as a list of rows; empty cells become None."""
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append({k: (float(v) if v not in ("", None) else None) for k, v in row.items()})
+    return rows
+
+
+def truncate_metrics(path: Path, max_steps: int) -> None:
+    """Drop rows logged after ``max_steps`` (a resumed run repeats them from its checkpoint)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        rows = [r for r in reader if r.get("steps") and float(r["steps"]) <= max_steps]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def make_logger(run_dir: Path, wall_time_offset: float = 0.0) -> tuple[Logger, MetricsCSV]:
+    csv_writer = MetricsCSV(run_dir / "metrics.csv", wall_time_offset)
+    tb = TensorBoardOutputFormat(str(run_dir / "tb"))
+    return Logger(folder=str(run_dir), output_formats=[csv_writer, tb]), csv_writer
+
+
+def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
+    """learning_curve.png: training and evaluation return against steps."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return None
+    rows = read_metrics(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    plotted = False
+    for column, label in (("ep_return_mean", "training episodes (mean)"), ("eval_return_mean", "evaluation (mean)")):
+        pts = [(r["steps"], r[column]) for r in rows if r.get(column) is not None and not math.isnan(r[column])]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=label)
+            plotted = True
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if plotted:
+        ax.legend()
+    out = Path(run_dir) / "learning_curve.png"
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
