@@ -36,6 +36,12 @@ _LAZY: dict[str, str] = {
     "ppo_lstm": "sb3_contrib:RecurrentPPO",
     "tqc": "sb3_contrib:TQC",
     "trpo": "sb3_contrib:TRPO",
+    # selfgym's own agents
+    "persistent_ssl": "agents.persistent_ssl:PersistentSSLAgent",
+    "preference_learner": "agents.preference_learner:PreferenceLearnerAgent",
+    "grpo": "agents.llm.grpo:GRPOAgent",
+    "rloo": "agents.llm.grpo:RLOOAgent",
+    "self_rewarding_dpo": "agents.llm.dpo:SelfRewardingDPOAgent",
 }
 
 _AGENT_ARGS = {"self", "env", "device", "seed", "logger", "reward_modules"}

@@ -24,7 +24,23 @@ REWARDS.register("task", TaskReward)
 REWARDS.register("component", ComponentReward)
 
 # Built-in modules that live in their own files are imported lazily (torch, transformers).
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    # intrinsic rewards (rewards/intrinsic/)
+    "rnd": "rewards.intrinsic.rnd:RND",
+    "icm": "rewards.intrinsic.icm:ICM",
+    "diayn": "rewards.intrinsic.diayn:DIAYN",
+    "simhash": "rewards.intrinsic.simhash:SimHashCount",
+    # self-generated rewards for LLM policies (rewards/llm.py)
+    "majority_vote": "rewards.llm:MajorityVoteReward",
+    "self_judge": "rewards.llm:SelfJudgeReward",
+    "likelihood": "rewards.llm:LikelihoodReward",
+    "verifier": "rewards.llm:VerifierReward",
+    # CalendarConflict (rewards/calendar.py)
+    "calendar_format": "rewards.calendar:FormatReward",
+    "calendar_decision": "rewards.calendar:DecisionReward",
+    "calendar_ranking": "rewards.calendar:RankingReward",
+    "calendar_hub_use": "rewards.calendar:HubUseReward",
+}
 
 
 def register(name: str) -> Callable[[Any], Any]:
