@@ -33,6 +33,7 @@ class MetricsCSV(KVWriter):
     def __init__(self, path: Path, wall_time_offset: float = 0.0) -> None:
         self.path = Path(path)
         self.start = time.time() - wall_time_offset
+        self.last_row: dict[str, float] = {}
         self.columns: list[str] = list(dict.fromkeys(CORE_COLUMNS.values()))
         if self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, newline="") as f:
@@ -52,6 +53,7 @@ class MetricsCSV(KVWriter):
                 except (TypeError, ValueError):
                     continue
         row["steps"] = int(step)
+        self.last_row = row
         new = [c for c in row if c not in self.columns]
         if new:
             self.columns += new
@@ -69,7 +71,7 @@ class MetricsCSV(KVWriter):
             writer = csv.DictWriter(f, fieldnames=self.columns)
             writer.writeheader()
             for r in rows:
-                writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+                writer.writerow({k: ("" if v is None else int(v) if k == "steps" else v) for k, v in r.items()})
 
     def close(self) -> None:
         pass

@@ -1,0 +1,75 @@
+"""Answer extraction from free-form model output.
+
+The rules, tried in order (the first that finds something wins):
+
+1. the content of the LAST ``<answer>...</answer>`` tag (an unclosed final ``<answer>`` takes
+   the rest of the text);
+2. the content of the last ``\\boxed{...}``;
+3. the text after the last "answer is" / "answer:" / "Answer =" (up to the end of that line);
+4. for numeric answers only: the last number in the whole text.
+
+The extracted text is stripped of whitespace, surrounding ``$``, ``**`` and a trailing ``.``.
+Anything that yields nothing returns ``None``; callers give ``None`` a reward of 0. Nothing
+here raises on malformed text.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_OPEN_TAG = re.compile(r"<answer>(.*)$", re.S | re.I)
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_PHRASE = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*([^\n]*)", re.I)
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+
+
+def _clean(text: str) -> str:
+    text = text.strip().strip("$*` ").strip()
+    return text[:-1].strip() if text.endswith(".") else text
+
+
+def extract_answer(text: str | None, numeric: bool = False) -> str | None:
+    """The answer span of a completion (see the module docstring), or None."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    tags = _TAG.findall(text)
+    if tags:
+        found = _clean(tags[-1])
+        return found or None
+    open_tag = _OPEN_TAG.findall(text)
+    if open_tag and _clean(open_tag[-1]):
+        return _clean(open_tag[-1])
+    boxed = _BOXED.findall(text)
+    if boxed and _clean(boxed[-1]):
+        return _clean(boxed[-1])
+    phrases = _PHRASE.findall(text)
+    if phrases and _clean(phrases[-1]):
+        return _clean(phrases[-1])
+    if numeric:
+        numbers = NUMBER.findall(text)
+        if numbers:
+            return numbers[-1]
+    return None
+
+
+def parse_number(text: str | None) -> Fraction | None:
+    """A number from an answer span: the last number in it, exact (``"x = 1,234."`` -> 1234)."""
+    if text is None:
+        return None
+    numbers = NUMBER.findall(text.replace(",", ""))
+    if not numbers:
+        return None
+    try:
+        return Fraction(numbers[-1])
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def parse_int_list(text: str | None) -> list[int] | None:
+    """A list of integers from ``"[3, 1, 2]"``, ``"3, 1, 2"`` or ``"3 1 2"``; None if none found."""
+    if text is None:
+        return None
+    numbers = re.findall(r"-?\d+", text)
+    return [int(n) for n in numbers] if numbers else None
