@@ -25,9 +25,16 @@ def registered_ids() -> list[str]:
 
 
 # --- PlayTable (envs/play_table) -----------------------------------------------------------
+_register("PlayTable-v0", "envs.play_table.env:PlayTableEnv", 100)
+_register("PlayTablePixels-v0", "envs.play_table.env:PlayTableEnv", 100, obs_mode="pixels")
+_register("PlayTableGoal-v0", "envs.play_table.env:PlayTableEnv", 100, goal_conditioned=True)
 
 # --- DroneRoom (envs/drone) ----------------------------------------------------------------
 
 # --- CalendarConflict (envs/calendar) ------------------------------------------------------
+_register("CalendarConflict-v0", "envs.calendar.env:CalendarConflictEnv", 5000)
+# text form for LLM policies: gym.make("selfgym/CalendarConflict-v0", obs_mode="text") (a Text
+# observation space cannot pass SB3's check_env, so it has no id of its own)
 
 # --- Text environments (envs/text) ---------------------------------------------------------
+_register("TextReasoning-v0", "envs.text.reasoning:TextReasoningEnv", max_episode_steps=2)

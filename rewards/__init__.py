@@ -96,6 +96,8 @@ def make_reward(spec: str | tuple[str, dict[str, Any]]) -> RewardModule:
                 f"reward module {name!r} does not take {', '.join(map(repr, unknown))}. "
                 f"Valid parameters: {', '.join(valid or [])}"
             )
+        if "registry_name" not in vars(obj) and "name" in (valid or ["name"]):
+            kwargs.setdefault("name", name)  # the stream is called what the user asked for
         module = obj(**kwargs)
     elif callable(obj):
         valid = accepted_kwargs(FunctionReward)

@@ -27,6 +27,9 @@ class TransitionBatch:
     dones: np.ndarray  # shape (B,), terminated or truncated
     infos: list[dict[str, Any]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. {"skill": (B,) ints} for DIAYN
+    #: When set, the flat order is time-major over this many envs (index = t * n_envs + env),
+    #: as in rllte's (T, n_envs) samples; None for shuffled batches (replay samples).
+    n_envs: int | None = None
 
     def __len__(self) -> int:
         return int(np.asarray(self.rewards).shape[0])
@@ -60,8 +63,15 @@ class RewardModule:
         coef: weight of this stream when streams are summed into one scalar.
         schedule: ``"constant"``, ``"linear"`` (coef -> coef*final_ratio over ``decay_steps``)
             or ``"exponential"`` (rllte's ``coef * (1 - kappa) ** step``).
-        normalize: divide the stream by its running standard deviation (RND-style).
+        normalize: ``True``/``"rms"``: divide the stream by its running standard deviation
+            (RND-style, rllte's ``rwd_norm_type="rms"``); ``"minmax"``: rescale each batch to
+            [0, 1] (rllte's ``"minmax"``); ``False``/``"none"``: raw values.
         name: the stream's name in logs and ``info["reward_components"]``.
+
+    Hooks an integrator calls (all optional to override): ``setup(obs_space, action_space)``
+    once the spaces are known, ``watch(batch)`` on every fresh environment step (rllte's
+    ``watch``: counts, episodic memory), ``compute``/``__call__`` whenever rewards are needed,
+    ``update(batch)`` for learning (``learned = True`` modules).
     """
 
     #: True for modules whose reward changes as they learn (RND, ICM, DIAYN): they are
@@ -77,13 +87,17 @@ class RewardModule:
         final_ratio: float = 0.0,
         decay_steps: int = 1_000_000,
         kappa: float = 0.0,
-        normalize: bool = False,
+        normalize: bool | str = False,
         name: str | None = None,
     ) -> None:
         if schedule not in ("constant", "linear", "exponential"):
             raise ValueError(f"reward module {type(self).__name__}: unknown schedule {schedule!r}; use constant, linear or exponential")
+        modes = {True: "rms", False: "none", "rms": "rms", "minmax": "minmax", "none": "none"}
+        if not isinstance(normalize, (bool, str)) or normalize not in modes:
+            raise ValueError(f"reward module {type(self).__name__}: normalize={normalize!r}; use true/'rms', 'minmax' or false/'none'")
         self.coef, self.schedule, self.final_ratio = float(coef), schedule, float(final_ratio)
-        self.decay_steps, self.kappa, self.normalize = int(decay_steps), float(kappa), bool(normalize)
+        self.decay_steps, self.kappa = int(decay_steps), float(kappa)
+        self.normalize = modes[normalize]
         self.name = name or getattr(type(self), "registry_name", type(self).__name__.lower())
         self.rms = RunningMeanStd()
 
@@ -95,6 +109,12 @@ class RewardModule:
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         """Learn from a batch; return metrics to log (``{"loss": ...}``)."""
         return {}
+
+    def setup(self, observation_space: Any, action_space: Any) -> None:
+        """Called once the env's spaces are known (before any batch); build networks here."""
+
+    def watch(self, batch: TransitionBatch) -> None:
+        """Called on each fresh environment step (B = n_envs), before ``compute``."""
 
     def extra_state(self) -> dict[str, Any]:
         """Learned state (tensors, arrays, numbers) saved with the run; see ``state_dict``."""
@@ -122,10 +142,13 @@ class RewardModule:
         if not np.all(np.isfinite(out)):
             bad = int(np.flatnonzero(~np.isfinite(out))[0])
             raise ValueError(f"reward module {self.name!r} returned a non-finite reward ({out[bad]}) at batch index {bad}")
-        if self.normalize:
+        if self.normalize == "rms":
             self.rms.update(out)
             out = out / self.rms.std
-        return out
+        elif self.normalize == "minmax":
+            low, high = float(out.min()), float(out.max())
+            out = (out - low) / (high - low + 1e-8)
+        return out.astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -144,7 +167,8 @@ class FunctionReward(RewardModule):
 
     Per transition: ``f(obs, action, next_obs, info) -> float``. Batched: mark the function
     with ``@batched`` (or pass ``batched=True``) and it receives arrays and the list of infos,
-    returning an array of shape (B,).
+    returning an array of shape (B,). A function whose fourth parameter is named ``done`` or
+    ``dones`` (imitation's ``RewardFn``) receives the done flags instead of the infos.
     """
 
     def __init__(self, fn: Callable[..., Any], batched: bool | None = None, **kwargs: Any) -> None:
@@ -152,18 +176,25 @@ class FunctionReward(RewardModule):
         super().__init__(**kwargs)
         self.fn = fn
         self.batched = bool(getattr(fn, "selfgym_batched", False) if batched is None else batched)
+        # imitation's RewardFn takes (state, action, next_state, done): pass dones, not infos.
+        try:
+            params = list(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            params = []
+        self.takes_done = len(params) >= 4 and params[3] in ("done", "dones")
 
     def compute(self, batch: TransitionBatch) -> np.ndarray:
         infos = batch.infos if batch.infos is not None else [{} for _ in range(len(batch))]
+        fourth = batch.dones if self.takes_done else infos
         if self.batched:
-            return np.asarray(self.fn(batch.obs, batch.actions, batch.next_obs, infos), dtype=np.float32)
+            return np.asarray(self.fn(batch.obs, batch.actions, batch.next_obs, fourth), dtype=np.float32)
 
         def row(x: Any, i: int) -> Any:
             return {k: v[i] for k, v in x.items()} if isinstance(x, dict) else x[i]
 
         values = []
         for i in range(len(batch)):
-            value = self.fn(row(batch.obs, i), batch.actions[i], row(batch.next_obs, i), infos[i])
+            value = self.fn(row(batch.obs, i), batch.actions[i], row(batch.next_obs, i), fourth[i])
             try:
                 values.append(float(value))
             except (TypeError, ValueError) as exc:

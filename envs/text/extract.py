@@ -6,7 +6,8 @@ The rules, tried in order (the first that finds something wins):
    the rest of the text);
 2. the content of the last ``\\boxed{...}``;
 3. the text after the last "answer is" / "answer:" / "Answer =" (up to the end of that line);
-4. for numeric answers only: the last number in the whole text.
+4. for numeric answers only: the last number in the whole text (for True/False answers, the
+   logic family uses the last True/False word instead).
 
 The extracted text is stripped of whitespace, surrounding ``$``, ``**`` and a trailing ``.``.
 Anything that yields nothing returns ``None``; callers give ``None`` a reward of 0. Nothing

@@ -1,0 +1,181 @@
+"""Text form of CalendarConflict: the prompt an LLM policy sees and the parsing of its answer.
+
+The answer follows PEARL's JSON format::
+
+    {"priority_ranking": [2, 0, 4, 1, 3], "reasoning": "...", "selected_event_to_accept": 2}
+
+or is a StrategyHub call (``{"action": "list"}`` / ``{"action": "update", "strategies": [...]}``).
+Parsing never raises: a malformed answer is a ``Decision`` with ``valid=False`` and a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs.calendar.schema import Event, User, format_time
+
+INSTRUCTIONS = (
+    "You are {name}'s calendar assistant. Several events overlap and {name} can attend only one. "
+    "{name} has hidden priorities; learn them from the feedback on past rounds. "
+    "Answer with one JSON object: {{\"priority_ranking\": [all event ids, best first], "
+    "\"reasoning\": \"...\", \"selected_event_to_accept\": id}}. "
+    "Before deciding you may call the StrategyHub (your memory across rounds) up to {turns} times per round "
+    "with {{\"action\": \"list\"}} or {{\"action\": \"update\", \"strategies\": [\"...\"]}} "
+    "(at most 10 strategies, 350 characters each)."
+)
+
+
+@dataclass
+class Decision:
+    valid: bool
+    accept: int = -1
+    ranking: list[int] | None = None
+    message: str = ""
+
+
+def describe_event(i: int, ev: Event, user: User) -> str:
+    others = [a for a in ev.attendees if a != user.name]
+    flags = [f for f, on in (("recurring", ev.recurring), ("deadline", ev.deadline), ("external", ev.external)) if on]
+    return (f"[{i}] {ev.title} ({ev.kind}) | {format_time(ev.start)}, {ev.duration} min | {ev.location} | "
+            f"organizer: {'me' if ev.organizer == user.name else ev.organizer} | "
+            f"with: {', '.join(others) if others else 'nobody'}"
+            f"{' | ' + ', '.join(flags) if flags else ''} | scheduled {format_time(ev.created)}")
+
+
+def render_context(user: User) -> str:
+    reports = ", ".join(user.reports) or "none"
+    return (f"User: {user.name}, {user.role} at {user.org} ({user.org_kind}). Manager: {user.manager or 'none'}. "
+            f"Supervises: {reports}.")
+
+
+def render(user: User, round_idx: int, n_rounds: int, events: Sequence[Event] | None,
+           history: Sequence[tuple[Sequence[Event], int, int]], upcoming: Sequence[Event], hub_text: str,
+           hub_turns_left: int, tool_result: str = "") -> str:
+    """The whole prompt: instructions, context, recent calendar, last W rounds, the conflict."""
+    lines = [INSTRUCTIONS.format(name=user.name, turns=hub_turns_left), "", render_context(user), ""]
+    if upcoming:
+        lines.append("Calendar this week:")
+        lines += [f"- {format_time(e.start)} {e.title} ({e.duration} min)" for e in upcoming]
+        lines.append("")
+    if history:
+        lines.append(f"Last {len(history)} rounds (most recent last):")
+        for events_h, chosen, winner in history:
+            names = {i: e.title for i, e in enumerate(events_h)}
+            got = "invalid answer" if chosen < 0 else f"you accepted [{chosen}] {names[chosen]}"
+            verdict = "correct" if chosen == winner else f"wrong; the user wanted [{winner}] {names[winner]}"
+            lines.append(f"- options: {'; '.join(f'[{i}] {t}' for i, t in names.items())} -> {got} ({verdict})")
+        lines.append("")
+    lines.append(hub_text)
+    if tool_result:
+        lines += ["", f"Tool result: {tool_result}"]
+    if events is not None:
+        lines += ["", f"Round {round_idx + 1} of {n_rounds}. Conflicting events:"]
+        lines += [describe_event(i, e, user) for i, e in enumerate(events)]
+        lines.append(f"StrategyHub calls left this round: {hub_turns_left}. Your answer (JSON):")
+    text = "\n".join(lines)
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def extract_json(text: str) -> dict[str, Any] | None:
+    """The first JSON object in ``text`` (tolerates ```json fences and prose around it)."""
+    text = text.strip()
+    for candidate in (text, *(m.group(0) for m in _JSON_OBJECT.finditer(text))):
+        try:
+            obj = json.loads(candidate)
+        except (json.JSONDecodeError, ValueError):
+            continue
+        if isinstance(obj, dict):
+            return obj
+    start = text.find("{")
+    while start >= 0:  # shortest balanced-looking prefix that parses
+        for end in range(start + 1, len(text)):
+            if text[end] == "}":
+                try:
+                    obj = json.loads(text[start:end + 1])
+                except (json.JSONDecodeError, ValueError):
+                    continue
+                if isinstance(obj, dict):
+                    return obj
+        start = text.find("{", start + 1)
+    return None
+
+
+def _as_id(x: Any, m: int) -> int | None:
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, np.integer)):
+        return int(x) if 0 <= int(x) < m else None
+    if isinstance(x, float) and x.is_integer():
+        return _as_id(int(x), m)
+    if isinstance(x, str):
+        s = x.strip().lstrip("[Ee").rstrip("]").strip()
+        return _as_id(int(s), m) if s.isdigit() else None
+    return None
+
+
+def check_ranking(ranking: Any, m: int) -> tuple[list[int] | None, str]:
+    """A ranking must list every event id 0..M-1 exactly once."""
+    if not isinstance(ranking, (list, tuple, np.ndarray)):
+        return None, f"priority_ranking must be a list of the {m} event ids, got {type(ranking).__name__}"
+    ids = [_as_id(x, m) for x in list(ranking)]
+    if len(ids) != m or None in ids or sorted(ids) != list(range(m)):  # type: ignore[type-var]
+        return None, f"priority_ranking {list(ranking)!r} is not a permutation of the event ids 0..{m - 1}"
+    return ids, ""  # type: ignore[return-value]
+
+
+def parse_decision(action: Any, m: int) -> Decision:
+    """Any accepted action form -> Decision: an index, a ranking, a dict, or the JSON text."""
+    if isinstance(action, str):
+        obj = extract_json(action)
+        if obj is None:
+            stripped = action.strip()
+            if stripped.isdigit():  # a bare id is a fine answer too
+                return parse_decision(int(stripped), m)
+            return Decision(False, message=f"unparsable answer: no JSON object found in {action[:80]!r}")
+        return parse_decision(obj, m)
+    if isinstance(action, dict):
+        ranking, accept = None, None
+        rank_raw = action.get("priority_ranking", action.get("ranking"))
+        acc_raw = action.get("selected_event_to_accept", action.get("accept"))
+        if rank_raw is None and acc_raw is None:
+            return Decision(False, message="answer has neither 'selected_event_to_accept' nor 'priority_ranking'")
+        if rank_raw is not None:
+            ranking, msg = check_ranking(rank_raw, m)
+            if ranking is None:
+                return Decision(False, message=msg)
+        if acc_raw is not None:
+            accept = _as_id(acc_raw, m)
+            if accept is None:
+                return Decision(False, message=f"selected_event_to_accept {acc_raw!r} is not an event id in 0..{m - 1}")
+        if ranking is not None and accept is not None and ranking[0] != accept:
+            return Decision(False, message=f"selected_event_to_accept {accept} is not first in priority_ranking {ranking}")
+        return Decision(True, accept if accept is not None else ranking[0], ranking)  # type: ignore[index]
+    arr = np.asarray(action) if isinstance(action, (list, tuple, np.ndarray)) else None
+    if arr is not None and arr.ndim == 1 and arr.size > 1:
+        ranking, msg = check_ranking(arr.tolist(), m)
+        return Decision(True, ranking[0], ranking) if ranking else Decision(False, message=msg)
+    if arr is not None and arr.size == 1:
+        action = arr.reshape(()).item()
+    if isinstance(action, (float, np.floating)) and not np.isfinite(action):
+        return Decision(False, message=f"action {action} is not a finite event id")
+    accept = _as_id(action, m)
+    if accept is None:
+        return Decision(False, message=f"action {action!r} is not an event id in 0..{m - 1}")
+    return Decision(True, accept, None)
+
+
+def is_hub_call(action: Any) -> dict[str, Any] | None:
+    """The hub request if ``action`` is one (a dict or JSON text with an 'action' key)."""
+    obj = extract_json(action) if isinstance(action, str) else action if isinstance(action, dict) else None
+    if isinstance(obj, dict) and "action" in obj and "selected_event_to_accept" not in obj:
+        return obj
+    return None

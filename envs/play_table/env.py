@@ -1,0 +1,238 @@
+"""PlayTableEnv: the Gymnasium env around ``Scene`` (tasks, rewards, goals, observations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.play_table import layout as L
+from envs.play_table import tasks as T
+from envs.play_table.scene import ARM_HIGH, ARM_LOW, PROPRIO_DIM, SCENE_DIM, SCENE_KEYS, Scene
+
+POS_STEP, ROT_STEP = 0.02, 0.1  # metres / radians per control step at action 1
+MAX_TILT, MAX_YAW = 0.5, 1.5  # target roll/pitch (about pointing down) and yaw limits (rad)
+SAFE_FORCE = 60.0  # N: robot contact forces above this are penalised
+GOAL_TOL = {"drawer": 0.03, "door": 0.03, "lights": 0.5, "long_pos": 0.05, "cube_pos": 0.05}
+
+
+class PlayTableEnv(gym.Env):
+    """A Franka Panda at a desk with a drawer, a sliding door, three light buttons, a shelf and two blocks.
+
+    Args:
+        task: one of ``tasks.TASK_NAMES`` (e.g. ``"open_drawer"``), or None for free play.
+        obs_mode: ``"state"`` (Box: 15 proprioception + 22 scene floats, layout in
+            ``scene.PROPRIO_KEYS`` / ``scene.SCENE_KEYS``) or ``"pixels"`` (Dict: ``image`` uint8
+            (size, size, 3) from the static camera, ``proprio`` 15 floats).
+        goal_conditioned: Dict(observation, achieved_goal, desired_goal) with the 22-float scene
+            state as goal; reset samples a goal one change away from the start (drawer, door, a
+            light, a block) unless ``options={"goal": state}`` is given. State obs only.
+        control: ``"ee"``: 7-D action (dx, dy, dz in units of 2 cm, droll, dpitch, dyaw in units
+            of 0.1 rad, gripper: -1 closed .. 1 open), tracked by IK; ``"joint"``: 8-D action
+            (7 absolute joint targets scaled to the joint ranges, gripper).
+        reward_type: ``"dense"`` (reach + progress + success + safety) or ``"sparse"`` (success - 1).
+
+    Actions outside [-1, 1] are clipped; a NaN/inf action or a wrong shape raises ValueError
+    before the simulation is touched. Control at 30 Hz, physics at 240 Hz. Success does not end
+    the episode (the time limit does); an object leaving the table terminates it.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, task: str | None = None, obs_mode: str = "state", goal_conditioned: bool = False,
+                 control: str = "ee", reward_type: str = "dense", render_mode: str | None = None,
+                 renderer: str = "tiny", image_size: int = 84, render_size: int = 256) -> None:
+        self.task = T.get_task(task)
+        for name, value, valid in (("obs_mode", obs_mode, ("state", "pixels")), ("control", control, ("ee", "joint")),
+                                   ("reward_type", reward_type, ("dense", "sparse")),
+                                   ("render_mode", render_mode, (None, "rgb_array"))):
+            if value not in valid:
+                raise ValueError(f"PlayTableEnv: {name} must be one of {valid}, got {value!r}")
+        if goal_conditioned and obs_mode != "state":
+            raise ValueError("PlayTableEnv: goal_conditioned=True needs obs_mode='state' (no nested Dict spaces)")
+        self.obs_mode, self.goal_conditioned, self.control = obs_mode, goal_conditioned, control
+        self.reward_type, self.render_mode, self.render_size = reward_type, render_mode, render_size
+        self.scene = Scene(renderer=renderer, image_size=image_size)
+        n_act = 7 if control == "ee" else 8
+        self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
+        state = spaces.Box(-10.0, 10.0, (PROPRIO_DIM + SCENE_DIM,), np.float32)
+        if obs_mode == "pixels":
+            self.observation_space = spaces.Dict({
+                "image": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+                "proprio": spaces.Box(-10.0, 10.0, (PROPRIO_DIM,), np.float32)})
+        elif goal_conditioned:
+            goal = spaces.Box(-10.0, 10.0, (SCENE_DIM,), np.float32)
+            self.observation_space = spaces.Dict({"observation": state, "achieved_goal": goal, "desired_goal": goal})
+        else:
+            self.observation_space = state
+        self._s0 = self._goal = np.zeros(SCENE_DIM, np.float32)
+        self._proprio = np.zeros(PROPRIO_DIM, np.float32)
+
+    # --- reset -----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        rng, sc = self.np_random, self.scene
+        sc.restore_initial()
+        start = dict(self.task.start) if self.task else {}
+        drawer = start.get("drawer", rng.uniform(*L.DRAWER_RANGE) if rng.random() < 0.5 else 0.0)
+        door = start.get("door", rng.uniform(*L.DOOR_RANGE))
+        lights = (rng.random(3) < 0.5).astype(np.float32)
+        if "light" in start:
+            lights[start["light"][0]] = start["light"][1]
+        sc.set_articulation(drawer, door, lights)
+        long_pose = start.get("long", "upright" if rng.random() < 0.25 else "flat")
+        (lx, ly), (cx, cy) = self._two_spots(rng)
+        yaw = rng.uniform(-np.pi / 2, np.pi / 2)
+        if long_pose == "upright":
+            quat = sc.pb.getQuaternionFromEuler([0, -np.pi / 2, yaw])
+            sc.set_block(0, [lx, ly, T.LONG_UP_Z], quat)
+        else:
+            sc.set_block(0, [lx, ly, T.LONG_FLAT_Z], sc.pb.getQuaternionFromEuler([0, 0, yaw]))
+        cube_yaw = sc.pb.getQuaternionFromEuler([0, 0, rng.uniform(-np.pi, np.pi)])
+        if start.get("cube") == "shelf" or ("cube" not in start and rng.random() < 0.2):
+            spot = [rng.uniform(L.SHELF_X[0] + 0.04, L.SHELF_X[1] - 0.06), rng.uniform(L.SHELF_Y[0] + 0.04, L.SHELF_Y[1] - 0.04)]
+            sc.set_block(1, [*spot, L.SHELF_TOP + T.CUBE_Z], cube_yaw)
+        else:
+            sc.set_block(1, [cx, cy, T.CUBE_Z], cube_yaw)
+        sc.reset_robot()
+        self._target_pos = None
+        self._target_rot = np.zeros(3)
+        self._proprio = sc.proprio()
+        self._s0 = sc.scene_state()
+        self._goal = self._s0.copy()
+        if self.goal_conditioned:
+            goal = (options or {}).get("goal")
+            self._goal = self._validated_goal(goal) if goal is not None else self._sample_goal(rng)
+        return self._obs(self._s0), self._info(self._s0, 0.0)
+
+    @staticmethod
+    def _two_spots(rng) -> list[np.ndarray]:
+        while True:
+            a, b = (np.array([rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)]) for _ in range(2))
+            if np.linalg.norm(a - b) > 0.11:
+                return [a, b]
+
+    def _sample_goal(self, rng) -> np.ndarray:
+        """The start state with one thing changed, like a Play-LMP test goal (a single task's effect)."""
+        g, k = self._s0.copy(), SCENE_KEYS
+        which = rng.integers(5)
+        if which == 0:
+            g[k["drawer"]] = 0.15 if g[k["drawer"]][0] < 0.075 else 0.0
+        elif which == 1:
+            g[k["door"]] = 0.19 if g[k["door"]][0] < 0.1 else 0.0
+        elif which == 2:
+            i = rng.integers(3)
+            g[k["lights"].start + i] = 1.0 - g[k["lights"].start + i]
+        else:
+            key = "long_pos" if which == 3 else "cube_pos"
+            g[k[key]][:2] = [rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)]
+        return g
+
+    def _validated_goal(self, goal) -> np.ndarray:
+        goal = np.asarray(goal, dtype=np.float32)
+        if goal.shape != (SCENE_DIM,) or not np.all(np.isfinite(goal)):
+            raise ValueError(f"PlayTableEnv: options['goal'] must be a finite scene state of shape ({SCENE_DIM},), got {goal.shape}")
+        return goal
+
+    # --- step ------------------------------------------------------------------------------
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"PlayTableEnv: action must have shape {self.action_space.shape}, got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"PlayTableEnv: action contains NaN or inf: {action}")
+        action = np.clip(action, -1.0, 1.0)
+        sc = self.scene
+        width = float(action[-1] + 1.0) * 0.04
+        sc.gripper_action = float(action[-1])
+        if self.control == "ee":
+            ee = self._proprio[:3].astype(np.float64)
+            base = ee if self._target_pos is None else self._target_pos
+            # integrate the target, but never more than 5 cm ahead of the hand (no wind-up)
+            self._target_pos = np.clip(np.clip(base + action[:3] * POS_STEP, ee - 0.05, ee + 0.05), L.EE_LOW, L.EE_HIGH)
+            rot = self._target_rot + action[3:6] * ROT_STEP
+            self._target_rot = np.clip(rot, [-MAX_TILT, -MAX_TILT, -MAX_YAW], [MAX_TILT, MAX_TILT, MAX_YAW])
+            joints = sc.ik(self._target_pos, self._target_rot + [np.pi, 0.0, 0.0])
+        else:
+            joints = ARM_LOW + (action[:7] + 1.0) * 0.5 * (ARM_HIGH - ARM_LOW)
+        sc.command_arm(joints, width)
+        sc.step()
+        self._proprio = sc.proprio()
+        s = sc.scene_state()
+        info = self._info(s, sc.contact_force())
+        terminated = bool(info["object_off_table"])
+        reward = self._reward(info)
+        return self._obs(s), reward, terminated, False, info
+
+    # --- observations, rewards, info -------------------------------------------------------
+    def _obs(self, s: np.ndarray):
+        if self.obs_mode == "pixels":
+            return {"image": self.scene.camera_image(), "proprio": self._proprio.copy()}
+        state = np.clip(np.concatenate([self._proprio, s]), -10, 10).astype(np.float32)
+        if self.goal_conditioned:
+            return {"observation": state, "achieved_goal": s.copy(), "desired_goal": self._goal.copy()}
+        return state
+
+    def _info(self, s: np.ndarray, force: float) -> dict[str, Any]:
+        q = self._proprio[7:14]
+        margin = np.minimum(q - ARM_LOW, ARM_HIGH - q)
+        joint_pen = float(np.clip((0.1 - margin) / 0.1, 0, 1).sum())
+        off = any(not (L.TABLE_X[0] < s[k][0] < L.TABLE_X[1] and L.TABLE_Y[0] < s[k][1] < L.TABLE_Y[1]
+                       and s[k][2] > -0.02) for k in (SCENE_KEYS["long_pos"], SCENE_KEYS["cube_pos"]))
+        safety = -(joint_pen + max(0.0, force - SAFE_FORCE) / SAFE_FORCE + 10.0 * off)
+        comps = {"safety": safety}
+        if self.goal_conditioned:
+            success = bool(self.goal_reached(s, self._goal))
+            comps.update(goal_distance=-float(self._goal_distance(s, self._goal)), success=float(success))
+        elif self.task is not None:
+            success = bool(self.task.success(self._s0, s))
+            reach = float(np.linalg.norm(self._proprio[:3] - self.task.target(s)))
+            comps.update(reach=-reach, progress=self.task.progress(self._s0, s), success=float(success))
+        else:
+            success = False
+        return {"is_success": success, "reward_components": comps, "object_off_table": off}
+
+    def _reward(self, info: dict[str, Any]) -> float:
+        c = info["reward_components"]
+        if self.reward_type == "sparse" or (self.task is None and not self.goal_conditioned):
+            return float(c.get("success", 0.0)) - (1.0 if "success" in c else 0.0)
+        if self.goal_conditioned:
+            return float(c["goal_distance"] + c["success"] + 0.1 * c["safety"])
+        return float(c["reach"] + c["progress"] + c["success"] + 0.1 * c["safety"])
+
+    @staticmethod
+    def _goal_distance(achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """Sum over goal parts of |difference| / tolerance (buttons and block orientations ignored)."""
+        d = 0.0
+        for key, tol in GOAL_TOL.items():
+            d = d + np.abs(achieved[..., SCENE_KEYS[key]] - desired[..., SCENE_KEYS[key]]).max(axis=-1) / tol
+        return d
+
+    @staticmethod
+    def goal_reached(achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        ok = True
+        for key, tol in GOAL_TOL.items():
+            ok = ok & (np.abs(achieved[..., SCENE_KEYS[key]] - desired[..., SCENE_KEYS[key]]).max(axis=-1) < tol)
+        return ok
+
+    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
+        """Vectorised goal reward (HER): sparse 0 / -1, or dense -(normalised distance) + success."""
+        achieved_goal, desired_goal = np.asarray(achieved_goal), np.asarray(desired_goal)
+        success = self.goal_reached(achieved_goal, desired_goal).astype(np.float32)
+        if self.reward_type == "sparse":
+            return success - 1.0
+        return (success - self._goal_distance(achieved_goal, desired_goal)).astype(np.float32)
+
+    # --- misc ------------------------------------------------------------------------------
+    def scene_state(self) -> np.ndarray:
+        return self.scene.scene_state()
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.scene.camera_image(self.render_size)
+        return None
+
+    def close(self) -> None:
+        self.scene.close()

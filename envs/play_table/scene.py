@@ -1,0 +1,196 @@
+"""The PlayTable physics scene: loading, stepping, cheap state reads, resets and the camera.
+
+``Scene`` owns one pybullet client (DIRECT, headless). It knows nothing about tasks or
+rewards; the env (``env.py``) drives it. Physics runs at 240 Hz: one control step at 30 Hz is
+one ``stepSimulation`` call with ``numSubSteps = 8`` fixed 1/240 s sub-steps, which saves
+seven Python round trips per control step.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+from pybullet_utils.bullet_client import BulletClient
+
+from envs.play_table import layout as L
+
+PHYSICS_HZ, CONTROL_HZ = 240, 30
+ARM_JOINTS = list(range(7))
+FINGER_JOINTS = [9, 10]
+EE_LINK = 11  # panda_grasptarget: between the fingertips
+ARM_FORCES = [87.0] * 4 + [12.0] * 3
+HOME_JOINTS = [0.0, -0.35, 0.0, -2.45, 0.0, 2.1, 0.785]
+ARM_LOW = np.array([-2.9671, -1.8326, -2.9671, -3.0718, -2.9671, -0.0175, -2.9671])
+ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
+# Desk joint indices, fixed by the order of joints in layout.desk_urdf().
+DRAWER, DOOR, BUTTONS, LIGHTS = 0, 1, [2, 3, 4], [5, 6, 7]
+DOWN = np.array([np.pi, 0.0, 0.0])  # EE euler angles of the gripper pointing down
+
+# Scene-state layout (22 floats); the detectors and the goal distance index into it.
+SCENE_KEYS = {"drawer": slice(0, 1), "door": slice(1, 2), "buttons": slice(2, 5), "lights": slice(5, 8),
+              "long_pos": slice(8, 11), "long_quat": slice(11, 15), "cube_pos": slice(15, 18),
+              "cube_quat": slice(18, 22)}
+SCENE_DIM = 22
+# Proprioception layout (15 floats).
+# ee_euler = (roll - pi wrapped to [-pi, pi), pitch, yaw): all zero with the gripper pointing down.
+PROPRIO_KEYS = {"ee_pos": slice(0, 3), "ee_euler": slice(3, 6), "gripper_width": slice(6, 7),
+                "arm_joints": slice(7, 14), "gripper_action": slice(14, 15)}
+PROPRIO_DIM = 15
+
+
+class Scene:
+    """The Franka, the desk and two blocks in one headless pybullet world."""
+
+    def __init__(self, renderer: str = "tiny", image_size: int = 84) -> None:
+        self.pb = BulletClient(connection_mode=p.DIRECT)
+        pb = self.pb
+        pb.setAdditionalSearchPath(pybullet_data.getDataPath())
+        pb.setGravity(0, 0, -9.81)
+        pb.setPhysicsEngineParameter(fixedTimeStep=1.0 / CONTROL_HZ, numSubSteps=PHYSICS_HZ // CONTROL_HZ,
+                                     numSolverIterations=15, deterministicOverlappingPairs=1)
+        self.robot = pb.loadURDF("franka_panda/panda.urdf", useFixedBase=True,
+                                 flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES)
+        self.desk = pb.loadURDF(L.write_urdf(L.desk_urdf()), useFixedBase=True)
+        self.blocks = [
+            pb.loadURDF(L.write_urdf(L.block_urdf(L.LONG_SIZE, (1.0, 0.6, 0.1, 1))), [0.4, 0, 0.02]),
+            pb.loadURDF(L.write_urdf(L.block_urdf(L.CUBE_SIZE, (0.8, 0.3, 0.8, 1))), [0.4, 0.1, 0.03]),
+        ]
+        for j in FINGER_JOINTS:
+            pb.changeDynamics(self.robot, j, lateralFriction=2.0, spinningFriction=0.01)
+        for b in self.blocks:
+            pb.changeDynamics(b, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0)
+        for j in range(7):  # no passive friction motors on the arm: it is position-controlled
+            pb.changeDynamics(self.robot, j, linearDamping=0, angularDamping=0)
+        # Drawer/door: a weak velocity motor acts as sliding friction. Buttons: a spring to 0.
+        pb.setJointMotorControlArray(self.desk, [DRAWER, DOOR], p.VELOCITY_CONTROL,
+                                     targetVelocities=[0, 0], forces=[3.0, 3.0])
+        pb.setJointMotorControlArray(self.desk, BUTTONS, p.POSITION_CONTROL, targetPositions=[0, 0, 0],
+                                     forces=[4.0] * 3, positionGains=[0.3] * 3)
+        self.lights = np.zeros(3, dtype=np.float32)
+        self._pressed = np.zeros(3, dtype=bool)
+        self.gripper_action = 1.0
+        self.image_size = image_size
+        self._renderer = self._setup_renderer(renderer)
+        self._view = pb.computeViewMatrix([0.05, 0.75, 0.7], [0.5, -0.05, 0.05], [0, 0, 1])
+        self._proj = pb.computeProjectionMatrixFOV(50, 1.0, 0.05, 3.0)
+        self.reset_robot()
+        self._init_state = pb.saveState()
+
+    # --- rendering -----------------------------------------------------------------------
+    def _setup_renderer(self, renderer: str) -> int:
+        if renderer not in ("tiny", "egl"):
+            raise ValueError(f"renderer must be 'tiny' or 'egl', got {renderer!r}")
+        if renderer == "egl":
+            try:
+                import pkgutil
+
+                egl = pkgutil.get_loader("eglRenderer")
+                plugin = self.pb.loadPlugin(egl.get_filename(), "_eglRendererPlugin") if egl else -1
+            except Exception:  # noqa: BLE001 - any failure means no EGL here
+                plugin = -1
+            if plugin >= 0:
+                return p.ER_BULLET_HARDWARE_OPENGL
+            warnings.warn("PlayTable: EGL rendering is not available here; using TinyRenderer (CPU)", stacklevel=3)
+        return p.ER_TINY_RENDERER
+
+    def camera_image(self, size: int | None = None) -> np.ndarray:
+        """RGB uint8 (size, size, 3) from the static camera."""
+        size = size or self.image_size
+        _, _, rgba, _, _ = self.pb.getCameraImage(size, size, self._view, self._proj, renderer=self._renderer,
+                                                  flags=p.ER_NO_SEGMENTATION_MASK, shadow=0)
+        return np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)[:, :, :3]
+
+    # --- resets --------------------------------------------------------------------------
+    def restore_initial(self) -> None:
+        """Back to the state saved after loading (same solver caches: reproducible episodes)."""
+        self.pb.restoreState(self._init_state)
+        self.lights[:] = 0
+        self._pressed[:] = False
+        self.gripper_action = 1.0
+
+    def reset_robot(self, joints=HOME_JOINTS, width: float = 0.08) -> None:
+        pb = self.pb
+        for j, q in zip(ARM_JOINTS, joints):
+            pb.resetJointState(self.robot, j, q)
+        for j in FINGER_JOINTS:
+            pb.resetJointState(self.robot, j, width / 2)
+        self.command_arm(np.asarray(joints), width)
+
+    def set_articulation(self, drawer: float, door: float, lights) -> None:
+        self.pb.resetJointState(self.desk, DRAWER, drawer)
+        self.pb.resetJointState(self.desk, DOOR, door)
+        for b in BUTTONS:
+            self.pb.resetJointState(self.desk, b, 0.0)
+        self.lights[:] = lights
+        self._recolor()
+
+    def set_block(self, index: int, pos, quat) -> None:
+        self.pb.resetBasePositionAndOrientation(self.blocks[index], pos, quat)
+        self.pb.resetBaseVelocity(self.blocks[index], [0, 0, 0], [0, 0, 0])
+
+    def _recolor(self) -> None:
+        for i, link in enumerate(LIGHTS):
+            rgba = L.LIGHT_ON_RGBA[i] if self.lights[i] > 0.5 else L.LIGHT_OFF_RGBA
+            self.pb.changeVisualShape(self.desk, link, rgbaColor=rgba)
+
+    # --- control and stepping ------------------------------------------------------------
+    def ik(self, pos, euler) -> np.ndarray:
+        quat = self.pb.getQuaternionFromEuler(euler)
+        q = self.pb.calculateInverseKinematics(
+            self.robot, EE_LINK, pos, quat, lowerLimits=ARM_LOW.tolist() + [0, 0],
+            upperLimits=ARM_HIGH.tolist() + [0.04, 0.04], jointRanges=(ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04],
+            restPoses=HOME_JOINTS + [0.04, 0.04], maxNumIterations=8, residualThreshold=1e-4)
+        return np.clip(np.asarray(q[:7]), ARM_LOW, ARM_HIGH)
+
+    def command_arm(self, joints: np.ndarray, width: float) -> None:
+        self.pb.setJointMotorControlArray(self.robot, ARM_JOINTS, p.POSITION_CONTROL,
+                                          targetPositions=list(joints), forces=ARM_FORCES)
+        self.pb.setJointMotorControlArray(self.robot, FINGER_JOINTS, p.POSITION_CONTROL,
+                                          targetPositions=[width / 2] * 2, forces=[40.0, 40.0])
+
+    def step(self) -> None:
+        """One 30 Hz control step (8 physics sub-steps), then the button -> light logic."""
+        self.pb.stepSimulation()
+        presses = np.array([s[0] for s in self.pb.getJointStates(self.desk, BUTTONS)]) > L.BUTTON_PRESSED
+        toggled = presses & ~self._pressed
+        self._pressed = presses
+        if toggled.any():
+            self.lights[toggled] = 1.0 - self.lights[toggled]
+            self._recolor()
+
+    # --- state reads ---------------------------------------------------------------------
+    def robot_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(ee_pos, ee_quat, arm joint positions, gripper width)."""
+        ls = self.pb.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True)
+        js = self.pb.getJointStates(self.robot, ARM_JOINTS + FINGER_JOINTS)
+        q = np.array([s[0] for s in js])
+        return np.asarray(ls[4]), np.asarray(ls[5]), q[:7], float(q[7] + q[8])
+
+    def proprio(self) -> np.ndarray:
+        pos, quat, q, width = self.robot_state()
+        euler = np.asarray(self.pb.getEulerFromQuaternion(quat))
+        euler[0] = (euler[0] + 2 * np.pi) % (2 * np.pi) - np.pi  # roll about "pointing down": 0 there
+        return np.concatenate([pos, euler, [width], q, [self.gripper_action]]).astype(np.float32)
+
+    def scene_state(self) -> np.ndarray:
+        js = self.pb.getJointStates(self.desk, [DRAWER, DOOR] + BUTTONS)
+        out = [[s[0] for s in js], self.lights]
+        for b in self.blocks:
+            pos, quat = self.pb.getBasePositionAndOrientation(b)
+            quat = np.asarray(quat)
+            out += [pos, quat if quat[3] >= 0 else -quat]  # canonical sign: w >= 0
+        return np.concatenate(out).astype(np.float32)
+
+    def contact_force(self) -> float:
+        """Largest normal force (N) on any robot contact this step."""
+        pts = self.pb.getContactPoints(bodyA=self.robot)
+        return max((c[9] for c in pts), default=0.0)
+
+    def close(self) -> None:
+        try:
+            self.pb.disconnect()
+        except p.error:
+            pass
