@@ -23,7 +23,7 @@ from envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
 
 class PreferenceLearnerAgent:
     def __init__(self, env: Any, *, device: str = "cpu", seed: int | None = None, logger: Any = None,
-                 reward_modules: list | None = None, l2: float = 0.05, lr: float = 1.0, fit_steps: int = 25,
+                 reward_modules: list | None = None, l2: float = 0.002, lr: float = 2.0, fit_steps: int = 40,
                  use_prior: bool = True, log_interval: int = 10) -> None:
         self.env, self.logger = env, logger
         layout = env.get_attr("obs_layout")[0]

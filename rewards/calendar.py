@@ -45,7 +45,8 @@ class _ComponentTerm(RewardModule):
                                "is the env selfgym/CalendarConflict-v0?")
             value = float(comps[self.component])
             if self.curriculum:
-                value *= curriculum_weights(int(info["round"]), int(info["n_rounds"]))[self.schedule_index]  # type: ignore[index]
+                fb = info["feedback"]
+                value *= curriculum_weights(int(fb["round"]), int(fb["n_rounds"]))[self.schedule_index]  # type: ignore[index]
             out[i] = value
         return out
 

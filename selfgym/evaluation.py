@@ -28,6 +28,15 @@ def _numeric(value: Any) -> float | None:
     return None
 
 
+def _numeric_list(value: Any) -> list[float] | None:
+    """A per-round (or per-step) list of numbers reported at episode end, else None."""
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0:
+        arr = np.asarray(value)
+        if arr.ndim == 1 and np.issubdtype(arr.dtype, np.number):
+            return [float(v) for v in arr]
+    return None
+
+
 def rollout(agent: Any, venv: Any, n_episodes: int, deterministic: bool = True,
             frames: list[np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Run ``n_episodes`` full episodes on a 1-env VecEnv; one dict per episode."""
@@ -58,8 +67,12 @@ def rollout(agent: Any, venv: Any, n_episodes: int, deterministic: bool = True,
             if "is_success" in info:
                 record["success"] = bool(info["is_success"])
             for key, value in info.items():
-                if key not in _SKIP_INFO and (num := _numeric(value)) is not None:
+                if key in _SKIP_INFO:
+                    continue
+                if (num := _numeric(value)) is not None:
                     record["metrics"][key] = num
+                elif (curve := _numeric_list(value)) is not None:
+                    record.setdefault("curves", {})[key] = curve
             episodes.append(record)
             ep_return, ep_length = 0.0, 0
     return episodes
@@ -74,8 +87,17 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     for name in metric_names:
         values = np.array([e["metrics"][name] for e in episodes if name in e["metrics"]], dtype=np.float64)
         metrics[name] = {"mean": float(values.mean()), "std": float(values.std())}
+    curves = {}
+    for name in sorted({k for e in episodes for k in e.get("curves", {})}):
+        rows = [e["curves"][name] for e in episodes if name in e.get("curves", {})]
+        length = max(len(r) for r in rows)
+        padded = np.full((len(rows), length), np.nan)
+        for i, r in enumerate(rows):
+            padded[i, : len(r)] = r
+        curves[name] = [float(v) for v in np.nanmean(padded, axis=0)]  # mean over episodes, per index
     return {
         "n_episodes": len(episodes),
+        "curves": curves,
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std()),
         "length_mean": float(lengths.mean()),
@@ -94,6 +116,9 @@ def format_table(summary: dict[str, Any]) -> str:
         rows.append(("success rate", f"{summary['success_rate']:.3f}"))
     for name, stats in summary["metrics"].items():
         rows.append((name, f"{stats['mean']:.4g} ± {stats['std']:.3g}"))
+    for name, curve in summary.get("curves", {}).items():
+        shown = ", ".join(f"{v:.3g}" for v in curve[:6]) + (", ..." if len(curve) > 6 else "")
+        rows.append((f"{name} (per index, {len(curve)})", shown))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 20}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
@@ -101,7 +126,8 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def load_run(run_dir: Path, load_best: bool = False, checkpoint: int | None = None,
-             render_mode: str | None = None, seed: int | None = None) -> tuple[dict[str, Any], Any, Any, Path]:
+             render_mode: str | None = None, seed: int | None = None,
+             env_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any, Any, Path]:
     """(config, agent, 1-env VecEnv, weights folder) rebuilt from a run folder, pickle-free."""
     import torch
 
@@ -112,6 +138,8 @@ def load_run(run_dir: Path, load_best: bool = False, checkpoint: int | None = No
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder: it has no config.yaml")
     config = runs.read_yaml(run_dir / "config.yaml")
+    if env_kwargs:  # e.g. evaluate on held-out users: --env-kwargs split:test
+        config["env_kwargs"] = {**(config.get("env_kwargs") or {}), **env_kwargs}
     folder = runs.model_folder(run_dir, load_best, checkpoint)
     state, _ = runs.load_checkpoint(folder)
     torch.set_num_threads(int(config.get("num_threads", 1)))
@@ -133,10 +161,11 @@ def load_run(run_dir: Path, load_best: bool = False, checkpoint: int | None = No
 
 def evaluate_run(run_dir: Path, n_episodes: int = 10, load_best: bool = False, checkpoint: int | None = None,
                  deterministic: bool = True, video: str | None = None, seed: int | None = None,
-                 output: Path | None = None) -> dict[str, Any]:
+                 output: Path | None = None, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Roll out the run's policy; write eval.json (in the run folder unless ``output``)."""
     run_dir = Path(run_dir)
-    config, agent, venv, folder = load_run(run_dir, load_best, checkpoint, "rgb_array" if video else None, seed)
+    config, agent, venv, folder = load_run(run_dir, load_best, checkpoint, "rgb_array" if video else None, seed,
+                                           env_kwargs)
     frames: list[np.ndarray] | None = [] if video else None
     fps = int(venv.metadata.get("render_fps") or 30)
     try:
@@ -145,7 +174,8 @@ def evaluate_run(run_dir: Path, n_episodes: int = 10, load_best: bool = False, c
         venv.close()
     summary = summarize(episodes)
     summary.update({"run": str(run_dir), "weights": folder.name, "env": config["env"], "agent": config["agent"],
-                    "deterministic": deterministic, "num_timesteps": int(agent.num_timesteps)})
+                    "deterministic": deterministic, "num_timesteps": int(agent.num_timesteps),
+                    "env_kwargs": config.get("env_kwargs") or {}})
     if video and frames:
         summary["video"] = str(write_video(video, frames, fps=fps))
     out = output or run_dir / "eval.json"
@@ -180,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=int, default=None, metavar="STEPS", help="use the checkpoint at this step")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY:VALUE",
+                   help="override the run's env keyword arguments, e.g. split:test for held-out data")
     p.add_argument("--video", default=None, metavar="OUT.mp4|OUT.gif", help="record rgb_array frames")
     p.add_argument("--output", default=None, help="where to write the JSON (default: <run>/eval.json)")
     return p
@@ -201,9 +233,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --run DIR, or --env and --agent (with -f and --exp-id)")
     if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
         parser.error(f"--video must end in .mp4 or .gif, got {args.video!r}")
+    from selfgym.config import parse_key_values
+
+    try:
+        env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         summary = evaluate_run(run_dir, args.n_episodes, args.load_best, args.checkpoint, not args.stochastic,
-                               args.video, args.seed, Path(args.output) if args.output else None)
+                               args.video, args.seed, Path(args.output) if args.output else None, env_kwargs)
     except (runs.CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 Each step shows one conflict of M overlapping events plus the last W rounds (events, what the
 agent chose, what the user wanted). The action accepts one event (``Discrete(M)``); a full
 ranking (a permutation of 0..M-1, best first), a dict or PEARL's JSON text are accepted too.
-After the step the correct event is revealed (``info["correct_event"]`` and the next
+After the step the correct event is revealed (``info["feedback"]["correct_event"]`` and the next
 observation's history). Malformed actions are format failures with ``info["message"]``.
 
 ``obs_mode="structured"``: a flat float32 vector (layout in ``env.obs_layout``) for SB3.
@@ -15,7 +15,7 @@ with ``{"action": "list"}``/``{"action": "update", ...}`` up to ``hub_turns`` ti
 from __future__ import annotations
 
 import string
-from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
@@ -36,14 +36,19 @@ def curriculum_weights(t: int, n: int) -> tuple[float, float]:
     return 0.5 * i, 0.5 * (1.0 - i)
 
 
+@lru_cache(maxsize=1024)
+def _cached_user_data(seed: int, user_id: int, n: int, m: int, margin: float, split: str) -> UserData:
+    return make_user_data(seed, user_id, n, m, margin, split)
+
+
 class CalendarConflictEnv(gym.Env):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, n_events: int = 5, n_rounds: int = 104, window: int = 5, obs_mode: str = "structured",
                  split: str = "train", n_users: int = 100, data_seed: int = 0, users: list[int] | None = None,
                  margin: float = 0.1, feedback_stats: bool = True, hub_turns: int = 3, reward: str = "decision",
-                 format_coef: float = 0.5, decision_coef: float = 1.0, render_mode: str | None = None,
-                 cache_size: int = 256) -> None:
+                 format_coef: float = 0.5, decision_coef: float = 1.0,
+                 render_mode: str | None = None) -> None:
         if obs_mode not in ("structured", "text"):
             raise ValueError(f"obs_mode must be 'structured' or 'text', got {obs_mode!r}")
         if split not in SPLITS:
@@ -62,8 +67,6 @@ class CalendarConflictEnv(gym.Env):
         self.user_ids = list(users) if users is not None else split_users(n_users, self.data_seed)[split]
         if not self.user_ids:
             raise ValueError(f"no users in split {split!r}")
-        self._cache: OrderedDict[int, UserData] = OrderedDict()
-        self._cache_size = int(cache_size)
         self.hub = StrategyHub()
         self._build_layout()
         self.action_space = gym.spaces.Discrete(self.m) if obs_mode == "structured" else \
@@ -90,15 +93,8 @@ class CalendarConflictEnv(gym.Env):
 
     # -- users ------------------------------------------------------------------------------------------
     def user_data(self, user_id: int) -> UserData:
-        data = self._cache.get(user_id)
-        if data is None:
-            data = make_user_data(self.data_seed, user_id, self.n, self.m, self.margin, self.split)
-            self._cache[user_id] = data
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(user_id)
-        return data
+        """The user's generated data; memoised per process, so parallel envs generate it once."""
+        return _cached_user_data(self.data_seed, int(user_id), self.n, self.m, self.margin, self.split)
 
     # -- gym API --------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
@@ -162,17 +158,17 @@ class CalendarConflictEnv(gym.Env):
         info: dict[str, Any] = {
             "reward_components": {"format": r_format, "decision": r_decision, "ranking": r_rank, "hub_use": r_hub},
             "is_success": bool(r_decision),
-            "valid_action": decision.valid,
-            "message": decision.message,
-            "accepted": int(self.chosen[t]),
-            "correct_event": winner,
-            "round": t + 1,
-            "n_rounds": self.n,
-            "user_id": self.data.user.user_id,
-            "hub_step": False,
+            "message": decision.message,  # why the action was a format failure ("" when valid)
+            # per-round bookkeeping, nested so evaluate.py does not average it as a metric
+            "feedback": {"round": t + 1, "n_rounds": self.n, "valid": decision.valid, "accepted": int(self.chosen[t]),
+                         "correct_event": winner, "hub_step": False},
         }
-        if terminated:
-            info["episode_metrics"] = episode_metrics(self.errors, self.ords) | {"user_id": self.data.user.user_id}
+        if terminated:  # flat numbers: evaluate.py reports every numeric final-step info key
+            info.update(episode_metrics(self.errors, self.ords))
+            q = max(1, self.n // 4)
+            for k, lo in enumerate((0, q, self.n // 2, self.n - q)):
+                info[f"error_q{k + 1}"] = float(self.errors[lo:lo + q].mean())
+            info["user_id"] = self.data.user.user_id
             info["per_round_error"] = self.errors.tolist()
             info["per_round_ord"] = self.ords.tolist()
         return self._obs(), float(reward), terminated, False, info
@@ -184,9 +180,9 @@ class CalendarConflictEnv(gym.Env):
         self._tool_result = result.message
         info = {"reward_components": {"format": float(result.ok), "decision": 0.0, "ranking": 0.0,
                                       "hub_use": float(result.ok)},
-                "is_success": False, "valid_action": result.ok, "message": "" if result.ok else result.message,
-                "hub_step": True, "hub_result": result.message, "round": self.t + 1, "n_rounds": self.n,
-                "user_id": self.data.user.user_id if self.data else -1}  # type: ignore[union-attr]
+                "is_success": False, "message": "" if result.ok else result.message, "hub_result": result.message,
+                "feedback": {"round": self.t + 1, "n_rounds": self.n, "valid": result.ok, "accepted": -1,
+                             "correct_event": -1, "hub_step": True}}
         return self._obs(), 0.0, False, False, info
 
     # -- observations -----------------------------------------------------------------------------------

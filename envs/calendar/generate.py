@@ -179,11 +179,15 @@ def score(ev: Event, user: User) -> float:
     return float(predicates(ev, user) @ user.weights)
 
 
+def _place(ev: Event, anchor: Event, rng: np.random.Generator) -> Event:
+    """Move ``ev`` so it covers the anchor's first 15 minutes: all events of a round then share
+    that interval (placement changes no principle, so no score)."""
+    lo = -((ev.duration - 15) // 15)
+    return ev.moved(start=anchor.start + 15 * int(rng.integers(lo, 1)))
+
+
 def _overlapping(anchor: Event, user: User, rng: np.random.Generator) -> Event:
-    """A random event that overlaps ``anchor`` by at least 15 minutes."""
-    ev = ops.random_event(user, rng, anchor.start)
-    lo, hi = -(ev.duration - 15) // 15, (anchor.duration - 15) // 15
-    return ev.moved(start=anchor.start + 15 * int(rng.integers(lo, max(hi, lo) + 1)))
+    return _place(ops.random_event(user, rng, anchor.start), anchor, rng)
 
 
 def make_round(user: User, anchor: Event, case: str, m: int, rng: np.random.Generator, margin: float) -> Round:
@@ -203,7 +207,7 @@ def make_round(user: User, anchor: Event, case: str, m: int, rng: np.random.Gene
             losers = []
             for _slot in range(m - 1):
                 for _try in range(40):
-                    ev = ops.mutate(_overlapping(winner, user, rng), user, rng)
+                    ev = _place(ops.mutate(_overlapping(winner, user, rng), user, rng), winner, rng)
                     if score(ev, user) <= score(winner, user) - margin:
                         losers.append(ev)
                         break
@@ -211,13 +215,15 @@ def make_round(user: User, anchor: Event, case: str, m: int, rng: np.random.Gene
                 anchor = ops.boost(winner, user, rng) or _overlapping(anchor, user, rng)
                 continue
         else:  # declined anchor; one principle-justified competitor beats it and the extras
-            losers = [anchor] + [ops.mutate(_overlapping(anchor, user, rng), user, rng) for _ in range(m - 2)]
+            losers = [anchor] + [_place(ops.mutate(_overlapping(anchor, user, rng), user, rng), anchor, rng)
+                                for _ in range(m - 2)]
             best = max(score(e, user) for e in losers)
             winner = _overlapping(anchor, user, rng)
             while winner is not None and score(winner, user) < best + margin:
                 winner = ops.boost(winner, user, rng)
             if winner is None:
                 continue
+            winner = _place(winner, anchor, rng)
         events = [winner] + losers
         order = rng.permutation(m)
         events = [events[i] for i in order]
