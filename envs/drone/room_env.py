@@ -7,7 +7,13 @@ Observation modes (``obs_mode``):
   ``mono_image``     the left image only.
   ``mono_features``  the 21-D texton histogram + entropy of the left image.
   ``stereo``         the stereo summary (``stereo.SUMMARY_NAMES``).
-Ground truth (true disparity, distances, pose) is only in ``info``, for evaluation.
+Ground truth (true disparity, distances, pose) is only in ``info["gt"]``, for evaluation.
+
+Sensing options: ``disparity_mode`` (``sgbm``, ``bm``: OpenCV matching of the two images;
+``fast_from_depth``: noisy disparity from the depth buffer, no matching), ``right_eye``
+(``render`` or ``warp``, see ``stereo``), ``renderer`` (``tiny``: TinyRenderer, headless;
+``egl``: pybullet's EGL plugin, an error when it cannot load). Room options (obstacle
+counts, textures, drone radius) are ``scene.RoomConfig`` fields passed as keywords.
 
 Collisions are counted; by default the drone is then put back at a random free pose and
 keeps flying (the paper's persistent flights), or the episode ends with
@@ -31,10 +37,10 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from envs.drone.scene import Room, RoomConfig
-from envs.drone.stereo import DISPARITY_MODES, INVALID_DISPARITY, RIGHT_EYE_MODES, NUM_DISPARITIES, SUMMARY_NAMES, DisparityEstimator, \
-    StereoCamera, cue_columns, summarise
 from envs.drone.episode_stats import EpisodeStats
+from envs.drone.scene import Room, RoomConfig
+from envs.drone.stereo import (DISPARITY_MODES, INVALID_DISPARITY, NUM_DISPARITIES, RIGHT_EYE_MODES, SUMMARY_NAMES,
+                               DisparityEstimator, StereoCamera, cue_columns, summarise)
 
 OBS_MODES = ("ssl", "mono_image", "mono_features", "stereo")
 RENDERERS = ("tiny", "egl")
@@ -84,7 +90,8 @@ class DroneRoomEnv(gym.Env):
         known = {f.name for f in fields(RoomConfig)}
         unknown = sorted(set(room_kwargs) - known)
         if unknown:
-            raise TypeError(f"DroneRoom got unknown option(s) {', '.join(unknown)}; room options: {', '.join(sorted(known))}")
+            raise TypeError(f"DroneRoom got unknown option(s) {', '.join(unknown)}; "
+                            f"room options: {', '.join(sorted(known))}")
         if control_hz <= 0 or flight_time <= 0:
             raise ValueError("control_hz and flight_time must be positive")
         self.room_cfg = RoomConfig(**room_kwargs)
@@ -101,7 +108,7 @@ class DroneRoomEnv(gym.Env):
         self.renderer = p.ER_TINY_RENDERER
         if renderer == "egl":
             self._load_egl()
-        self.room = Room(self.client, self.room_cfg)
+        self.room = Room(self.client, self.room_cfg, primitives=renderer == "egl")
         self._textons = None
         if obs_mode == "mono_features":
             from envs.drone.textons import default_textons
@@ -134,7 +141,7 @@ class DroneRoomEnv(gym.Env):
         self.renderer = p.ER_BULLET_HARDWARE_OPENGL
 
     # -- sensing --------------------------------------------------------------------------
-    def _sense(self) -> None:
+    def _sense(self, clearance: float | None = None) -> None:
         x, y, yaw = self.pose
         left, right, depth = self.camera.render(self.client, x, y, self.z, yaw, self.renderer, self.right_eye)
         disp = self.matcher.compute(left, right, depth, self.np_random)
@@ -145,7 +152,7 @@ class DroneRoomEnv(gym.Env):
             "stereo": summarise(disp, self.cue_roi),
             "gt_disparity": float(true_disp[:, cue_columns(true_disp.shape[1], self.cue_roi)].mean()),
             "gt_distance": self.room.ray(x, y, yaw),
-            "gt_clearance": self.room.clearance(x, y) - self.room_cfg.drone_radius,
+            "gt_clearance": (self.room.clearance(x, y) if clearance is None else clearance) - self.room_cfg.drone_radius,
         }
         self._frame["key"] = frame_key(left)
 
@@ -184,11 +191,21 @@ class DroneRoomEnv(gym.Env):
     # -- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        if limit is not None and limit < self.max_steps:
+            raise ValueError(f"flight_time needs {self.max_steps} steps but the TimeLimit cuts episodes at {limit}, "
+                             "before the episode metrics are written; pass max_episode_steps to gym.make as well")
         self.pose = np.array(self.room.randomise(self.np_random))
         self._steps = 0
         self.stats = EpisodeStats(self.dt)
         self._sense()
         return self._obs(), self._info()
+
+    def place(self, x: float, y: float, yaw: float) -> Any:
+        """Put the drone at a pose and sense from there (scripted set-ups and tests); returns the observation."""
+        self.pose = np.array([x, y, yaw], dtype=np.float64)
+        self._sense()
+        return self._obs()
 
     def _command(self, action: Any) -> tuple[float, float]:
         if self.discrete:
@@ -209,14 +226,16 @@ class DroneRoomEnv(gym.Env):
         x, y, yaw = self.pose
         yaw = (yaw + yaw_rate * self.dt + math.pi) % (2 * math.pi) - math.pi
         nx, ny = x + speed * self.dt * math.cos(yaw), y + speed * self.dt * math.sin(yaw)
-        collided = self.room.clearance(nx, ny) < self.room_cfg.drone_radius
+        clearance = self.room.clearance(nx, ny)
+        collided = clearance < self.room_cfg.drone_radius
         self._steps += 1
         self.stats.step(speed * self.dt, collided)
         if collided and not self.terminate_on_collision:
             self.pose = np.array(self.room.free_pose(self.np_random))  # the safety pilot puts it back
+            self._sense()
         else:
             self.pose = np.array([nx, ny, yaw])
-        self._sense()
+            self._sense(clearance)
         terminated = bool(collided and self.terminate_on_collision)
         truncated = self._steps >= self.max_steps
         components = {"progress": speed * self.dt, "collision": -1.0 if collided else 0.0}

@@ -8,6 +8,7 @@ no new shapes), which keeps resets as cheap as steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -110,7 +111,7 @@ def ray_distance(layout: Layout, half_size: float, x: float, y: float, theta: fl
     return float(best)
 
 
-TILE = 1.0  # metres per texture repeat: keeps texture detail at every viewing distance
+TILE = 2.0  # metres per texture repeat: keeps texture detail at every viewing distance
 
 
 def _quad(corners: tuple, inside: tuple) -> tuple[list, list, list, list]:
@@ -155,30 +156,62 @@ def _prism(outline: list, h: float) -> dict:
 class Room:
     """The pybullet scene of one env (its own DIRECT client)."""
 
-    def __init__(self, client: int, config: RoomConfig) -> None:
+    def __init__(self, client: int, config: RoomConfig, primitives: bool = False) -> None:
+        """``primitives``: build from boxes and cylinders instead of textured meshes, for the EGL
+        renderer, whose plugin cannot load meshes given as vertex arrays."""
         config.validate()
         self.client, self.cfg = client, config
         c, L, h = client, config.half_size, config.wall_height
-        self.texture_ids = [p.loadTexture(str(f), physicsClientId=c) for f in texture_files(config.n_textures, config.texture_contrast)]
+        files = texture_files(config.n_textures, config.texture_contrast)
+        self.texture_ids = [p.loadTexture(str(f), physicsClientId=c) for f in files]
         wall = [((L, -L, 0), (L, L, 0), (L, L, h), (L, -L, h)), ((-L, L, 0), (-L, -L, 0), (-L, -L, h), (-L, L, h)),
                 ((L, L, 0), (-L, L, 0), (-L, L, h), (L, L, h)), ((-L, -L, 0), (L, -L, 0), (L, -L, h), (-L, -L, h))]
         floor = ((-L, -L, 0), (L, -L, 0), (L, L, 0), (-L, L, 0))
         ceiling = ((-L, -L, h), (-L, L, h), (L, L, h), (L, -L, h))
         # every surface is seen from the room's inside (the origin at half height)
-        self.surfaces = [self._body(_mesh([_quad(q, (0.0, 0.0, h / 2))]), (0, 0, 0)) for q in wall + [floor, ceiling]]
+        if primitives:
+            self.surfaces = self._primitive_surfaces()
+        else:
+            self.surfaces = [self._body(_mesh([_quad(q, (0.0, 0.0, h / 2))]), (0, 0, 0)) for q in wall + [floor, ceiling]]
+        self.z_offset = h / 2 if primitives else 0.0
         sizes = np.random.default_rng(1234)  # pool sizes: fixed, so every env instance is alike
         self.pole_radius = sizes.uniform(0.08, 0.2, config.n_poles)
         self.box_half = sizes.uniform(0.15, 0.4, (config.n_boxes, 2))
-        self.poles = []
-        for r in self.pole_radius:
-            self.poles.append(self._body(_prism(_circle(float(r), 12), h), PARKED))
-        self.boxes = [self._body(_prism([(hx, -hy), (hx, hy), (-hx, hy), (-hx, -hy)], h), PARKED)
-                      for hx, hy in self.box_half]
+        if primitives:
+            self.poles = [self._prim(p.GEOM_CYLINDER, PARKED, radius=float(r), length=h) for r in self.pole_radius]
+            self.boxes = [self._prim(p.GEOM_BOX, PARKED, halfExtents=[float(hx), float(hy), h / 2])
+                          for hx, hy in self.box_half]
+        else:
+            self.poles = [self._body(_prism(_circle(float(r), 12), h), PARKED) for r in self.pole_radius]
+            self.boxes = [self._body(_prism([(hx, -hy), (hx, hy), (-hx, hy), (-hx, -hy)], h), PARKED)
+                          for hx, hy in self.box_half]
         self.layout = Layout()
 
     def _body(self, mesh: dict, pos: tuple) -> int:
         vis = p.createVisualShape(p.GEOM_MESH, rgbaColor=[1, 1, 1, 1], physicsClientId=self.client, **mesh)
         return p.createMultiBody(0, -1, vis, list(pos), physicsClientId=self.client)
+
+    def _prim(self, shape: int, pos: tuple, **kw: Any) -> int:
+        vis = p.createVisualShape(shape, rgbaColor=[1, 1, 1, 1], physicsClientId=self.client, **kw)
+        return p.createMultiBody(0, -1, vis, list(pos), physicsClientId=self.client)
+
+    def _primitive_surfaces(self) -> list[int]:
+        """Walls, floor and ceiling as thin box tiles about TILE / 2 wide, so that each tile
+        carries a whole texture (a box face stretches its texture over the face)."""
+        L, h, t = self.cfg.half_size, self.cfg.wall_height, 0.02
+        n = max(int(round(2 * L / (TILE / 2))), 1)
+        w = 2 * L / n
+        out = []
+        for i in range(n):
+            u = -L + (i + 0.5) * w
+            for pos, half in (((L + t, u, h / 2), (t, w / 2, h / 2)), ((-L - t, u, h / 2), (t, w / 2, h / 2)),
+                              ((u, L + t, h / 2), (w / 2, t, h / 2)), ((u, -L - t, h / 2), (w / 2, t, h / 2))):
+                out.append(self._prim(p.GEOM_BOX, pos, halfExtents=list(half)))
+            for j in range(n):
+                v = -L + (j + 0.5) * w
+                out.append(self._prim(p.GEOM_BOX, (u, v, -t), halfExtents=[w / 2, w / 2, t]))
+                out.append(self._prim(p.GEOM_BOX, (u, v, h + t), halfExtents=[w / 2, w / 2, t]))
+        return out
 
     def randomise(self, rng: np.random.Generator) -> tuple[float, float, float]:
         """New obstacle count, placement and textures; returns a free start pose (x, y, yaw)."""
@@ -201,13 +234,13 @@ class Room:
             if k < cfg.n_poles:
                 active_poles.add(int(k))
                 poles.append((x, y, self.pole_radius[k]))
-                p.resetBasePositionAndOrientation(self.poles[k], [x, y, 0], [0, 0, 0, 1], physicsClientId=c)
+                p.resetBasePositionAndOrientation(self.poles[k], [x, y, self.z_offset], [0, 0, 0, 1], physicsClientId=c)
             else:
                 j = int(k - cfg.n_poles)
                 active_boxes.add(j)
                 yaw = float(rng.uniform(0, np.pi))
                 boxes.append((x, y, yaw, *self.box_half[j]))
-                p.resetBasePositionAndOrientation(self.boxes[j], [x, y, 0],
+                p.resetBasePositionAndOrientation(self.boxes[j], [x, y, self.z_offset],
                                                   p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=c)
         for k, body in enumerate(self.poles):
             if k not in active_poles:
@@ -215,7 +248,8 @@ class Room:
         for k, body in enumerate(self.boxes):
             if k not in active_boxes:
                 p.resetBasePositionAndOrientation(body, PARKED, [0, 0, 0, 1], physicsClientId=c)
-        self.layout = Layout(np.array(poles, dtype=np.float64).reshape(-1, 3), np.array(boxes, dtype=np.float64).reshape(-1, 5))
+        self.layout = Layout(np.array(poles, dtype=np.float64).reshape(-1, 3),
+                             np.array(boxes, dtype=np.float64).reshape(-1, 5))
         for body in self.surfaces + self.poles + self.boxes:
             tex = self.texture_ids[int(rng.integers(len(self.texture_ids)))]
             p.changeVisualShape(body, -1, textureUniqueId=tex, physicsClientId=c)

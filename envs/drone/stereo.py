@@ -5,9 +5,10 @@ baseline B and depth Z. Pixels where matching fails (no texture, no unique match
 occluded) hold ``INVALID_DISPARITY``, never a silent zero.
 
 The right eye is rendered like the left (``right_eye="render"``, the faithful default) or,
-about twice as fast, synthesised from the left image and depth buffer by image-based
+cheaper (one render instead of two), synthesised from the left image and depth buffer by image-based
 rendering (``right_eye="warp"``: the left image resampled at x + d, with d the right view's
-disparity from the depth buffer; disoccluded areas repeat a neighbouring surface). Either way the matchers only see two grey images.
+disparity from the depth buffer; disoccluded areas repeat a neighbouring surface). Either
+way the matchers only see two grey images.
 
 Modes: ``sgbm`` and ``bm`` run OpenCV's real stereo matchers on the two rendered images
 (the trusted cue); ``fast_from_depth`` skips the right eye and matching, and derives
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -83,7 +85,9 @@ class StereoCamera:
                                              flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=client)
         rgb = np.asarray(rgb, dtype=np.uint8).reshape(self.height, self.width, 4)
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGBA2GRAY)
-        return grey, (self.depth_from_buffer(np.asarray(dep, np.float32).reshape(self.height, self.width)) if depth else None)
+        if not depth:
+            return grey, None
+        return grey, self.depth_from_buffer(np.asarray(dep, np.float32).reshape(self.height, self.width))
 
 
 def warp_right(left: np.ndarray, depth: np.ndarray, fb: float, iterations: int = 3) -> np.ndarray:
@@ -162,6 +166,11 @@ def cue_columns(width: int, roi: float = 0.5) -> slice:
     return slice(margin, width - margin)
 
 
+@lru_cache(maxsize=8)
+def _strip_edges(width: int) -> np.ndarray:
+    return np.linspace(0, width, N_STRIPS + 1).astype(int)
+
+
 def summarise(disp: np.ndarray, roi: float = 0.5, min_valid: float = 0.05) -> np.ndarray:
     """The stereo summary (see ``SUMMARY_NAMES``): mean disparity of valid pixels in the
     central columns (the cue), 90th percentile and valid fraction over the whole image,
@@ -169,16 +178,22 @@ def summarise(disp: np.ndarray, roi: float = 0.5, min_valid: float = 0.05) -> np
     ``min_valid`` valid pixels is ``INVALID_DISPARITY``."""
     valid = disp != INVALID_DISPARITY
     out = np.full(len(SUMMARY_NAMES), INVALID_DISPARITY, dtype=np.float32)
-
-    def mean(region: np.ndarray, ok: np.ndarray) -> float:
-        return float(region[ok].mean()) if ok.mean() >= min_valid else INVALID_DISPARITY
-
-    cols = cue_columns(disp.shape[1], roi)
-    out[0] = mean(disp[:, cols], valid[:, cols])
-    out[2] = valid.mean()
-    if valid.mean() >= min_valid:
-        out[1] = float(np.percentile(disp[valid], 90))
-    edges = np.linspace(0, disp.shape[1], N_STRIPS + 1).astype(int)
-    for i in range(N_STRIPS):
-        out[3 + i] = mean(disp[:, edges[i]:edges[i + 1]], valid[:, edges[i]:edges[i + 1]])
+    # column sums and counts once; every statistic below is a slice of them (this runs every step)
+    col_sum = np.where(valid, disp, 0.0).sum(0)
+    col_n = valid.sum(0)
+    rows, width = disp.shape
+    cols = cue_columns(width, roi)
+    n = col_n[cols].sum()
+    if n > 0 and n >= min_valid * rows * (cols.stop - cols.start):
+        out[0] = col_sum[cols].sum() / n
+    total = col_n.sum()
+    out[2] = total / disp.size
+    if total > 0 and out[2] >= min_valid:
+        v = disp[valid]
+        k = int(0.9 * (len(v) - 1))
+        out[1] = np.partition(v, k)[k]
+    edges = _strip_edges(width)
+    s_sum, s_n = np.add.reduceat(col_sum, edges[:-1]), np.add.reduceat(col_n, edges[:-1])
+    ok = (s_n > 0) & (s_n >= min_valid * rows * np.diff(edges))
+    out[3:] = np.where(ok, s_sum / np.maximum(s_n, 1), INVALID_DISPARITY)
     return out

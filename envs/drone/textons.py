@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -26,13 +27,20 @@ def gradient_image(grey: np.ndarray) -> np.ndarray:
     return cv2.Sobel(grey.astype(np.float32), cv2.CV_32F, 1, 0, ksize=3) / 4.0
 
 
+@lru_cache(maxsize=16)
+def _grid_index(h: int, w: int, n_side: int) -> np.ndarray:
+    """Flat pixel offsets of every patch pixel, (n_side**2, PATCH*PATCH), for an (h, w) image."""
+    ys = np.linspace(0, h - PATCH, n_side).astype(int)
+    xs = np.linspace(0, w - PATCH, n_side).astype(int)
+    corners = (ys[:, None] * w + xs[None, :]).reshape(-1, 1)
+    offsets = (np.arange(PATCH)[:, None] * w + np.arange(PATCH)[None, :]).reshape(1, -1)
+    return corners + offsets
+
+
 def grid_patches(img: np.ndarray, n_side: int = 14) -> np.ndarray:
     """(n_side**2, PATCH*PATCH) patches on a regular grid (the paper: 200 samples -> 14 x 14)."""
     h, w = img.shape
-    ys = np.linspace(0, h - PATCH, n_side).astype(int)
-    xs = np.linspace(0, w - PATCH, n_side).astype(int)
-    win = np.lib.stride_tricks.sliding_window_view(img, (PATCH, PATCH))
-    return win[ys[:, None], xs[None, :]].reshape(-1, PATCH * PATCH).astype(np.float32)
+    return np.ascontiguousarray(img).reshape(-1)[_grid_index(h, w, n_side)].astype(np.float32)
 
 
 @dataclass
@@ -83,7 +91,7 @@ def learn_textons(images: list[np.ndarray], seed: int = 0, per_image: int = 400)
 
 def default_textons() -> TextonDictionary:
     """The dictionary for the room's textures at the viewing scales of a 64 x 48 camera."""
-    path = cache_dir() / "textons_v1.npz"
+    path = cache_dir() / "textons_v2.npz"
     if path.exists():
         data = np.load(path)
         return TextonDictionary(data["intensity"], data["gradient"])
@@ -93,7 +101,7 @@ def default_textons() -> TextonDictionary:
         for scale in (1.0, 0.5, 0.25):
             images.append(cv2.resize(tex, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     textons = learn_textons(images)
-    tmp = path.with_name(f"textons_v1.{os.getpid()}.tmp.npz")
+    tmp = path.with_name(f"textons_v2.{os.getpid()}.tmp.npz")
     textons.save(str(tmp))
     os.replace(tmp, path)
     return textons

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 TEXTURE_KINDS = ("blobs", "bricks", "checker", "stripes", "speckle", "cells")
-TEXTURE_SIZE = 128
+TEXTURE_SIZE = 256
 
 
 class TexturelessSceneError(ValueError):
@@ -41,7 +41,8 @@ def make_texture(kind: str, seed: int, contrast: float = 1.0, size: int = TEXTUR
     if kind not in TEXTURE_KINDS:
         raise ValueError(f"unknown texture kind {kind!r}; known: {', '.join(TEXTURE_KINDS)}")
     if not 0.0 < contrast <= 1.0:
-        raise TexturelessSceneError(f"texture contrast must be in (0, 1], got {contrast!r}: a flat texture cannot be matched")
+        raise TexturelessSceneError(f"texture contrast must be in (0, 1], got {contrast!r}: "
+                                    "a flat texture cannot be matched")
     rng = np.random.default_rng(seed)
     s = size
     if kind == "blobs":
@@ -64,14 +65,19 @@ def make_texture(kind: str, seed: int, contrast: float = 1.0, size: int = TEXTUR
     elif kind == "stripes":
         freq, phase = rng.uniform(4, 12), rng.uniform(0, np.pi)
         xx = np.mgrid[0:s, 0:s][1].astype(np.float32)
-        img = np.sin(2 * np.pi * freq * xx / s + phase) + 0.8 * cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), 1.5)
+        noise = cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), 1.5)
+        img = np.sin(2 * np.pi * freq * xx / s + phase) + 0.8 * noise
     else:  # cells: random Voronoi-like patches with dark borders
         pts = rng.random((24, 2)) * s
         yy, xx = np.mgrid[0:s, 0:s]
         d = np.stack([np.hypot(yy - py, xx - px) for py, px in pts])
         order = np.sort(d, axis=0)
         img = rng.random(len(pts))[d.argmin(0)] * np.clip((order[1] - order[0]) / 3.0, 0, 1)
-    return _stretch(img, contrast)
+    # every kind also carries fine grain, so there is detail to match at close range and the
+    # look of a surface changes with distance (the monocular cue textons pick up)
+    img = _stretch(img, 1.0).astype(np.float32) / 255.0
+    grain = cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), 0.7)
+    return _stretch(img + 0.35 * (grain - grain.mean()) / (grain.std() + 1e-6) * 0.25, contrast)
 
 
 def texture_files(n: int = 12, contrast: float = 1.0, seed: int = 0) -> list[Path]:

@@ -1,0 +1,207 @@
+"""Online monocular distance estimators trained on stereo labels (van Hecke et al. 2016).
+
+``knn``: the paper's learner - 21-D texton histograms, k-nearest-neighbour regression
+(k = 5) on a bounded circular buffer (2,000 pairs), refit every 200 frames.
+``cnn``: a small CNN regressor on the raw 48 x 64 image, trained online on a bounded
+image buffer - the "self-labelled data scales to deep learning" alternative.
+
+Both only ever see (image, stereo disparity) pairs collected in flight; the threshold
+rule picks the estimate threshold from an ROC sweep, as the authors' code does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+LEARNERS = ("knn", "cnn")
+
+
+def roc_threshold(estimates: np.ndarray, labels: np.ndarray, gt_threshold: float,
+                  tpr_min: float = 0.95) -> tuple[float, float, float]:
+    """(threshold, TPR, FPR): positives are labels > gt_threshold; among estimate thresholds
+    whose TPR exceeds ``tpr_min``, the one with the lowest FPR (ties: the highest threshold).
+    With no positives or no negatives, TPR or FPR is NaN and the threshold is gt_threshold."""
+    est, pos = np.asarray(estimates, np.float64), np.asarray(labels) > gt_threshold
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float(gt_threshold), float("nan") if n_pos == 0 else 1.0, float("nan") if n_neg == 0 else 0.0
+    cands = np.unique(est)
+    said = est[None, :] > (cands[:, None] - 1e-9)  # "obstacle" iff estimate >= candidate
+    tpr = (said & pos).sum(1) / n_pos
+    fpr = (said & ~pos).sum(1) / n_neg
+    ok = np.flatnonzero(tpr > tpr_min)
+    if ok.size == 0:
+        i = 0  # the lowest threshold: the best TPR available
+    else:
+        i = ok[np.lexsort((-cands[ok], fpr[ok]))[0]]
+    return float(cands[i] - 1e-6), float(tpr[i]), float(fpr[i])
+
+
+class KNNRegressor:
+    """k-NN mean of buffered labels; the fitted set is a snapshot refreshed every ``refit_every``."""
+
+    def __init__(self, dim: int, capacity: int = 2000, k: int = 5, refit_every: int = 200) -> None:
+        self.capacity, self.k, self.refit_every = capacity, k, refit_every
+        self.x = np.zeros((capacity, dim), np.float32)
+        self.y = np.zeros(capacity, np.float32)
+        self.size = self.pos = self.since_fit = 0
+        self._fit_x, self._fit_y = self.x[:0], self.y[:0]
+
+    def add(self, x: np.ndarray, y: float) -> None:
+        self.x[self.pos], self.y[self.pos] = x, y
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        self.since_fit += 1
+        if self.since_fit >= self.refit_every or len(self._fit_y) < self.k <= self.size:
+            self.fit()
+
+    def fit(self) -> None:
+        self._fit_x, self._fit_y = self.x[: self.size].copy(), self.y[: self.size].copy()
+        self.since_fit = 0
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(n,) estimates for (n, dim) queries; NaN while fewer than k samples are fitted."""
+        x = np.atleast_2d(x).astype(np.float32)
+        if len(self._fit_y) < self.k:
+            return np.full(len(x), np.nan, np.float32)
+        d = ((x[:, None, :] - self._fit_x[None, :, :]) ** 2).sum(-1)
+        nn_idx = np.argpartition(d, self.k - 1, axis=1)[:, : self.k]
+        return self._fit_y[nn_idx].mean(1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"x": torch.from_numpy(self.x[: self.size].copy()), "y": torch.from_numpy(self.y[: self.size].copy()),
+                "pos": self.pos, "since_fit": self.since_fit}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        n = len(s["y"])
+        self.x[:n], self.y[:n] = s["x"].numpy(), s["y"].numpy()
+        self.size, self.pos, self.since_fit = n, int(s["pos"]), int(s["since_fit"])
+        self.fit()
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(), nn.Linear(128, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class CNNRegressor:
+    """A small CNN trained online: every ``train_every`` added frames, ``grad_steps`` Adam
+    steps on minibatches from a bounded image buffer."""
+
+    def __init__(self, shape: tuple[int, int], capacity: int = 2000, lr: float = 1e-3, batch_size: int = 64,
+                 train_every: int = 20, grad_steps: int = 4, seed: int = 0, device: str = "cpu") -> None:
+        torch.manual_seed(seed)
+        self.device = torch.device(device)
+        self.model = SmallCNN().to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.capacity, self.batch_size, self.train_every, self.grad_steps = capacity, batch_size, train_every, grad_steps
+        self.x = np.zeros((capacity, *shape), np.uint8)
+        self.y = np.zeros(capacity, np.float32)
+        self.size = self.pos = self.since = 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, image: np.ndarray, y: float) -> None:
+        self.x[self.pos], self.y[self.pos] = image.reshape(self.x.shape[1:]), y
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        self.since += 1
+        if self.since >= self.train_every and self.size >= 32:
+            self.since = 0
+            self.train(self.grad_steps)
+
+    def _tensor(self, images: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(images, dtype=torch.float32, device=self.device).unsqueeze(1) / 255.0
+
+    def train(self, steps: int) -> float:
+        loss = torch.zeros(())
+        for _ in range(steps):
+            idx = self.rng.integers(0, self.size, min(self.batch_size, self.size))
+            pred = self.model(self._tensor(self.x[idx]))
+            loss = nn.functional.smooth_l1_loss(pred, torch.as_tensor(self.y[idx], device=self.device))
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = images.reshape(-1, *self.x.shape[1:])
+        if self.size < 32:
+            return np.full(len(images), np.nan, np.float32)
+        return self.model(self._tensor(images)).cpu().numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "x": torch.from_numpy(self.x[: self.size].copy()), "y": torch.from_numpy(self.y[: self.size].copy()),
+                "pos": self.pos, "since": self.since}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.model.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["opt"])
+        n = len(s["y"])
+        self.x[:n], self.y[:n] = s["x"].numpy(), s["y"].numpy()
+        self.size, self.pos, self.since = n, int(s["pos"]), int(s["since"])
+
+
+class MonocularEstimator:
+    """Image -> estimated stereo disparity (px), learned online from stereo labels."""
+
+    def __init__(self, learner: str = "knn", image_shape: tuple[int, int] = (48, 64), capacity: int = 2000,
+                 k: int = 5, refit_every: int = 200, seed: int = 0, device: str = "cpu", roi: float = 0.5,
+                 **cnn_kwargs: Any) -> None:
+        if learner not in LEARNERS:
+            raise ValueError(f"unknown monocular learner {learner!r}; choose one of {', '.join(LEARNERS)}")
+        if not 0.0 < roi <= 1.0:
+            raise ValueError(f"roi (fraction of central image columns) must be in (0, 1], got {roi}")
+        from envs.drone.stereo import cue_columns
+
+        self.learner, self.cols = learner, cue_columns(image_shape[1], roi)
+        image_shape = (image_shape[0], self.cols.stop - self.cols.start)
+        if learner == "knn":
+            from envs.drone.textons import N_FEATURES, default_textons
+
+            self.textons = default_textons()
+            self.model: Any = KNNRegressor(N_FEATURES, capacity, k, refit_every)
+        else:
+            self.model = CNNRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
+
+    def inputs(self, image: np.ndarray) -> np.ndarray:
+        """What the regressor sees: texton features (knn) or the image itself (cnn), of the
+        central ``roi`` columns - the flight corridor the stereo label measures."""
+        image = np.asarray(image)
+        if image.ndim == 3:
+            image = image[:, :, 0]
+        image = np.ascontiguousarray(image[:, self.cols])
+        return self.textons.features(image) if self.learner == "knn" else image
+
+    def predict(self, inputs: np.ndarray) -> float:
+        return float(self.model.predict(inputs[None])[0])
+
+    def add(self, inputs: np.ndarray, label: float) -> None:
+        if not np.isfinite(label):
+            raise ValueError(f"stereo label must be finite, got {label!r}")
+        self.model.add(inputs, label)
+
+    @property
+    def n_samples(self) -> int:
+        return self.model.size
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner, "model": self.model.state_dict()}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        if s["learner"] != self.learner:
+            raise ValueError(f"state is for learner {s['learner']!r}, this estimator uses {self.learner!r}")
+        self.model.load_state_dict(s["model"])

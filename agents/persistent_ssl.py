@@ -1,0 +1,263 @@
+"""Persistent self-supervised learning, from stereo to monocular vision (van Hecke et al. 2016).
+
+The drone avoids obstacles on its trusted cue (stereo disparity) while a monocular estimator
+learns to predict that cue from single images. When the estimator's ROC on recent,
+not-yet-trained-on frames passes TPR > ``tpr_min`` and FPR < ``fpr_max``, the drone flies on
+the monocular estimate. Strategies:
+
+* ``training_wheels`` (the paper's): stereo stays on and overrides when it sees an imminent
+  collision (the corridor's or any strip's disparity > ``stop_disparity``); those frames are labelled and buffered, which
+  corrects the data bias of flying on one's own estimate (as DAgger does).
+* ``naive``: the stereo cue is gone after the switch; no overrides, no new labels.
+* ``stereo_only``: never switch (the reference).
+
+The controller is the paper's flight plan: forward while no obstacle is seen; else turn in
+place, and keep turning ``extra_turn_steps`` once the view is clear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.base import TrainingHooks
+from agents.monocular import MonocularEstimator, roc_threshold
+
+STRATEGIES = ("training_wheels", "naive", "stereo_only")
+EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides", "mono_fraction",
+                "mono_disparity_error", "mono_distance_error", "mono_tpr", "mono_fpr")
+
+
+class PersistentSSLAgent:
+    def __init__(
+        self,
+        env: Any,
+        *,
+        device: str = "auto",
+        seed: int | None = None,
+        logger: Any = None,
+        reward_modules: list | None = None,
+        strategy: str = "training_wheels",
+        learner: str = "knn",
+        buffer_size: int = 2000,
+        k: int = 5,
+        refit_every: int = 200,
+        obstacle_disparity: float = 2.8,
+        stop_disparity: float = 5.0,
+        tpr_min: float = 0.95,
+        fpr_max: float = 0.4,
+        roc_window: int = 400,
+        min_samples: int = 400,
+        switch_check_every: int = 50,
+        smoothing: int = 4,
+        extra_turn_steps: int = 5,
+        online_in_predict: bool = False,
+        log_interval: int = 600,
+        feature_roi: float = 0.5,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        space = env.observation_space
+        if not (isinstance(space, gym.spaces.Dict) and {"image", "stereo"} <= set(space.spaces)):
+            raise ValueError("persistent_ssl needs DroneRoom's obs_mode='ssl' (a Dict with 'image' and 'stereo'), "
+                             f"got {space}")
+        act = env.action_space
+        if isinstance(act, gym.spaces.Discrete) and act.n == 2:
+            self.discrete = True
+        elif isinstance(act, gym.spaces.Box) and act.shape == (2,):
+            self.discrete = False
+        else:
+            raise ValueError(f"persistent_ssl flies DroneRoom's actions (Discrete(2) or Box(2,)), got {act}")
+        if not stop_disparity > obstacle_disparity > 0:
+            raise ValueError(f"need stop_disparity > obstacle_disparity > 0, got {stop_disparity}, {obstacle_disparity}")
+        if reward_modules:
+            raise ValueError("persistent_ssl learns from stereo labels, not rewards: it takes no --reward modules")
+        self.env, self.logger, self.strategy = env, logger, strategy
+        self.n_envs = env.num_envs
+        torch_device = "cpu" if device == "auto" else device
+        self.estimator = MonocularEstimator(learner, tuple(space["image"].shape[:2]), buffer_size, k, refit_every,
+                                            seed=seed or 0, device=torch_device, roi=feature_roi)
+        self.tau_gt, self.tau_stop, self.tpr_min, self.fpr_max = obstacle_disparity, stop_disparity, tpr_min, fpr_max
+        self.min_samples, self.switch_check_every, self.extra_turn_steps = min_samples, switch_check_every, extra_turn_steps
+        self.smoothing, self.online_in_predict, self.log_interval = smoothing, online_in_predict, log_interval
+        self.roc_est: deque[float] = deque(maxlen=roc_window)
+        self.roc_label: deque[float] = deque(maxlen=roc_window)
+        self.tau_est, self.tpr, self.fpr = float(obstacle_disparity), float("nan"), float("nan")
+        self.on_mono = False
+        self.switch_steps: list[int] = []  # steps at which the flight cue changed
+        self.num_timesteps = 0
+        self.total_overrides = 0
+        self._since_check = 0
+        self._reset_env_state(range(self.n_envs))
+        self._obs: Any = None
+        self.episode_history: list[dict[str, float]] = []  # every finished training episode (not checkpointed)
+
+    # -- per-env controller state (training and predict() keep their own) --------------------
+    def _controller(self, n: int, for_predict: bool) -> dict[str, Any]:
+        name = "_pred_ctrl" if for_predict else "_train_ctrl"
+        ctrl = getattr(self, name, None)
+        if ctrl is None or len(ctrl["hold"]) != n:
+            ctrl = {"hist": [deque(maxlen=max(self.smoothing, 1)) for _ in range(n)], "hold": np.zeros(n, np.int64)}
+            setattr(self, name, ctrl)
+        return ctrl
+
+    def _reset_env_state(self, indices: Any, for_predict: bool = False) -> None:
+        ctrl = self._controller(self.n_envs, for_predict)
+        for i in indices:
+            if i < len(ctrl["hold"]):
+                ctrl["hist"][i].clear()
+                ctrl["hold"][i] = 0
+
+    def _act(self, obs: dict[str, np.ndarray], learn: bool, for_predict: bool = False) -> np.ndarray:
+        from envs.drone.room_env import frame_key
+
+        images, stereo = np.asarray(obs["image"]), np.asarray(obs["stereo"], np.float32)
+        n = len(images)
+        ctrl = self._controller(n, for_predict)
+        hist, hold = ctrl["hist"], ctrl["hold"]
+        actions = np.zeros(n, np.int64) if self.discrete else np.zeros((n, 2), np.float32)
+        for i in range(n):
+            cue = float(stereo[i, 0])
+            cue_valid = cue >= 0.0
+            # imminent collision: the corridor or any vertical strip of the view is closer than tau_stop
+            imminent = max(cue, float(stereo[i, 3:].max())) > self.tau_stop
+            inputs = self.estimator.inputs(images[i])
+            raw = self.estimator.predict(inputs)
+            if np.isfinite(raw):
+                hist[i].append(raw)
+            est = float(np.mean(hist[i])) if hist[i] else float("nan")
+            on_mono = self.on_mono and self.strategy != "stereo_only"
+            override = False
+            if on_mono:
+                obstacle = not np.isfinite(est) or est > self.tau_est
+                if self.strategy == "training_wheels" and imminent and not obstacle:
+                    obstacle = override = True
+            else:
+                obstacle = (not cue_valid) or cue > self.tau_gt or imminent
+            labelled = cue_valid and (not on_mono or override)
+            if learn and labelled and (self.strategy != "naive" or not on_mono):
+                if np.isfinite(raw):  # scored before it is learned from: an honest ROC
+                    self.roc_est.append(raw)
+                    self.roc_label.append(cue)
+                self.estimator.add(inputs, cue)
+            self.total_overrides += int(override and learn)
+            if obstacle:
+                turn, hold[i] = True, self.extra_turn_steps
+            elif hold[i] > 0:
+                turn, hold[i] = True, hold[i] - 1
+            else:
+                turn = False
+            if self.discrete:
+                actions[i] = int(turn)
+            else:
+                actions[i] = (-1.0, 1.0) if turn else (1.0, 0.0)
+            if i < self.n_envs:
+                self.env.env_method("record_pilot", frame_key(images[i][:, :, 0] if images[i].ndim == 3 else images[i]),
+                                    est, self.tau_est, on_mono, override, indices=[i])
+        if learn:
+            self._since_check += n
+            if self._since_check >= self.switch_check_every:
+                self._since_check = 0
+                self._update_switch()
+        return actions
+
+    def _update_switch(self) -> None:
+        """The ROC rule: choose tau_est on recent prequential estimates; fly on mono iff it passes."""
+        if self.strategy == "stereo_only" or len(self.roc_est) < min(self.min_samples, self.roc_est.maxlen):
+            return
+        if self.strategy == "naive" and self.on_mono:
+            return  # no stereo any more: nothing new to judge by
+        if self.estimator.n_samples < self.min_samples:
+            return
+        self.tau_est, self.tpr, self.fpr = roc_threshold(np.array(self.roc_est), np.array(self.roc_label), self.tau_gt,
+                                                         self.tpr_min)
+        passes = bool(self.tpr > self.tpr_min and self.fpr < self.fpr_max)
+        if passes != self.on_mono:
+            self.on_mono = passes
+            self.switch_steps.append(self.num_timesteps)
+
+    # -- Agent protocol -------------------------------------------------------------------
+    def learn(self, total_timesteps: int, hooks: TrainingHooks) -> None:
+        if self._obs is None:
+            self._obs = self.env.reset()
+            self._reset_env_state(range(self.n_envs))
+        episodes: deque[dict[str, float]] = deque(maxlen=20)
+        next_log = self.num_timesteps + self.log_interval
+        start, start_steps = time.time(), self.num_timesteps
+        while self.num_timesteps < total_timesteps:
+            actions = self._act(self._obs, learn=True)
+            self._obs, _, dones, infos = self.env.step(actions)
+            self.num_timesteps += self.n_envs
+            for i in np.flatnonzero(dones):
+                self._reset_env_state([i])
+                record = {k: float(infos[i][k]) for k in EPISODE_KEYS if k in infos[i]}
+                if "episode" in infos[i]:
+                    record["return"], record["length"] = float(infos[i]["episode"]["r"]), float(infos[i]["episode"]["l"])
+                record["end_step"] = float(self.num_timesteps)
+                record["on_mono_at_end"] = float(self.on_mono)
+                episodes.append(record)
+                self.episode_history.append(record)
+            if self.logger is not None and self.num_timesteps >= next_log:
+                next_log += self.log_interval
+                self._log(episodes, (self.num_timesteps - start_steps) / max(time.time() - start, 1e-9))
+            if not hooks.on_step(self.num_timesteps):
+                break
+
+    def _log(self, episodes: deque, fps: float) -> None:
+        lg = self.logger
+        lg.record("time/total_timesteps", self.num_timesteps)
+        lg.record("time/fps", fps)
+        lg.record("ssl/on_mono", float(self.on_mono))
+        lg.record("ssl/tau_est", self.tau_est)
+        lg.record("ssl/roc_tpr", self.tpr)
+        lg.record("ssl/roc_fpr", self.fpr)
+        lg.record("ssl/buffer", self.estimator.n_samples)
+        lg.record("ssl/overrides_total", self.total_overrides)
+        if episodes:
+            for key in ("return", "length"):
+                vals = [e[key] for e in episodes if key in e]
+                if vals:
+                    lg.record(f"rollout/ep_{'rew' if key == 'return' else 'len'}_mean", float(np.mean(vals)))
+            for key in EPISODE_KEYS:
+                vals = [e[key] for e in episodes if key in e]
+                if vals:
+                    lg.record(f"episode/{key}", float(np.mean(vals)))
+        lg.dump(self.num_timesteps)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """The persistent-SSL controller for a batch from ``self.env`` (its pilot reports go there;
+        a report for a frame another env shows is ignored by the env)."""
+        if not isinstance(observation, dict) or "image" not in observation or "stereo" not in observation:
+            raise ValueError("persistent_ssl.predict needs DroneRoom 'ssl' observations: a dict with 'image' and 'stereo'")
+        if episode_start is not None:
+            self._reset_env_state(np.flatnonzero(np.asarray(episode_start)), for_predict=True)
+        return self._act(observation, learn=self.online_in_predict, for_predict=True), state
+
+    def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
+        # the estimator's buffer is its model (kNN's data), so it is always saved
+        return {
+            "estimator": self.estimator.state_dict(),
+            "roc_est": torch.tensor(list(self.roc_est), dtype=torch.float32),
+            "roc_label": torch.tensor(list(self.roc_label), dtype=torch.float32),
+            "tau_est": self.tau_est, "tpr": self.tpr, "fpr": self.fpr, "on_mono": self.on_mono,
+            "switch_steps": list(self.switch_steps), "num_timesteps": self.num_timesteps,
+            "total_overrides": self.total_overrides, "strategy": self.strategy,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("strategy", self.strategy) != self.strategy:
+            raise ValueError(f"checkpoint is for strategy {state['strategy']!r}, this agent uses {self.strategy!r}")
+        self.estimator.load_state_dict(state["estimator"])
+        self.roc_est.clear()
+        self.roc_est.extend(state["roc_est"].tolist())
+        self.roc_label.clear()
+        self.roc_label.extend(state["roc_label"].tolist())
+        self.tau_est, self.tpr, self.fpr = float(state["tau_est"]), float(state["tpr"]), float(state["fpr"])
+        self.on_mono, self.switch_steps = bool(state["on_mono"]), list(state["switch_steps"])
+        self.num_timesteps, self.total_overrides = int(state["num_timesteps"]), int(state["total_overrides"])
