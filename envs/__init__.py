@@ -27,9 +27,14 @@ def registered_ids() -> list[str]:
 # --- PlayTable (envs/play_table) -----------------------------------------------------------
 _register("PlayTable-v0", "envs.play_table.env:PlayTableEnv", 100)
 _register("PlayTablePixels-v0", "envs.play_table.env:PlayTableEnv", 100, obs_mode="pixels")
-_register("PlayTableGoal-v0", "envs.play_table.env:PlayTableEnv", 100, goal_conditioned=True)
+_register("PlayTableGoal-v0", "envs.play_table.env:PlayTableGoalEnv", 100)
 
 # --- DroneRoom (envs/drone) ----------------------------------------------------------------
+# 60 s flights at 10 Hz; a longer flight_time needs gym.make(..., max_episode_steps=N) too.
+_register("DroneRoom-v0", "envs.drone.room_env:DroneRoomEnv", 600)
+_register("DroneRoomDiscrete-v0", "envs.drone.room_env:DroneRoomEnv", 600, discrete=True)
+# RL path: observations are monocular estimates learned online from stereo labels
+_register("DroneRoomMonoEstimate-v0", "envs.drone.wrappers:make_mono_estimate_env", 600)
 
 # --- CalendarConflict (envs/calendar) ------------------------------------------------------
 _register("CalendarConflict-v0", "envs.calendar.env:CalendarConflictEnv", 5000)

@@ -1,0 +1,6 @@
+"""PlayTable: a pybullet Franka playground for learning from play (Play-LMP / CALVIN style).
+
+Modules: ``layout`` (geometry + URDFs), ``scene`` (pybullet world), ``tasks`` (18 detectors),
+``env`` (``PlayTableEnv``, ``PlayTableGoalEnv``), ``primitives`` (scripted expert, play policy),
+``collect`` (play-data command), ``dataset`` (hindsight goal-window sampler).
+"""

@@ -15,6 +15,8 @@ from envs.play_table.scene import ARM_HIGH, ARM_LOW, PROPRIO_DIM, SCENE_DIM, SCE
 POS_STEP, ROT_STEP = 0.02, 0.1  # metres / radians per control step at action 1
 MAX_TILT, MAX_YAW = 0.5, 1.5  # target roll/pitch (about pointing down) and yaw limits (rad)
 SAFE_FORCE = 60.0  # N: robot contact forces above this are penalised
+_EE_LOW, _EE_HIGH = np.array(L.EE_LOW), np.array(L.EE_HIGH)
+_ROT_MAX = np.array([MAX_TILT, MAX_TILT, MAX_YAW])
 GOAL_TOL = {"drawer": 0.03, "door": 0.03, "lights": 0.5, "long_pos": 0.05, "cube_pos": 0.05}
 
 
@@ -26,13 +28,11 @@ class PlayTableEnv(gym.Env):
         obs_mode: ``"state"`` (Box: 15 proprioception + 22 scene floats, layout in
             ``scene.PROPRIO_KEYS`` / ``scene.SCENE_KEYS``) or ``"pixels"`` (Dict: ``image`` uint8
             (size, size, 3) from the static camera, ``proprio`` 15 floats).
-        goal_conditioned: Dict(observation, achieved_goal, desired_goal) with the 22-float scene
-            state as goal; reset samples a goal one change away from the start (drawer, door, a
-            light, a block) unless ``options={"goal": state}`` is given. State obs only.
         control: ``"ee"``: 7-D action (dx, dy, dz in units of 2 cm, droll, dpitch, dyaw in units
             of 0.1 rad, gripper: -1 closed .. 1 open), tracked by IK; ``"joint"``: 8-D action
             (7 absolute joint targets scaled to the joint ranges, gripper).
-        reward_type: ``"dense"`` (reach + progress + success + safety) or ``"sparse"`` (success - 1).
+        reward_type: ``"dense"`` (reach + progress + success + 0.1 safety; goal env: success -
+            normalised goal distance) or ``"sparse"`` (success - 1). Free play has reward 0.
 
     Actions outside [-1, 1] are clipped; a NaN/inf action or a wrong shape raises ValueError
     before the simulation is touched. Control at 30 Hz, physics at 240 Hz. Success does not end
@@ -41,7 +41,9 @@ class PlayTableEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, task: str | None = None, obs_mode: str = "state", goal_conditioned: bool = False,
+    goal_conditioned = False  # PlayTableGoalEnv sets it
+
+    def __init__(self, task: str | None = None, obs_mode: str = "state",
                  control: str = "ee", reward_type: str = "dense", render_mode: str | None = None,
                  renderer: str = "tiny", image_size: int = 84, render_size: int = 256) -> None:
         self.task = T.get_task(task)
@@ -50,9 +52,10 @@ class PlayTableEnv(gym.Env):
                                    ("render_mode", render_mode, (None, "rgb_array"))):
             if value not in valid:
                 raise ValueError(f"PlayTableEnv: {name} must be one of {valid}, got {value!r}")
+        goal_conditioned = self.goal_conditioned
         if goal_conditioned and obs_mode != "state":
-            raise ValueError("PlayTableEnv: goal_conditioned=True needs obs_mode='state' (no nested Dict spaces)")
-        self.obs_mode, self.goal_conditioned, self.control = obs_mode, goal_conditioned, control
+            raise ValueError("PlayTableGoalEnv needs obs_mode='state' (no nested Dict spaces)")
+        self.obs_mode, self.control = obs_mode, control
         self.reward_type, self.render_mode, self.render_size = reward_type, render_mode, render_size
         self.scene = Scene(renderer=renderer, image_size=image_size)
         n_act = 7 if control == "ee" else 8
@@ -127,7 +130,9 @@ class PlayTableEnv(gym.Env):
             g[k["lights"].start + i] = 1.0 - g[k["lights"].start + i]
         else:
             key = "long_pos" if which == 3 else "cube_pos"
-            g[k[key]][:2] = [rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)]
+            old = g[k[key]][:2].copy()
+            while np.linalg.norm(g[k[key]][:2] - old) < 0.1:  # far enough to be a real change
+                g[k[key]][:2] = [rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)]
         return g
 
     def _validated_goal(self, goal) -> np.ndarray:
@@ -143,7 +148,7 @@ class PlayTableEnv(gym.Env):
             raise ValueError(f"PlayTableEnv: action must have shape {self.action_space.shape}, got {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"PlayTableEnv: action contains NaN or inf: {action}")
-        action = np.clip(action, -1.0, 1.0)
+        action = np.minimum(np.maximum(action, -1.0), 1.0)
         sc = self.scene
         width = float(action[-1] + 1.0) * 0.04
         sc.gripper_action = float(action[-1])
@@ -151,9 +156,9 @@ class PlayTableEnv(gym.Env):
             ee = self._proprio[:3].astype(np.float64)
             base = ee if self._target_pos is None else self._target_pos
             # integrate the target, but never more than 5 cm ahead of the hand (no wind-up)
-            self._target_pos = np.clip(np.clip(base + action[:3] * POS_STEP, ee - 0.05, ee + 0.05), L.EE_LOW, L.EE_HIGH)
-            rot = self._target_rot + action[3:6] * ROT_STEP
-            self._target_rot = np.clip(rot, [-MAX_TILT, -MAX_TILT, -MAX_YAW], [MAX_TILT, MAX_TILT, MAX_YAW])
+            target = np.minimum(np.maximum(base + action[:3] * POS_STEP, ee - 0.05), ee + 0.05)
+            self._target_pos = np.minimum(np.maximum(target, _EE_LOW), _EE_HIGH)
+            self._target_rot = np.minimum(np.maximum(self._target_rot + action[3:6] * ROT_STEP, -_ROT_MAX), _ROT_MAX)
             joints = sc.ik(self._target_pos, self._target_rot + [np.pi, 0.0, 0.0])
         else:
             joints = ARM_LOW + (action[:7] + 1.0) * 0.5 * (ARM_HIGH - ARM_LOW)
@@ -170,7 +175,7 @@ class PlayTableEnv(gym.Env):
     def _obs(self, s: np.ndarray):
         if self.obs_mode == "pixels":
             return {"image": self.scene.camera_image(), "proprio": self._proprio.copy()}
-        state = np.clip(np.concatenate([self._proprio, s]), -10, 10).astype(np.float32)
+        state = np.minimum(np.maximum(np.concatenate([self._proprio, s]), -10), 10).astype(np.float32)
         if self.goal_conditioned:
             return {"observation": state, "achieved_goal": s.copy(), "desired_goal": self._goal.copy()}
         return state
@@ -198,8 +203,8 @@ class PlayTableEnv(gym.Env):
         c = info["reward_components"]
         if self.reward_type == "sparse" or (self.task is None and not self.goal_conditioned):
             return float(c.get("success", 0.0)) - (1.0 if "success" in c else 0.0)
-        if self.goal_conditioned:
-            return float(c["goal_distance"] + c["success"] + 0.1 * c["safety"])
+        if self.goal_conditioned:  # exactly compute_reward's dense value, so HER relabelling agrees
+            return float(c["goal_distance"] + c["success"])
         return float(c["reach"] + c["progress"] + c["success"] + 0.1 * c["safety"])
 
     @staticmethod
@@ -217,14 +222,6 @@ class PlayTableEnv(gym.Env):
             ok = ok & (np.abs(achieved[..., SCENE_KEYS[key]] - desired[..., SCENE_KEYS[key]]).max(axis=-1) < tol)
         return ok
 
-    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
-        """Vectorised goal reward (HER): sparse 0 / -1, or dense -(normalised distance) + success."""
-        achieved_goal, desired_goal = np.asarray(achieved_goal), np.asarray(desired_goal)
-        success = self.goal_reached(achieved_goal, desired_goal).astype(np.float32)
-        if self.reward_type == "sparse":
-            return success - 1.0
-        return (success - self._goal_distance(achieved_goal, desired_goal)).astype(np.float32)
-
     # --- misc ------------------------------------------------------------------------------
     def scene_state(self) -> np.ndarray:
         return self.scene.scene_state()
@@ -236,3 +233,22 @@ class PlayTableEnv(gym.Env):
 
     def close(self) -> None:
         self.scene.close()
+
+
+class PlayTableGoalEnv(PlayTableEnv):
+    """Goal-reaching PlayTable: Dict(observation, achieved_goal, desired_goal), the goal being the
+    22-float scene state. Reset samples a goal one change away from the start (drawer, door, a
+    light, or a block moved), like a Play-LMP test goal, unless ``options={"goal": state}`` is
+    given. A goal is reached when drawer/door are within 3 cm, the lights match and both blocks
+    are within 5 cm (buttons and block orientations are ignored). State observations only.
+    """
+
+    goal_conditioned = True
+
+    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
+        """Vectorised goal reward (HER): sparse 0 / -1, or dense -(normalised distance) + success."""
+        achieved_goal, desired_goal = np.asarray(achieved_goal), np.asarray(desired_goal)
+        success = self.goal_reached(achieved_goal, desired_goal).astype(np.float32)
+        if self.reward_type == "sparse":
+            return success - 1.0
+        return (success - self._goal_distance(achieved_goal, desired_goal)).astype(np.float32)

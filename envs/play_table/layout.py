@@ -43,7 +43,7 @@ SHELF_TOP = 0.05
 BUTTON_COLORS = ("red", "green", "blue")
 BUTTON_XY = ((0.30, 0.32), (0.38, 0.32), (0.46, 0.32))
 BUTTON_TOP = 0.04  # cap top when released
-BUTTON_TRAVEL = 0.015
+BUTTON_TRAVEL = 0.02  # = the physical stop (cap on the table top)
 BUTTON_PRESSED = 0.008  # joint value beyond which a press toggles the light
 LIGHT_XYZ = ((0.70, -0.40, 0.325), (0.70, -0.31, 0.325), (0.70, -0.22, 0.325))
 LIGHT_ON_RGBA = ((1.0, 0.1, 0.1, 1.0), (0.1, 1.0, 0.1, 1.0), (0.2, 0.3, 1.0, 1.0))
@@ -96,8 +96,16 @@ def _joint(name, kind, child, xyz=(0, 0, 0), axis=(1, 0, 0), limits=None) -> str
 WOOD, DARK, GREY = (0.72, 0.58, 0.42, 1), (0.35, 0.25, 0.18, 1), (0.6, 0.6, 0.62, 1)
 
 
-def desk_urdf() -> str:
-    """The articulated desk. Child links, in order: drawer, door, 3 button caps, 3 lights."""
+def static_urdf() -> str:
+    """Everything of the desk that never moves, loaded as one static rigid body (cheap contacts)."""
+    return _robot("play_desk_static", [_link("desk", "".join(_static_boxes()))], [])
+
+
+def _robot(name: str, links: list[str], joints: list[str]) -> str:
+    return f'<?xml version="1.0"?><robot name="{name}">' + "\n".join(links + joints) + "\n</robot>"
+
+
+def _static_boxes() -> list[str]:
     t, x0, x1, y0, y1 = 0.03, CAB_X[0], CAB_X[1], CAB_Y[0], CAB_Y[1]
     base = [
         _slab(TABLE_X, TABLE_Y, (-0.05, 0.0), WOOD),
@@ -120,9 +128,15 @@ def desk_urdf() -> str:
         _slab(SHELF_X, (SHELF_Y[1] - 0.015, SHELF_Y[1]), (SHELF_TOP, SHELF_TOP + 0.03), DARK),
     ]
     for bx, by in BUTTON_XY:  # button housings
-        base.append(_slab((bx - 0.035, bx + 0.035), (by - 0.035, by + 0.035), (0, 0.02), GREY))
-    links = [_link("desk", "".join(base))]
-    joints = []
+        # visual only: the cap's physical stop is the table top (reached at 0.02 of travel)
+        base.append(_slab((bx - 0.035, bx + 0.035), (by - 0.035, by + 0.035), (0, 0.019), GREY, collide=False))
+    return base
+
+
+def desk_urdf() -> str:
+    """The articulated parts on a collision-free fixed base. Links: drawer, door, 3 button caps."""
+    x0, x1, y0, y1 = CAB_X[0], CAB_X[1], CAB_Y[0], CAB_Y[1]
+    links, joints = [_link("desk", "")], []
     # drawer: a tray whose front sits at DRAWER_FRONT_X; joint moves it toward -x
     hx, hy, hz = DRAWER_HANDLE
     front = DRAWER_FRONT_X
@@ -153,11 +167,7 @@ def desk_urdf() -> str:
         links.append(_link(f"button_{color}", cap, 0.05))
         joints.append(_joint(f"button_{color}_joint", "prismatic", f"button_{color}",
                              axis=(0, 0, -1), limits=(0.0, BUTTON_TRAVEL)))
-    for color, xyz in zip(BUTTON_COLORS, LIGHT_XYZ):
-        body = f'<visual><origin xyz="{xyz[0]} {xyz[1]} {xyz[2]}"/><geometry><sphere radius="0.025"/></geometry></visual>'
-        links.append(_link(f"light_{color}", body, 0.0))
-        joints.append(_joint(f"light_{color}_joint", "fixed", f"light_{color}"))
-    return '<?xml version="1.0"?><robot name="play_desk">' + "\n".join(links + joints) + "\n</robot>"
+    return _robot("play_desk", links, joints)
 
 
 def block_urdf(size, rgba) -> str:

@@ -75,12 +75,13 @@ def drawer_plan(s: np.ndarray, open_: bool, amount: float = 0.15) -> list[Waypoi
     return push((bx, hy, hz), (hx + 0.01, hy, hz), 0.0, CLOSED)
 
 
-def door_plan(s: np.ndarray, open_: bool, amount: float = 0.16) -> list[Waypoint]:
+def door_plan(s: np.ndarray, open_: bool, amount: float = 0.145) -> list[Waypoint]:
     dx, dy, dz = L.DOOR_HANDLE
     y = dy - float(s[K["door"]][0])
     side = 0.035 if open_ else -0.035
     end = y - amount if open_ else dy + 0.01
-    return push((dx, y + side, dz - 0.03), (dx, end, dz - 0.03), 0.0, CLOSED)
+    # fingertips high on the bar so that the hand body passes above it
+    return push((dx, y + side, dz + 0.025), (dx, end, dz + 0.025), 0.0, CLOSED)
 
 
 def block_yaw(s: np.ndarray) -> float:
@@ -99,7 +100,7 @@ def _cube_yaw(s) -> float:
 
 
 def sweep_plan(s, key: str, direction, dist: float = 0.16) -> list[Waypoint]:
-    """Push a block along a horizontal unit direction with the fingers spread across it."""
+    """Push a block along a horizontal direction with the closed fingers (open ones would straddle it)."""
     p = s[K[key + "_pos"]].astype(float)
     d = np.asarray([*direction[:2], 0.0], float)
     d /= np.linalg.norm(d)
@@ -107,7 +108,7 @@ def sweep_plan(s, key: str, direction, dist: float = 0.16) -> list[Waypoint]:
     start = p - d * 0.075
     start[2] = 0.02
     end = start + d * dist
-    return push(tuple(start), tuple(end), yaw, OPEN)
+    return push(tuple(start), tuple(end), yaw, CLOSED)
 
 
 def rotate_plan(s, sign: float, angle: float = np.radians(75)) -> list[Waypoint]:

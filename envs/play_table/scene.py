@@ -26,8 +26,9 @@ HOME_JOINTS = [0.0, -0.35, 0.0, -2.45, 0.0, 2.1, 0.785]
 ARM_LOW = np.array([-2.9671, -1.8326, -2.9671, -3.0718, -2.9671, -0.0175, -2.9671])
 ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
 # Desk joint indices, fixed by the order of joints in layout.desk_urdf().
-DRAWER, DOOR, BUTTONS, LIGHTS = 0, 1, [2, 3, 4], [5, 6, 7]
-DOWN = np.array([np.pi, 0.0, 0.0])  # EE euler angles of the gripper pointing down
+DRAWER, DOOR, BUTTONS = 0, 1, [2, 3, 4]
+_LOW, _HIGH = ARM_LOW.tolist() + [0.0, 0.0], ARM_HIGH.tolist() + [0.04, 0.04]
+_RANGE, _REST = (ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04], HOME_JOINTS + [0.04, 0.04]
 
 # Scene-state layout (22 floats); the detectors and the goal distance index into it.
 SCENE_KEYS = {"drawer": slice(0, 1), "door": slice(1, 2), "buttons": slice(2, 5), "lights": slice(5, 8),
@@ -46,14 +47,28 @@ class Scene:
 
     def __init__(self, renderer: str = "tiny", image_size: int = 84) -> None:
         self.pb = BulletClient(connection_mode=p.DIRECT)
-        pb = self.pb
+        pb, self.cid = self.pb, self.pb._client  # hot paths call pybullet directly with cid
         pb.setAdditionalSearchPath(pybullet_data.getDataPath())
         pb.setGravity(0, 0, -9.81)
         pb.setPhysicsEngineParameter(fixedTimeStep=1.0 / CONTROL_HZ, numSubSteps=PHYSICS_HZ // CONTROL_HZ,
-                                     numSolverIterations=15, deterministicOverlappingPairs=1)
+                                     numSolverIterations=50, deterministicOverlappingPairs=1,
+                                     constraintSolverType=p.CONSTRAINT_SOLVER_LCP_DANTZIG)
         self.robot = pb.loadURDF("franka_panda/panda.urdf", useFixedBase=True,
                                  flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES)
+        # Static furniture as one static rigid body: contacts with it stay cheap rigid-rigid ones.
+        self.static = pb.loadURDF(L.write_urdf(L.static_urdf()), useFixedBase=True, useMaximalCoordinates=True)
         self.desk = pb.loadURDF(L.write_urdf(L.desk_urdf()), useFixedBase=True)
+        for link in (-1, 0, 1):  # the robot's base and shoulder sit on the table: no contact to compute
+            pb.setCollisionFilterPair(self.robot, self.static, link, -1, 0)
+        for link in (-1, DRAWER, DOOR):  # joints, not contacts, hold these parts; button caps hit the table
+            pb.setCollisionFilterPair(self.desk, self.static, link, -1, 0)
+        for j, (lo, hi) in zip([DRAWER, DOOR] + BUTTONS, [L.DRAWER_RANGE, L.DOOR_RANGE] + [(0.0, L.BUTTON_TRAVEL)] * 3):
+            pb.changeDynamics(self.desk, j, jointLowerLimit=lo, jointUpperLimit=hi, jointLimitForce=2000.0)
+        self.light_bodies = [
+            pb.createMultiBody(0, -1, pb.createVisualShape(p.GEOM_SPHERE, radius=0.025, rgbaColor=L.LIGHT_OFF_RGBA), xyz)
+            for xyz in L.LIGHT_XYZ]
+        # Blocks stay multibodies: restoreState then restores their contact caches too, which
+        # keeps episodes bit-for-bit reproducible (maximal-coordinate bodies are not).
         self.blocks = [
             pb.loadURDF(L.write_urdf(L.block_urdf(L.LONG_SIZE, (1.0, 0.6, 0.1, 1))), [0.4, 0, 0.02]),
             pb.loadURDF(L.write_urdf(L.block_urdf(L.CUBE_SIZE, (0.8, 0.3, 0.8, 1))), [0.4, 0.1, 0.03]),
@@ -85,10 +100,10 @@ class Scene:
             raise ValueError(f"renderer must be 'tiny' or 'egl', got {renderer!r}")
         if renderer == "egl":
             try:
-                import pkgutil
+                import importlib.util
 
-                egl = pkgutil.get_loader("eglRenderer")
-                plugin = self.pb.loadPlugin(egl.get_filename(), "_eglRendererPlugin") if egl else -1
+                spec = importlib.util.find_spec("eglRenderer")  # ships with pybullet on Linux
+                plugin = self.pb.loadPlugin(spec.origin, "_eglRendererPlugin") if spec and spec.origin else -1
             except Exception:  # noqa: BLE001 - any failure means no EGL here
                 plugin = -1
             if plugin >= 0:
@@ -132,29 +147,28 @@ class Scene:
         self.pb.resetBaseVelocity(self.blocks[index], [0, 0, 0], [0, 0, 0])
 
     def _recolor(self) -> None:
-        for i, link in enumerate(LIGHTS):
+        for i, body in enumerate(self.light_bodies):
             rgba = L.LIGHT_ON_RGBA[i] if self.lights[i] > 0.5 else L.LIGHT_OFF_RGBA
-            self.pb.changeVisualShape(self.desk, link, rgbaColor=rgba)
+            self.pb.changeVisualShape(body, -1, rgbaColor=rgba)
 
     # --- control and stepping ------------------------------------------------------------
     def ik(self, pos, euler) -> np.ndarray:
-        quat = self.pb.getQuaternionFromEuler(euler)
-        q = self.pb.calculateInverseKinematics(
-            self.robot, EE_LINK, pos, quat, lowerLimits=ARM_LOW.tolist() + [0, 0],
-            upperLimits=ARM_HIGH.tolist() + [0.04, 0.04], jointRanges=(ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04],
-            restPoses=HOME_JOINTS + [0.04, 0.04], maxNumIterations=8, residualThreshold=1e-4)
-        return np.clip(np.asarray(q[:7]), ARM_LOW, ARM_HIGH)
+        quat = p.getQuaternionFromEuler(euler)
+        q = p.calculateInverseKinematics(
+            self.robot, EE_LINK, pos, quat, lowerLimits=_LOW, upperLimits=_HIGH, jointRanges=_RANGE,
+            restPoses=_REST, maxNumIterations=4, residualThreshold=1e-4, physicsClientId=self.cid)
+        return np.minimum(np.maximum(q[:7], ARM_LOW), ARM_HIGH)
 
     def command_arm(self, joints: np.ndarray, width: float) -> None:
-        self.pb.setJointMotorControlArray(self.robot, ARM_JOINTS, p.POSITION_CONTROL,
-                                          targetPositions=list(joints), forces=ARM_FORCES)
-        self.pb.setJointMotorControlArray(self.robot, FINGER_JOINTS, p.POSITION_CONTROL,
-                                          targetPositions=[width / 2] * 2, forces=[40.0, 40.0])
+        p.setJointMotorControlArray(self.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=list(joints),
+                                    forces=ARM_FORCES, physicsClientId=self.cid)
+        p.setJointMotorControlArray(self.robot, FINGER_JOINTS, p.POSITION_CONTROL, targetPositions=[width / 2] * 2,
+                                    forces=[40.0, 40.0], physicsClientId=self.cid)
 
     def step(self) -> None:
         """One 30 Hz control step (8 physics sub-steps), then the button -> light logic."""
-        self.pb.stepSimulation()
-        presses = np.array([s[0] for s in self.pb.getJointStates(self.desk, BUTTONS)]) > L.BUTTON_PRESSED
+        p.stepSimulation(physicsClientId=self.cid)
+        presses = np.array([s[0] for s in p.getJointStates(self.desk, BUTTONS, physicsClientId=self.cid)]) > L.BUTTON_PRESSED
         toggled = presses & ~self._pressed
         self._pressed = presses
         if toggled.any():
@@ -164,29 +178,29 @@ class Scene:
     # --- state reads ---------------------------------------------------------------------
     def robot_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """(ee_pos, ee_quat, arm joint positions, gripper width)."""
-        ls = self.pb.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True)
-        js = self.pb.getJointStates(self.robot, ARM_JOINTS + FINGER_JOINTS)
+        ls = p.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
+        js = p.getJointStates(self.robot, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.cid)
         q = np.array([s[0] for s in js])
         return np.asarray(ls[4]), np.asarray(ls[5]), q[:7], float(q[7] + q[8])
 
     def proprio(self) -> np.ndarray:
         pos, quat, q, width = self.robot_state()
-        euler = np.asarray(self.pb.getEulerFromQuaternion(quat))
+        euler = np.asarray(p.getEulerFromQuaternion(quat))
         euler[0] = (euler[0] + 2 * np.pi) % (2 * np.pi) - np.pi  # roll about "pointing down": 0 there
         return np.concatenate([pos, euler, [width], q, [self.gripper_action]]).astype(np.float32)
 
     def scene_state(self) -> np.ndarray:
-        js = self.pb.getJointStates(self.desk, [DRAWER, DOOR] + BUTTONS)
+        js = p.getJointStates(self.desk, [DRAWER, DOOR] + BUTTONS, physicsClientId=self.cid)
         out = [[s[0] for s in js], self.lights]
         for b in self.blocks:
-            pos, quat = self.pb.getBasePositionAndOrientation(b)
+            pos, quat = p.getBasePositionAndOrientation(b, physicsClientId=self.cid)
             quat = np.asarray(quat)
             out += [pos, quat if quat[3] >= 0 else -quat]  # canonical sign: w >= 0
         return np.concatenate(out).astype(np.float32)
 
     def contact_force(self) -> float:
         """Largest normal force (N) on any robot contact this step."""
-        pts = self.pb.getContactPoints(bodyA=self.robot)
+        pts = p.getContactPoints(bodyA=self.robot, physicsClientId=self.cid)
         return max((c[9] for c in pts), default=0.0)
 
     def close(self) -> None:

@@ -1,0 +1,111 @@
+"""PlayTable env steps/s (state and 84x84 pixels) vs panda-gym's PandaPush-v3, side by side.
+
+panda-gym pins numpy<2, so it runs from its own venv (default /tmp/panda_venv; make it with
+``python -m venv /tmp/panda_venv && /tmp/panda_venv/bin/pip install panda-gym``). Rounds
+alternate ours / peer so both see the same machine load; the best round of each is kept.
+
+    OMP_NUM_THREADS=1 python benchmarks/play_table_speed.py [--rounds 3] [--panda-python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PEER_CODE = """
+import time, gymnasium as gym, panda_gym
+env = gym.make("PandaPush-v3"); env.reset(seed=0); env.action_space.seed(0)
+n = {n}; t = time.perf_counter(); c = time.process_time()
+for _ in range(n):
+    _, _, term, trunc, _ = env.step(env.action_space.sample())
+    if term or trunc: env.reset()
+print(n / (time.perf_counter() - t), n / (time.process_time() - c))
+"""
+
+
+def ours(env_id: str, n: int, **kwargs) -> tuple[float, float]:
+    """(steps per wall-clock second, steps per CPU second of this process)."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+    rate = (n / (time.perf_counter() - t), n / (time.process_time() - c))
+    env.close()
+    return rate
+
+
+def peer(python: str, n: int) -> tuple[float, float] | None:
+    try:
+        out = subprocess.run([python, "-c", PEER_CODE.format(n=n)], capture_output=True, text=True, timeout=600)
+        wall, cpu = out.stdout.strip().splitlines()[-1].split()
+        return float(wall), float(cpu)
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as exc:
+        print(f"panda-gym peer failed: {exc}", file=sys.stderr)
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--pixel-steps", type=int, default=300)
+    ap.add_argument("--panda-python", default="/tmp/panda_venv/bin/python")
+    args = ap.parse_args()
+    runs: dict[str, list[tuple[float, float]]] = {"playtable_state": [], "playtable_pixels84": [],
+                                                  "playtable_pixels84_egl": [], "panda_push_v3": []}
+    load = [os.getloadavg()]
+    for r in range(args.rounds):
+        runs["playtable_state"].append(ours("selfgym/PlayTable-v0", args.steps))
+        p = peer(args.panda_python, args.steps)
+        if p is not None:
+            runs["panda_push_v3"].append(p)
+        runs["playtable_pixels84"].append(ours("selfgym/PlayTablePixels-v0", args.pixel_steps))
+        runs["playtable_pixels84_egl"].append(ours("selfgym/PlayTablePixels-v0", args.pixel_steps, renderer="egl"))
+        load.append(os.getloadavg())
+        print(f"round {r} (wall, cpu steps/s): " + ", ".join(f"{k} {v[-1][0]:.0f}, {v[-1][1]:.0f}" for k, v in runs.items() if v), flush=True)
+    best = {k: max(w for w, _ in v) for k, v in runs.items() if v}
+    best_cpu = {k: max(c for _, c in v) for k, v in runs.items() if v}
+    peer_ok = "panda_push_v3" in best
+    ratio = best["playtable_state"] / best["panda_push_v3"] if peer_ok else None
+    ratio_cpu = best_cpu["playtable_state"] / best_cpu["panda_push_v3"] if peer_ok else None
+    per_round = [(s[0] / p[0], s[1] / p[1]) for s, p in zip(runs["playtable_state"], runs["panda_push_v3"])]
+    median = (float(np.median([w for w, _ in per_round])), float(np.median([c for _, c in per_round]))) if per_round else None
+    result = {"ratio_per_round_wall_cpu": per_round, "ratio_median_wall_cpu": median, "steps_per_s_best": best, "steps_per_cpu_s_best": best_cpu, "runs_wall_cpu": runs,
+              "ratio_state_vs_panda_push": ratio, "ratio_state_vs_panda_push_cpu_time": ratio_cpu,
+              "target_ratio": 3.0, "loadavg_1_5_15": load, "cpu_count": os.cpu_count(),
+              "python": platform.python_version(), "steps": args.steps, "pixel_steps": args.pixel_steps,
+              "notes": "random actions, single process, headless (DIRECT; TinyRenderer, or EGL where it loads: "
+                       "on a machine without a GPU that is Mesa llvmpipe, i.e. software), resets included; "
+                       "PlayTable 30 Hz control / 240 Hz physics, PandaPush 25 Hz / 500 Hz"}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "play_table_speed.json").write_text(json.dumps(result, indent=2))
+    rows = [f"| {k} | {v:.0f} | {best_cpu[k]:.0f} |" for k, v in best.items()]
+    md = ["# PlayTable speed (env steps/s, best of rounds, side by side)", "",
+          "| env | steps / wall s | steps / CPU s |", "|---|---|---|", *rows, "",
+          f"ratio PlayTable state / PandaPush-v3, median of the side-by-side rounds: **{median[0]:.2f}x** wall, "
+          f"**{median[1]:.2f}x** CPU time (target 3x); best-of-rounds: {ratio:.2f}x wall, {ratio_cpu:.2f}x CPU"
+          if peer_ok and median else "peer not run",
+          f"load average before/after: {load[0]} / {load[-1]}", ""]
+    (RESULTS / "play_table_speed.md").write_text("\n".join(md))
+    print(json.dumps({"wall": best, "cpu": best_cpu}), "median ratio (wall, cpu)", median)
+
+
+if __name__ == "__main__":
+    main()

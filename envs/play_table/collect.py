@@ -1,0 +1,69 @@
+"""Collect play: the scripted play policy in PlayTable, written to a play log (see dataset.py).
+
+    python -m envs.play_table.collect --hours 0.1 --out play.npz [--seed 0] [--noise 0.15] [--images]
+
+One hour is 108,000 control steps at 30 Hz. Play is one long unsegmented stream; the env is
+reset only when an object leaves the table (a new episode id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from envs.play_table.env import PlayTableEnv
+from envs.play_table.primitives import PlayPolicy
+from envs.play_table.scene import CONTROL_HZ, PROPRIO_DIM
+
+
+def collect(hours: float, seed: int = 0, noise: float = 0.15, images: bool = False,
+            progress: bool = True) -> dict[str, np.ndarray]:
+    steps = int(round(hours * 3600 * CONTROL_HZ))
+    if steps < 1:
+        raise ValueError(f"--hours {hours} is less than one control step")
+    env = PlayTableEnv(render_mode="rgb_array" if images else None, render_size=84)
+    policy = PlayPolicy(noise=noise, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    out = {"obs": np.zeros((steps, obs.shape[0]), np.float32), "actions": np.zeros((steps, 7), np.float32),
+           "episode_ids": np.zeros(steps, np.int32)}
+    if images:
+        out["images"] = np.zeros((steps, 84, 84, 3), np.uint8)
+    episode, t0 = 0, time.time()
+    for t in range(steps):
+        action = policy.act(obs)
+        out["obs"][t], out["actions"][t], out["episode_ids"][t] = obs, action, episode
+        if images:
+            out["images"][t] = env.render()
+        obs, _, terminated, _, _ = env.step(action)
+        if terminated:
+            episode += 1
+            obs, _ = env.reset(seed=seed + episode)
+            policy.follower = None
+        if progress and (t + 1) % 10000 == 0:
+            print(f"{t + 1}/{steps} steps, {(t + 1) / (time.time() - t0):.0f} steps/s", flush=True)
+    env.close()
+    out["scene_states"] = out["obs"][:, PROPRIO_DIM:].copy()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Collect scripted play in PlayTable to an .npz play log.")
+    ap.add_argument("--hours", type=float, required=True, help="hours of play at 30 Hz (0.1 = 10,800 steps)")
+    ap.add_argument("--out", required=True, help="output .npz path")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", type=float, default=0.15, help="std of Gaussian action noise on the primitives")
+    ap.add_argument("--images", action="store_true", help="also store 84x84 static-camera images (large)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    data = collect(args.hours, args.seed, args.noise, args.images)
+    meta = {"hours": args.hours, "seed": args.seed, "noise": args.noise, "control_hz": CONTROL_HZ,
+            "steps": len(data["obs"]), "episodes": int(data["episode_ids"][-1]) + 1}
+    np.savez_compressed(args.out, meta=json.dumps(meta), **data)
+    print(f"wrote {args.out}: {meta['steps']} steps, {meta['episodes']} episode(s), {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
