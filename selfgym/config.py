@@ -19,7 +19,7 @@ import yaml
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
 
 # Keys the trainer consumes itself; everything else goes to the agent's constructor.
-TRAINER_KEYS = ("n_timesteps", "n_envs", "normalize", "env_wrapper", "env_kwargs", "frame_stack")
+TRAINER_KEYS = ("n_timesteps", "n_envs", "normalize", "env_wrapper", "env_kwargs", "frame_stack", "eval_freq", "eval_episodes")
 
 
 def _split_top_level(text: str, sep: str) -> list[str]:

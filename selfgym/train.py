@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reward module (repeatable), e.g. rnd:coef=0.01 or my_mod:my_reward")
     p.add_argument("-conf", "--conf-file", default=None, help="YAML hyperparameter file (keyed by env id, or flat)")
     p.add_argument("--eval-freq", type=int, default=-1, help="evaluate every N steps (-1: 10 times per run; 0: never)")
-    p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--eval-episodes", type=int, default=-1, help="episodes per evaluation (-1: from hyperparams, else 5)")
     p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every N steps (-1: 10 times per run)")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many periodic checkpoints to keep (0: all)")
     p.add_argument("-f", "--log-folder", default="logs")
@@ -85,8 +85,8 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "env_wrapper": trainer.get("env_wrapper"),
         "rewards": list(args.reward),
         "hyperparams": hp,
-        "eval_freq": args.eval_freq if args.eval_freq >= 0 else max(n_timesteps // 10, 1),
-        "eval_episodes": args.eval_episodes,
+        "eval_freq": args.eval_freq if args.eval_freq >= 0 else int(trainer.get("eval_freq", max(n_timesteps // 10, 1))),
+        "eval_episodes": args.eval_episodes if args.eval_episodes > 0 else int(trainer.get("eval_episodes", 5)),
         "save_freq": args.save_freq if args.save_freq > 0 else max(n_timesteps // 10, 1),
         "keep_checkpoints": args.keep_checkpoints,
         "gym_packages": list(args.gym_packages),
