@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from envs.text.extract import extract_answer
+from envs.text.spaces import as_text
 from envs.text.tasks import Task, normalise_answer, score
 from rewards.base import RewardModule, TransitionBatch
 
 
 def _text(x: Any) -> str:
     """A completion/prompt as text: strings as is, chat messages -> the last message's content."""
+    x = as_text(x)
     if isinstance(x, str):
         return x
     if isinstance(x, (list, tuple)) and x and isinstance(x[-1], dict):
@@ -254,12 +256,13 @@ class LikelihoodReward(_ModelReward):
     """Sharpening: log pi_base(completion | prompt) under the frozen initial model.
 
     ``normalize_length=True`` (default) averages over the completion's tokens, so long answers
-    are not penalised for their length alone.
+    are not penalised for their length alone. An empty completion gets ``empty_reward`` (a very
+    unlikely per-token log-prob), so saying nothing is never the most "likely" answer.
     """
 
-    def __init__(self, normalize_length: bool = True, **kwargs: Any) -> None:
+    def __init__(self, normalize_length: bool = True, empty_reward: float = -10.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.normalize_length = bool(normalize_length)
+        self.normalize_length, self.empty_reward = bool(normalize_length), float(empty_reward)
 
     def score(self, prompts, completions, infos, groups, **columns):  # type: ignore[override]
         policy = self._policy()
@@ -267,5 +270,5 @@ class LikelihoodReward(_ModelReward):
         for i in range(0, len(prompts), self.batch_size):
             total, count = policy.text_logprobs(prompts[i : i + self.batch_size], completions[i : i + self.batch_size], reference=True)
             values = total / count.clamp(min=1) if self.normalize_length else total
-            out += values.tolist()
+            out += [v if c > 0 else self.empty_reward for v, c in zip(values.tolist(), count.tolist())]
         return out

@@ -131,7 +131,7 @@ def test_plugin_paths_from_cli(run_cli, tmp_path, plugin_dir, agent, reward, str
     assert result.returncode == 0, result.stderr
     run = _single_run(tmp_path, agent.replace(":", "-"))
     rows = read_metrics(run / "metrics.csv")
-    # the plug-in reward is the only stream, so it is exactly what the agent was trained on
+    # the plug-in stream is logged under its own name with exactly the value it returns
     column = "reward_" + stream
     logged = [r[column] for r in rows if r.get(column) is not None]
     assert logged and all(abs(v - value) < 1e-6 for v in logged)
