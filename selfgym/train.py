@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ENV, DEFAULT_AGENT = "CartPole-v1", "ppo"
+# The main job: a drone learns monocular distance from its own stereo labels, then flies on it.
+DEFAULT_ENV, DEFAULT_AGENT = "selfgym/DroneRoom-v0", "persistent_ssl"
 
 
 class UserError(Exception):

@@ -139,7 +139,7 @@ def test_plugin_paths_from_cli(run_cli, tmp_path, plugin_dir, agent, reward, str
 
 
 def test_plugin_env_evaluates_with_video(run_cli, tmp_path, plugin_dir):
-    train = run_cli("train.py", "--gym-packages", "sg_plugin", "--env", "sg_plugin/Corridor-v0", "-n", "256",
+    train = run_cli("train.py", "--gym-packages", "sg_plugin", "--env", "sg_plugin/Corridor-v0", "--agent", "ppo", "-n", "256",
                     "--seed", "1", "-params", "n_steps:64", "--no-final-eval", extra_path=plugin_dir)
     assert train.returncode == 0, train.stderr
     run = _single_run(tmp_path, "ppo")

@@ -11,6 +11,9 @@ import yaml
 from selfgym.metrics import read_metrics
 
 
+CARTPOLE = ("--env", "CartPole-v1", "--agent", "ppo")
+
+
 def only_run(root: Path) -> Path:
     runs = [p for p in root.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
@@ -42,7 +45,7 @@ def test_ppo_cartpole_learns_and_fills_run_folder(run_cli, tmp_path):
 def test_flags_override_hyperparams_and_are_recorded(run_cli, tmp_path):
     conf = tmp_path / "my.yml"
     conf.write_text("CartPole-v1:\n  n_epochs: 2\n  gamma: 0.9\n")
-    result = run_cli("train.py", "-n", "512", "-conf", str(conf), "-params", "gamma:0.95", "n_steps:64",
+    result = run_cli("train.py", "--env", "CartPole-v1", "--agent", "ppo", "-n", "512", "-conf", str(conf), "-params", "gamma:0.95", "n_steps:64",
                      "'policy_kwargs:dict(net_arch=[16])'".strip("'"), "--n-envs", "2", "--no-final-eval", "--seed", "5")
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((only_run(tmp_path / "logs" / "ppo") / "config.yaml").read_text())
@@ -53,7 +56,7 @@ def test_flags_override_hyperparams_and_are_recorded(run_cli, tmp_path):
 
 def test_evaluate_finds_latest_run_and_reports(run_cli, tmp_path):
     for _ in range(2):
-        assert run_cli("train.py", "-n", "256", "--no-final-eval", "--seed", "0").returncode == 0
+        assert run_cli("train.py", *CARTPOLE, "-n", "256", "--no-final-eval", "--seed", "0").returncode == 0
     result = run_cli("evaluate.py", "--env", "CartPole-v1", "--agent", "ppo", "-n", "3")
     assert result.returncode == 0, result.stderr
     assert "CartPole-v1_2" in result.stdout and "return" in result.stdout
@@ -74,7 +77,7 @@ def test_evaluate_finds_latest_run_and_reports(run_cli, tmp_path):
     ],
 )
 def test_bad_input_is_explained_and_leaves_no_run(run_cli, tmp_path, args, expected):
-    result = run_cli("train.py", "-n", "64", *args)
+    result = run_cli("train.py", *CARTPOLE, "-n", "64", *args)
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr
     logs = tmp_path / "logs"
@@ -82,12 +85,12 @@ def test_bad_input_is_explained_and_leaves_no_run(run_cli, tmp_path, args, expec
 
 
 def test_unknown_hyperparameter_lists_valid_ones(run_cli):
-    result = run_cli("train.py", "-n", "64", "-params", "n_step:8")
+    result = run_cli("train.py", *CARTPOLE, "-n", "64", "-params", "n_step:8")
     assert "'n_step'" in result.stderr and "n_steps" in result.stderr and "batch_size" in result.stderr
 
 
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(run_cli, tmp_path):
-    assert run_cli("train.py", "-n", "256", "--no-final-eval", "--seed", "0").returncode == 0
+    assert run_cli("train.py", *CARTPOLE, "-n", "256", "--no-final-eval", "--seed", "0").returncode == 0
     run = tmp_path / "logs" / "ppo" / "CartPole-v1_1"
     state = run / "model" / "state.pt"
     state.write_bytes(state.read_bytes()[:-100] + b"x" * 100)
@@ -110,6 +113,16 @@ def test_loading_never_unpickles_code(tmp_path):
     with pytest.raises(runs.CheckpointError, match="could not be read safely"):
         runs.load_checkpoint(folder)
     assert torch.load(folder / "state.pt", weights_only=False)["agent"]["evil"] is os.system  # it was really there
+
+
+@pytest.mark.slow
+def test_default_main_job_runs_and_reports(run_cli, tmp_path):
+    """`python train.py` with no flags: the drone learns monocular flight from its own stereo."""
+    result = run_cli("train.py", "--seed", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "logs/persistent_ssl/selfgym-DroneRoom-v0_1/eval.json").read_text())
+    assert summary["metrics"]["mono_fraction"]["mean"] > 0.5  # it switched to its learned monocular cue
+    assert "Run saved in" in result.stdout
 
 
 @pytest.mark.slow
