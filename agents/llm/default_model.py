@@ -41,15 +41,30 @@ def default_model_dir(cache_dir: str | Path | None = None) -> Path:
     """A transformers folder holding the dequantised default model, built on first use."""
     target = Path(cache_dir) if cache_dir is not None else cache_root() / DEFAULT_MODEL
     if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
+        _drop_quantization_config(target)
         return target
     return _convert(gguf_path(), target)
+
+
+def _drop_quantization_config(folder: Path) -> None:
+    """The saved weights are plain float tensors: a leftover GGUF ``quantization_config`` would make
+    transformers (and TRL/Trainer) treat the folder as a quantized, untrainable model."""
+    import json
+
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    if "quantization_config" in config:
+        config.pop("quantization_config")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(path)
 
 
 def _convert(gguf: Path, target: Path) -> Path:
     """Dequantise the GGUF model once and save it as safetensors (atomically, via a temp dir)."""
     try:
-        import accelerate  # noqa: F401
-        import gguf as _gguf  # noqa: F401
+        import accelerate  # noqa: F401  (transformers needs both to read GGUF files)
+        import gguf  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"loading the GGUF default model needs 'gguf' and 'accelerate': pip install gguf accelerate ({exc})") from exc
     import torch
@@ -70,7 +85,9 @@ def _convert(gguf: Path, target: Path) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     fresh.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    fresh.generation_config.save_pretrained(tmp) if fresh.generation_config is not None else None
+    _drop_quantization_config(tmp)
+    if fresh.generation_config is not None:
+        fresh.generation_config.save_pretrained(tmp)
     if target.exists():  # another process finished first
         import shutil
 

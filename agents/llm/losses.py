@@ -62,8 +62,8 @@ def grpo_loss(
         loss = masked_mean(per_token, mask)
     else:
         raise ValueError(f"loss_type must be 'grpo' or 'dapo', got {loss_type!r}")
-    clipped = ((ratio - 1).abs() > clip_eps).float()
-    return loss, {"kl": float(masked_mean(kl, mask)), "clip_fraction": float(masked_mean(clipped, mask))}
+    clipped = ((ratio.detach() - 1).abs() > clip_eps).float()
+    return loss, {"kl": float(masked_mean(kl.detach(), mask)), "clip_fraction": float(masked_mean(clipped, mask))}
 
 
 def rloo_loss(
@@ -80,4 +80,5 @@ def dpo_loss(
     """DPO (sigmoid) on sequence log-probs, shape (N,) each."""
     margin = beta * ((chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp))
     loss = -F.logsigmoid(margin).mean()
+    margin = margin.detach()
     return loss, {"reward_margin": float(margin.mean() / beta), "pair_accuracy": float((margin > 0).float().mean())}

@@ -32,7 +32,7 @@ def byte_tokenizer(chat_template: str | None = CHATML) -> Any:
     return tok
 
 
-def tiny_llama(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2, context: int = 512) -> Any:
+def tiny_llama(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2, context: int = 2048) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -27,8 +27,12 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 
 
 def _clean(text: str) -> str:
-    text = text.strip().strip("$*` ").strip()
-    return text[:-1].strip() if text.endswith(".") else text
+    previous = None
+    while text != previous:
+        previous = text
+        text = text.strip().strip("$*` \t\n")
+        text = text[:-1] if text.endswith(".") else text
+    return text
 
 
 def extract_answer(text: str | None, numeric: bool = False) -> str | None:

@@ -1,6 +1,7 @@
 """TextReasoning-v0: one question per episode; the action is the model's answer text.
 
-Observation: the question text (a ``spaces.Text``; the policy wraps it in its chat template).
+Observation: the question text (a ``spaces.Text``, returned as a one-element numpy object array
+holding the str, see envs/text/spaces.py; the policy wraps it in its chat template).
 Action: the completion text. Reward: the family's exact verifier, 1.0 correct / 0.0 otherwise
 (a malformed or missing answer scores 0, never raises). ``info`` holds ``is_success``, the
 normalised extracted ``answer`` (None if unparsable), the reference ``target`` (for the
@@ -10,8 +11,11 @@ and ``reward_components`` (``correct``, ``format``).
 Splits: ``split="test"`` serves a fixed held-out set (``test_size`` tasks from ``test_seed``),
 in order, starting again at item 0 on every ``reset(seed=...)``; ``split="train"`` draws fresh
 tasks from the episode RNG and never serves a held-out question. ``reset(options={"task_index":
-k})`` serves the k-th task of the split deterministically (trainers use it to give the same
-question to a group of sub-envs).
+k})`` serves the k-th task of the split deterministically, and ``options={"split": "train"}``
+overrides the split for one episode. selfgym's LLM trainers make the env with ``split="test"``
+(so its own stream, which evaluate.py rolls out, is the held-out set) and ask for every
+training question explicitly with ``{"split": "train", "task_index": k}``, giving the same
+question to each sub-env of a group.
 
 Two-turn self-correction (``two_turn=True``, SCoRe-style): after the first answer y1 the next
 observation is the question, y1 and "find your mistakes and improve"; the second answer y2 ends
@@ -29,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.text.extract import extract_answer
-from envs.text.spaces import BatchableText, to_charset
+from envs.text.spaces import BatchableText, as_text, text_obs, to_charset
 from envs.text.tasks import ANSWER_FORMAT, FAMILIES, Task, score
 
 CORRECTION_PROMPT = (
@@ -96,7 +100,7 @@ class TextReasoningEnv(gym.Env):
         self.test_seed, self.train_seed = int(test_seed), int(train_seed)
         self.two_turn, self.correction_bonus = bool(two_turn), float(correction_bonus)
         self.render_mode = render_mode
-        self.observation_space = BatchableText(max_length)
+        self.observation_space = BatchableText(max_length, shape=(1,))
         self.action_space = BatchableText(max_length)
         self._charset = frozenset(self.observation_space.character_set)
         self._rg = None
@@ -153,12 +157,15 @@ class TextReasoningEnv(gym.Env):
         return score(task, completion)
 
     # -- gym API -------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._cursor = 0
-        index = (options or {}).get("task_index")
-        if self.split == "test":
+        options = options or {}
+        index, split = options.get("task_index"), options.get("split", self.split)
+        if split not in ("train", "test"):
+            raise ValueError(f"reset option split must be 'train' or 'test', got {split!r}")
+        if split == "test":
             index = self._cursor if index is None else int(index)
             self._task = self._test[index % self.test_size]
             self._cursor = (index + 1) % self.test_size
@@ -168,29 +175,31 @@ class TextReasoningEnv(gym.Env):
         self._task_index = index
         self._turn = 0
         self._last_text = self._obs(self._task.question)
-        return self._last_text, {"task_index": index, "target": self._task.target, "family": self._task.family}
+        return text_obs(self._last_text), {"task_index": index, "target": self._task.target, "family": self._task.family}
 
-    def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._task is None:
             raise RuntimeError("TextReasoningEnv: call reset() before step()")
-        completion = str(action) if isinstance(action, (str, np.str_)) else None
+        action = as_text(action)
+        completion = action if isinstance(action, str) else None
         correct, answer = self._score(self._task, completion) if completion is not None else (0.0, None)
         info: dict[str, Any] = {
             "is_success": bool(correct >= 1.0), "answer": answer, "target": self._task.target,
-            "task_index": self._task_index, "family": self._task.family, "turn": self._turn,
-            "reward_components": {"correct": float(correct), "format": float(answer is not None)},
+            "family": self._task.family, "reward_components": {"correct": float(correct), "format": float(answer is not None)},
         }
+        if self.two_turn:
+            info["turn"] = self._turn
         reward = float(correct)
         if self.two_turn and self._turn == 0:
             self._turn, self._first_reward = 1, reward
             fmt = ANSWER_FORMAT if ANSWER_FORMAT in self._task.question else ""
             self._last_text = self._obs(CORRECTION_PROMPT.format(question=self._task.question, previous=completion or "", format=fmt))
-            return self._last_text, reward, False, False, info
+            return text_obs(self._last_text), reward, False, False, info
         if self.two_turn:
             reward = reward + self.correction_bonus * (reward - self._first_reward)
             info["first_turn_correct"] = self._first_reward
         self._turn += 1
-        return self._last_text, reward, True, False, info
+        return text_obs(self._last_text), reward, True, False, info
 
     def _obs(self, text: str) -> str:
         return to_charset(text, self._charset)[: self.observation_space.max_length]

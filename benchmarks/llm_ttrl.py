@@ -1,0 +1,170 @@
+"""Label-free GRPO (TTRL majority-vote reward) vs the verifier-reward ceiling, from the default
+SmolLM2-135M-Instruct, on one TextReasoning task family: held-out greedy accuracy before/after
+over seeds, plus sampling tokens/s and seconds per training step.
+
+    python benchmarks/llm_ttrl.py --seeds 0 1 2 --iterations 20 [--device auto]
+
+Writes benchmarks/results/llm_ttrl.json after every run (partial results survive an
+interrupted benchmark) and llm_ttrl.md. Runs unchanged on CUDA (--device cuda).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+_BEFORE: dict[tuple, float] = {}
+
+
+class _Hooks:
+    def on_step(self, num_timesteps: int) -> bool:
+        return True
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def mean_ci(values: list[float]) -> dict[str, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "ci95": float("nan"), "n": n}
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}.get(n, 1.96)
+    return {"mean": mean, "ci95": t * sd / math.sqrt(n), "n": n}
+
+
+def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
+    import numpy as np
+    import torch
+
+    import agents
+    import envs  # noqa: F401  (registers selfgym/ ids)
+    import rewards
+    from selfgym.config import load_hyperparams
+    from selfgym.env_factory import make_vec_env
+
+    env_id = "selfgym/TextReasoning-v0"
+    hp = load_hyperparams("grpo", env_id)
+    env_kwargs = dict(hp.pop("env_kwargs", {}))
+    env_kwargs.update(task=args.task, level=args.level, test_size=args.heldout)
+    for key in ("n_timesteps", "n_envs"):
+        hp.pop(key, None)
+    hp.update(group_size=args.group_size, max_new_tokens=args.max_new_tokens, heldout_size=args.heldout,
+              eval_every=0, learning_rate=args.lr, train_batch_size=args.train_batch_size, temperature=args.temperature)
+    venv = make_vec_env(env_id, args.prompts * args.group_size, seed, env_kwargs)
+    modules = [] if reward == "env" else [rewards.make_reward(reward)]
+    agent = agents.make_agent("grpo", venv, hp, device=args.device, seed=seed, logger=None, reward_modules=modules)
+    torch.set_num_threads(args.threads)
+    key = (args.task, args.level, args.heldout)
+    if key not in _BEFORE:  # greedy decoding of the same initial model: identical for every run
+        _BEFORE[key] = agent.heldout_accuracy()
+    before = _BEFORE[key]
+    steps, tokens, sample_s, rewards_seen, correct_seen = [], 0, 0.0, [], []
+    for it in range(args.iterations):
+        start = time.perf_counter()
+        roll = agent.rollout()
+        agent.update(roll)
+        agent.num_timesteps += venv.num_envs
+        agent.iteration += 1
+        steps.append(time.perf_counter() - start)
+        tokens += roll.tokens
+        sample_s += roll.sample_seconds
+        rewards_seen.append(float(np.mean(roll.returns)))
+        correct_seen.append(float(np.mean(roll.correct)))
+        print(f"  [{reward} seed {seed}] it {it + 1}/{args.iterations}: reward {rewards_seen[-1]:.3f} "
+              f"train-acc {correct_seen[-1]:.3f} {steps[-1]:.1f} s", flush=True)
+    after = agent.heldout_accuracy()
+    n = args.heldout
+    venv.close()
+    return {
+        "reward": reward, "seed": seed, "heldout_before": before, "heldout_after": after,
+        "after_wilson95": wilson(round(after * n), n), "train_reward": rewards_seen, "train_accuracy": correct_seen,
+        "s_per_step": sum(steps) / len(steps), "sample_tokens_per_s": tokens / max(sample_s, 1e-9),
+        "loadavg": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--rewards", nargs="+", default=["majority_vote", "verifier"])
+    p.add_argument("--task", default="arithmetic")
+    p.add_argument("--level", type=int, default=1)
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--prompts", type=int, default=2, help="prompts per step")
+    p.add_argument("--group-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--train-batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--heldout", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/llm_ttrl.json"))
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"command": " ".join(["python"] + sys.argv), "config": vars(args), "runs": []}
+    for seed in args.seeds:
+        for reward in args.rewards:
+            print(f"run: reward={reward} seed={seed}", flush=True)
+            result["runs"].append(run_one(args, reward, seed))
+            summarise(result)
+            out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["summary"], indent=1))
+    write_table(result, out.with_suffix(".md"))
+
+
+def summarise(result: dict) -> None:
+    summary = {}
+    for reward in {r["reward"] for r in result["runs"]}:
+        runs = [r for r in result["runs"] if r["reward"] == reward]
+        summary[reward] = {
+            "heldout_before": mean_ci([r["heldout_before"] for r in runs]),
+            "heldout_after": mean_ci([r["heldout_after"] for r in runs]),
+            "gain": mean_ci([r["heldout_after"] - r["heldout_before"] for r in runs]),
+            "s_per_step": mean_ci([r["s_per_step"] for r in runs]),
+            "sample_tokens_per_s": mean_ci([r["sample_tokens_per_s"] for r in runs]),
+        }
+    result["summary"] = summary
+
+
+def write_table(result: dict, path: Path) -> None:
+    cfg = result["config"]
+    lines = [f"# GRPO on TextReasoning ({cfg['task']} level {cfg['level']}), SmolLM2-135M-Instruct",
+             "", f"`{result['command']}`", "",
+             "| reward | seeds | held-out before | held-out after | gain (95% CI) | s/step | sampling tok/s |",
+             "|---|---|---|---|---|---|---|"]
+    for reward, s in result["summary"].items():
+        lines.append(f"| {reward} | {s['gain']['n']} | {s['heldout_before']['mean']:.3f} | {s['heldout_after']['mean']:.3f} | "
+                     f"{s['gain']['mean']:+.3f} ± {s['gain']['ci95']:.3f} | {s['s_per_step']['mean']:.1f} | {s['sample_tokens_per_s']['mean']:.1f} |")
+    lines += ["", "Per run (held-out greedy accuracy on the same fixed set; Wilson 95% interval of the after value):", "",
+              "| reward | seed | before | after (95% CI) | s/step | sampling tok/s | load avg |", "|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        lo, hi = r["after_wilson95"]
+        lines.append(f"| {r['reward']} | {r['seed']} | {r['heldout_before']:.3f} | {r['heldout_after']:.3f} ({lo:.2f}-{hi:.2f}) | "
+                     f"{r['s_per_step']:.1f} | {r['sample_tokens_per_s']:.1f} | {r['loadavg'][0]:.1f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
