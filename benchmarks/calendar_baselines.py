@@ -7,7 +7,8 @@ Writes benchmarks/results/calendar_baselines.json and .md. Baselines: random; he
 (earliest scheduled, most senior attendee); the online preference learner (no prior, and
 with role priors fitted on training users); PPO from a train.py run (trained on training
 users). Each test user plays one episode of N rounds; ERR is pooled (see metrics.summarize).
-The LLM baselines (zero-shot, +StrategyHub) are not run here: they need agents/llm/.
+The LLM baselines (SmolLM2-135M zero-shot and + StrategyHub, on a subset of users and rounds, next to
+random on the same subset) are in benchmarks/calendar_llm_baselines.py -> results/calendar_llm_baselines.md.
 """
 
 from __future__ import annotations
