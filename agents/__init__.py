@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.base import Agent, TrainingHooks
-from selfgym.registry import Registry, UnknownNameError, did_you_mean
+from selfgym.registry import Registry, UnknownNameError, did_you_mean, reject_unknown
 
 AGENTS: Registry[Any] = Registry("agent", "selfgym.agents")
 
@@ -101,6 +101,13 @@ def valid_hyperparams(cls: Any) -> list[str] | None:
     return sorted(p.name for p in params if p.name not in _AGENT_ARGS and p.kind != p.VAR_POSITIONAL)
 
 
+def check_hyperparams(name: str, hyperparams: dict[str, Any]) -> Any:
+    """The agent's class, after rejecting hyperparameters it does not take (naming the valid ones)."""
+    cls = get_agent_class(name)
+    reject_unknown(f"agent {name!r}", hyperparams, valid_hyperparams(cls), what="hyperparameter(s) ")
+    return cls
+
+
 def make_agent(
     name: str,
     env: Any,
@@ -111,13 +118,7 @@ def make_agent(
     logger: Any = None,
     reward_modules: list | None = None,
 ) -> Agent:
-    cls = get_agent_class(name)
-    valid = valid_hyperparams(cls)
-    unknown = sorted(set(hyperparams) - set(valid)) if valid is not None else []
-    if unknown:
-        raise TypeError(
-            f"agent {name!r} does not take hyperparameter(s) {', '.join(map(repr, unknown))}. Valid: {', '.join(valid or [])}"
-        )
+    cls = check_hyperparams(name, hyperparams)
     common = dict(device=device, seed=seed, logger=logger, reward_modules=reward_modules or [])
     if is_sb3_class(cls):
         from agents.sb3_agent import SB3Agent
@@ -126,4 +127,4 @@ def make_agent(
     return cls(env, **common, **hyperparams)
 
 
-__all__ = ["AGENTS", "Agent", "TrainingHooks", "register", "register_lazy", "available", "get_agent_class", "make_agent"]
+__all__ = ["AGENTS", "Agent", "TrainingHooks", "register", "register_lazy", "available", "get_agent_class", "check_hyperparams", "make_agent"]

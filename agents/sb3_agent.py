@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import TrainingHooks
 from selfgym.config import resolve_value
+from selfgym.registry import reject_unknown
 
 # Constructor arguments the trainer sets itself; users cannot pass them as hyperparameters.
 _MANAGED = {"env", "device", "seed", "verbose", "tensorboard_log", "_init_setup_model"}
@@ -70,12 +71,7 @@ class SB3Agent:
         reward_modules: list | None = None,
         **hyperparams: Any,
     ) -> None:
-        unknown = sorted(set(hyperparams) - set(valid_hyperparams(algo_class)))
-        if unknown:
-            raise TypeError(
-                f"{algo_class.__name__} does not take hyperparameter(s) {', '.join(map(repr, unknown))}. "
-                f"Valid: {', '.join(valid_hyperparams(algo_class))}"
-            )
+        reject_unknown(algo_class.__name__, hyperparams, valid_hyperparams(algo_class), what="hyperparameter(s) ")
         self.log_interval = hyperparams.pop("log_interval", None)
         kwargs = {k: resolve_value(k, v) for k, v in hyperparams.items()}
         kwargs.setdefault("policy", default_policy(env.observation_space))

@@ -17,7 +17,7 @@ from typing import Any
 from rewards.base import FunctionReward, RewardModule, TransitionBatch, accepted_kwargs, batched
 from rewards.env_rewards import ComponentReward, TaskReward
 from selfgym.config import parse_spec
-from selfgym.registry import Registry, UnknownNameError, did_you_mean
+from selfgym.registry import Registry, UnknownNameError, did_you_mean, reject_unknown
 
 REWARDS: Registry[Any] = Registry("reward module", "selfgym.rewards")
 REWARDS.register("task", TaskReward)
@@ -90,23 +90,12 @@ def make_reward(spec: str | tuple[str, dict[str, Any]]) -> RewardModule:
     obj = _lookup(name)
     if inspect.isclass(obj) and issubclass(obj, RewardModule):
         valid = accepted_kwargs(obj)
-        unknown = sorted(set(kwargs) - set(valid or kwargs))
-        if unknown:
-            raise TypeError(
-                f"reward module {name!r} does not take {', '.join(map(repr, unknown))}. "
-                f"Valid parameters: {', '.join(valid or [])}"
-            )
+        reject_unknown(f"reward module {name!r}", kwargs, valid)
         if "registry_name" not in vars(obj) and "name" in (valid or ["name"]):
             kwargs.setdefault("name", name)  # the stream is called what the user asked for
         module = obj(**kwargs)
     elif callable(obj):
-        valid = accepted_kwargs(FunctionReward)
-        unknown = sorted(set(kwargs) - set(valid or kwargs) - {"fn"})
-        if unknown:
-            raise TypeError(
-                f"reward function {name!r} does not take {', '.join(map(repr, unknown))}. "
-                f"Valid parameters: {', '.join(v for v in valid or [] if v != 'fn')}"
-            )
+        reject_unknown(f"reward function {name!r}", kwargs, [v for v in accepted_kwargs(FunctionReward) or [] if v != "fn"])
         kwargs.setdefault("name", name)
         module = FunctionReward(obj, **kwargs)
     else:

@@ -102,6 +102,12 @@ def wrap_normalize(venv: VecEnv, normalize: Any, training: bool = True) -> VecEn
     return venv
 
 
+def make_eval_env(config: dict[str, Any], seed: int, render_mode: str | None = None) -> VecEnv:
+    """One env rebuilt from a run's config, with any VecNormalize frozen and rewards left raw."""
+    venv = make_vec_env(config["env"], 1, seed, config.get("env_kwargs"), "dummy", config.get("env_wrapper"), render_mode)
+    return wrap_normalize(venv, config.get("normalize"), training=False)
+
+
 def find_vec_normalize(venv: VecEnv) -> VecNormalize | None:
     while venv is not None:
         if isinstance(venv, VecNormalize):

@@ -145,9 +145,7 @@ def load_run(run_dir: Path, load_best: bool = False, checkpoint: int | None = No
     torch.set_num_threads(int(config.get("num_threads", 1)))
     env_factory.import_env_packages(config.get("gym_packages"))
     eval_seed = config.get("seed", 0) + 20_000 if seed is None else seed
-    venv = env_factory.make_vec_env(config["env"], 1, eval_seed, config.get("env_kwargs"), "dummy",
-                                    config.get("env_wrapper"), render_mode)
-    venv = env_factory.wrap_normalize(venv, config.get("normalize"), training=False)
+    venv = env_factory.make_eval_env(config, eval_seed, render_mode)
     env_factory.load_vec_normalize_state(venv, state.get("vec_normalize"))
     with warnings.catch_warnings():  # e.g. PPO's batch-size advice, irrelevant with one eval env
         warnings.simplefilter("ignore", UserWarning)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
@@ -54,6 +54,18 @@ def did_you_mean(name: str, choices: list[str], n: int = 3) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+
+
+def reject_unknown(owner: str, given: Iterable[str], valid: list[str] | None, what: str = "") -> None:
+    """TypeError naming the keyword arguments ``owner`` does not take, and the valid ones.
+
+    ``valid`` None means the owner accepts anything (its constructor takes ``**kwargs``).
+    """
+    if valid is None:
+        return
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise TypeError(f"{owner} does not take {what}{', '.join(map(repr, unknown))}. Valid: {', '.join(valid)}")
 
 
 class Registry(Generic[T]):

@@ -8,8 +8,6 @@ and ``--resume`` need to rebuild the run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import shutil
 import signal
@@ -207,9 +205,7 @@ class Run:
 
         cfg = self.config
         if self.eval_venv is None:
-            self.eval_venv = env_factory.make_vec_env(cfg["env"], 1, cfg["seed"] + 10_000, cfg["env_kwargs"],
-                                                      "dummy", cfg["env_wrapper"])
-            self.eval_venv = env_factory.wrap_normalize(self.eval_venv, cfg["normalize"], training=False)
+            self.eval_venv = env_factory.make_eval_env(cfg, cfg["seed"] + 10_000)
         env_factory.load_vec_normalize_state(self.eval_venv, env_factory.vec_normalize_state(self.venv))
         summary = summarize(rollout(self.agent, self.eval_venv, cfg["eval_episodes"], deterministic=True))
         self.logger.record("eval/mean_reward", summary["return_mean"])
@@ -235,12 +231,7 @@ def _validate(config: dict[str, Any]) -> None:
 
     env_factory.import_env_packages(config["gym_packages"])
     env_factory.check_env_id(config["env"])
-    cls = agents.get_agent_class(config["agent"])
-    valid = agents.valid_hyperparams(cls)
-    unknown = sorted(set(config["hyperparams"]) - set(valid)) if valid is not None else []
-    if unknown:
-        raise TypeError(f"agent {config['agent']!r} does not take hyperparameter(s) {', '.join(map(repr, unknown))}. "
-                        f"Valid: {', '.join(valid or [])}")
+    agents.check_hyperparams(config["agent"], config["hyperparams"])
     for spec in config["rewards"]:
         rewards.make_reward(spec)
 
