@@ -51,6 +51,8 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
+    if lowered in ("nan", "inf", "+inf", "-inf"):
+        return float(lowered)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -87,6 +89,17 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(f"in {spec!r}: {item!r} is not key=value")
         kwargs[key.strip()] = parse_value(value)
     return match.group("name"), kwargs
+
+
+def find_nan(value: Any, path: str) -> str | None:
+    """The dotted key of the first NaN inside ``value`` (dicts and lists walked), else None."""
+    if isinstance(value, float) and value != value:
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        if (found := find_nan(item, f"{path}.{key}" if path else str(key))) is not None:
+            return found
+    return None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

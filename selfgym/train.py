@@ -229,6 +229,11 @@ def _validate(config: dict[str, Any]) -> None:
     import rewards
     from selfgym import env_factory
 
+    from selfgym.config import find_nan
+
+    for section in ("hyperparams", "env_kwargs"):
+        if (key := find_nan(config[section], "")) is not None:
+            raise ValueError(f"{section} {key!r} is NaN; give a number")
     env_factory.import_env_packages(config["gym_packages"])
     env_factory.check_env_id(config["env"])
     agents.check_hyperparams(config["agent"], config["hyperparams"])

@@ -36,6 +36,8 @@ def test_parse_spec_handles_dotted_names_and_nested_values():
     assert parse_spec("rnd:coef=0.01,hidden=[64, 64]") == ("rnd", {"coef": 0.01, "hidden": [64, 64]})
     assert parse_spec("my_pkg.mod:my_reward") == ("my_pkg.mod:my_reward", {})
     assert parse_spec("my_pkg.mod:Cls:coef=2") == ("my_pkg.mod:Cls", {"coef": 2})
+    nan = parse_key_values(["gamma:nan", "clip:inf"], "-params")
+    assert nan["gamma"] != nan["gamma"] and nan["clip"] == float("inf")  # real floats, not strings
     assert parse_key_values(["lr:1e-3", "net:[8,8]", "name:abc", "on:true"], "-params") == {
         "lr": 1e-3, "net": [8, 8], "name": "abc", "on": True}
     with pytest.raises(ValueError, match="key:value"):

@@ -74,6 +74,8 @@ def test_evaluate_finds_latest_run_and_reports(run_cli, tmp_path):
         (["--reward", "rndd"], "Did you mean 'rnd'"),
         (["-params", "learning_rat:0.1"], "learning_rate"),
         (["--reward", "task:coeff=2"], "coef"),
+        (["-params", "gamma:nan"], "hyperparams 'gamma' is NaN"),
+        (["--env-kwargs", "sutton_barto_reward:nan"], "env_kwargs 'sutton_barto_reward' is NaN"),
     ],
 )
 def test_bad_input_is_explained_and_leaves_no_run(run_cli, tmp_path, args, expected):
