@@ -176,3 +176,39 @@ def test_wrong_kwargs_are_named():
         PlayTableEnv(obs_mode="rgb")
     with pytest.raises(ValueError, match="renderer"):
         PlayTableEnv(renderer="opengl")
+
+
+def test_terminate_on_success_ends_the_episode_and_pays_only_for_finishing():
+    env = PlayTableEnv(task="open_drawer", terminate_on_success=True)
+    obs, _ = env.reset(seed=0)
+    expert = ScriptedExpert("open_drawer")
+    expert.reset(obs)
+    rewards = []
+    for _ in range(150):
+        obs, reward, terminated, truncated, info = env.step(expert.act(obs))
+        rewards.append(reward)
+        if terminated:
+            break
+    assert terminated and info["is_success"]
+    # every unsolved step is worth <= 0, the finishing step > 0: finishing sooner always pays
+    assert max(rewards[:-1]) <= 0.0 < rewards[-1]
+    env.close()
+
+
+def test_terminate_on_success_needs_a_task():
+    with pytest.raises(ValueError, match="terminate_on_success needs a task"):
+        PlayTableEnv(task=None, terminate_on_success=True)
+    with pytest.raises(ValueError, match="terminate_on_success needs a task"):
+        PlayTableGoalEnv(terminate_on_success=True)
+
+
+def test_drawer_pushed_past_its_limit_is_put_back():
+    from envs.play_table import layout as L
+    from envs.play_table.scene import DRAWER, SLIDE_SLACK
+
+    env = PlayTableEnv(task="close_drawer")
+    env.reset(seed=0)
+    env.scene.pb.resetJointState(env.scene.desk, DRAWER, 0.30)  # what a solver blow-up left behind
+    obs, *_ = env.step(np.zeros(7, np.float32))
+    assert obs[PROPRIO_DIM] <= L.DRAWER_RANGE[1] + SLIDE_SLACK
+    env.close()

@@ -33,10 +33,14 @@ class PlayTableEnv(gym.Env):
             (7 absolute joint targets scaled to the joint ranges, gripper).
         reward_type: ``"dense"`` (reach + progress + success + 0.1 safety; goal env: success -
             normalised goal distance) or ``"sparse"`` (success - 1). Free play has reward 0.
+        terminate_on_success: end the episode (``terminated``) the step the task's detector
+            fires, as CALVIN's evaluation does; task mode only. The dense reward then also pays
+            -1 per step, so every unsolved step is worth <= 0 and finishing sooner is always
+            better (without it, hovering just short of success would out-earn finishing).
 
     Actions outside [-1, 1] are clipped; a NaN/inf action or a wrong shape raises ValueError
-    before the simulation is touched. Control at 30 Hz, physics at 240 Hz. Success does not end
-    the episode (the time limit does); an object leaving the table terminates it.
+    before the simulation is touched. Control at 30 Hz, physics at 240 Hz. Success ends the
+    episode only with ``terminate_on_success``; an object leaving the table always terminates it.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -45,8 +49,13 @@ class PlayTableEnv(gym.Env):
 
     def __init__(self, task: str | None = None, obs_mode: str = "state",
                  control: str = "ee", reward_type: str = "dense", render_mode: str | None = None,
-                 renderer: str = "tiny", image_size: int = 84, render_size: int = 256) -> None:
+                 renderer: str = "tiny", image_size: int = 84, render_size: int = 256,
+                 terminate_on_success: bool = False) -> None:
         self.task = T.get_task(task)
+        if terminate_on_success and (self.task is None or self.goal_conditioned):
+            raise ValueError("PlayTableEnv: terminate_on_success needs a task (not free play or the goal env, "
+                             "whose HER relabelling cannot follow a goal-dependent termination)")
+        self.terminate_on_success = bool(terminate_on_success)
         for name, value, valid in (("obs_mode", obs_mode, ("state", "pixels")), ("control", control, ("ee", "joint")),
                                    ("reward_type", reward_type, ("dense", "sparse")),
                                    ("render_mode", render_mode, (None, "rgb_array"))):
@@ -100,6 +109,7 @@ class PlayTableEnv(gym.Env):
         else:
             sc.set_block(1, [cx, cy, T.CUBE_Z], cube_yaw)
         sc.reset_robot()
+        sc.wake()
         self._target_pos = None
         self._target_rot = np.zeros(3)
         self._proprio = sc.proprio()
@@ -167,7 +177,7 @@ class PlayTableEnv(gym.Env):
         self._proprio = sc.proprio()
         s = sc.scene_state()
         info = self._info(s, sc.contact_force())
-        terminated = bool(info["object_off_table"])
+        terminated = bool(info["object_off_table"]) or (self.terminate_on_success and info["is_success"])
         reward = self._reward(info)
         return self._obs(s), reward, terminated, False, info
 
@@ -205,7 +215,8 @@ class PlayTableEnv(gym.Env):
             return float(c.get("success", 0.0)) - (1.0 if "success" in c else 0.0)
         if self.goal_conditioned:  # exactly compute_reward's dense value, so HER relabelling agrees
             return float(c["goal_distance"] + c["success"])
-        return float(c["reach"] + c["progress"] + c["success"] + 0.1 * c["safety"])
+        step_cost = 1.0 if self.terminate_on_success else 0.0
+        return float(c["reach"] + c["progress"] + c["success"] + 0.1 * c["safety"] - step_cost)
 
     @staticmethod
     def _goal_distance(achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ ARM_LOW = np.array([-2.9671, -1.8326, -2.9671, -3.0718, -2.9671, -0.0175, -2.967
 ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
 # Desk joint indices, fixed by the order of joints in layout.desk_urdf().
 DRAWER, DOOR, BUTTONS = 0, 1, [2, 3, 4]
+_DESK_JOINTS = [DRAWER, DOOR] + BUTTONS
+SLIDE_SLACK = 0.01  # m past a drawer/door limit before the guard puts it back
 _LOW, _HIGH = ARM_LOW.tolist() + [0.0, 0.0], ARM_HIGH.tolist() + [0.04, 0.04]
 _RANGE, _REST = (ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04], HOME_JOINTS + [0.04, 0.04]
 
@@ -77,6 +79,10 @@ class Scene:
             pb.changeDynamics(self.robot, j, lateralFriction=2.0, spinningFriction=0.01)
         for b in self.blocks:
             pb.changeDynamics(b, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0)
+        # Resting blocks and desk parts may sleep: Bullet then skips their contacts in the solver
+        # until the robot (never asleep) touches them. This is most of the env's speed (1.7x).
+        for body in (*self.blocks, self.desk):
+            pb.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING)
         for j in range(7):  # no passive friction motors on the arm: it is position-controlled
             pb.changeDynamics(self.robot, j, linearDamping=0, angularDamping=0)
         # Drawer/door: a weak velocity motor acts as sliding friction. Buttons: a spring to 0.
@@ -134,6 +140,11 @@ class Scene:
             pb.resetJointState(self.robot, j, width / 2)
         self.command_arm(np.asarray(joints), width)
 
+    def wake(self) -> None:
+        """Wake the sleeping bodies: a reset moves them without the contact that would."""
+        for body in (*self.blocks, self.desk):
+            self.pb.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_WAKE_UP)
+
     def set_articulation(self, drawer: float, door: float, lights) -> None:
         self.pb.resetJointState(self.desk, DRAWER, drawer)
         self.pb.resetJointState(self.desk, DOOR, door)
@@ -166,14 +177,28 @@ class Scene:
                                     forces=[40.0, 40.0], physicsClientId=self.cid)
 
     def step(self) -> None:
-        """One 30 Hz control step (8 physics sub-steps), then the button -> light logic."""
+        """One 30 Hz control step (8 physics sub-steps), then the joint-limit guard and the button -> light logic."""
         p.stepSimulation(physicsClientId=self.cid)
-        presses = np.array([s[0] for s in p.getJointStates(self.desk, BUTTONS, physicsClientId=self.cid)]) > L.BUTTON_PRESSED
+        q = np.array([s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=self.cid)])
+        self._guard_slides(q[:2])
+        presses = q[2:] > L.BUTTON_PRESSED
         toggled = presses & ~self._pressed
         self._pressed = presses
         if toggled.any():
             self.lights[toggled] = 1.0 - self.lights[toggled]
             self._recolor()
+
+    def _guard_slides(self, q: np.ndarray) -> None:
+        """Put the drawer or door back on its limit if a hard push broke through it.
+
+        Why: pybullet's joint limit is soft. A hard pull can carry a slide past it (2 cm in
+        scripted over-pulls; once 16 cm in one step), and the limit does not pull it back,
+        which left scene states outside the documented range.
+        """
+        for joint, value, (lo, hi) in zip((DRAWER, DOOR), q, (L.DRAWER_RANGE, L.DOOR_RANGE)):
+            if not lo - SLIDE_SLACK <= value <= hi + SLIDE_SLACK:
+                p.resetJointState(self.desk, joint, min(max(value, lo), hi), 0.0, physicsClientId=self.cid)
+                p.changeDynamics(self.desk, -1, activationState=p.ACTIVATION_STATE_WAKE_UP, physicsClientId=self.cid)
 
     # --- state reads ---------------------------------------------------------------------
     def robot_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
