@@ -81,7 +81,7 @@ def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
     if key not in _BEFORE:  # greedy decoding of the same initial model: identical for every run
         _BEFORE[key] = agent.heldout_accuracy()
     before = _BEFORE[key]
-    steps, tokens, sample_s, rewards_seen, correct_seen = [], 0, 0.0, [], []
+    steps, tokens, sample_s, rewards_seen, correct_seen, groups = [], 0, 0.0, [], [], []
     for it in range(args.iterations):
         start = time.perf_counter()
         roll = agent.rollout()
@@ -93,6 +93,11 @@ def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
         sample_s += roll.sample_seconds
         rewards_seen.append(float(np.mean(roll.returns)))
         correct_seen.append(float(np.mean(roll.correct)))
+        if args.dump_groups:  # what each group answered and was paid: shows reward hacking
+            texts, G = roll.turns[-1].texts, args.group_size
+            groups.append([{"iteration": it, "prompt": roll.prompts[-1][g * G], "completions": texts[g * G:(g + 1) * G],
+                            "reward": roll.returns[g * G:(g + 1) * G].tolist(), "correct": roll.correct[g * G:(g + 1) * G].tolist()}
+                           for g in range(len(texts) // G)])
         print(f"  [{reward} seed {seed}] it {it + 1}/{args.iterations}: reward {rewards_seen[-1]:.3f} "
               f"train-acc {correct_seen[-1]:.3f} {steps[-1]:.1f} s", flush=True)
     after = agent.heldout_accuracy()
@@ -102,7 +107,7 @@ def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
         "reward": reward, "seed": seed, "heldout_before": before, "heldout_after": after,
         "after_wilson95": wilson(round(after * n), n), "train_reward": rewards_seen, "train_accuracy": correct_seen,
         "s_per_step": sum(steps) / len(steps), "sample_tokens_per_s": tokens / max(sample_s, 1e-9),
-        "loadavg": os.getloadavg(),
+        "loadavg": os.getloadavg(), **({"groups": groups} if args.dump_groups else {}),
     }
 
 
@@ -122,6 +127,7 @@ def main() -> None:
     p.add_argument("--heldout", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--dump-groups", action="store_true", help="store every group's completions, rewards and correctness")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/llm_ttrl.json"))
     args = p.parse_args()
     import torch

@@ -26,7 +26,7 @@ import numpy as np
 
 from envs.text.extract import extract_answer
 from envs.text.spaces import as_text
-from envs.text.tasks import Task, normalise_answer, score
+from envs.text.tasks import Task, normalise_answer, score, stated_answer
 from rewards.base import RewardModule, TransitionBatch
 
 
@@ -102,16 +102,25 @@ class MajorityVoteReward(TextReward):
             no consensus, no signal), ``"first"`` (the one seen first, like ``Counter.most_common``)
             or ``"all"`` (every tied answer counts as the label).
         min_ratio: no pseudo-label unless the top answer holds at least this fraction of the group.
+        stated: only answers a completion states count as votes (``tasks.stated_answer``: answer
+            tags, boxed, "answer is", "= N"), not the verifier's last-number fallback. Why: with
+            the fallback, SmolLM2 learned within 8 GRPO steps to echo the question ("4 + 8"),
+            whose last number every sample "agrees" on: full reward, held-out accuracy 0.49 -> 0.01
+            (benchmarks/results/llm_ttrl_heldout200.md, seed 11). ``stated=false`` restores the
+            lenient reading (the env's parsed answer).
     Unparsable answers never vote and always get 0.
     """
 
-    def __init__(self, family: str | None = None, tie_break: str = "none", min_ratio: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, family: str | None = None, tie_break: str = "none", min_ratio: float = 0.0,
+                 stated: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if tie_break not in ("none", "first", "all"):
             raise ValueError(f"majority_vote: tie_break must be 'none', 'first' or 'all', got {tie_break!r}")
-        self.family, self.tie_break, self.min_ratio = family, tie_break, float(min_ratio)
+        self.family, self.tie_break, self.min_ratio, self.stated = family, tie_break, float(min_ratio), bool(stated)
 
     def _answer(self, completion: str, info: dict[str, Any]) -> str | None:
+        if self.stated:
+            return stated_answer(info.get("family") or self.family, completion)
         if "answer" in info:
             return info["answer"]
         family = info.get("family") or self.family

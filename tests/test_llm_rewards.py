@@ -14,8 +14,19 @@ from rewards.base import TransitionBatch
 def test_majority_vote_counts_parsable_answers_per_prompt() -> None:
     mv = make_reward("majority_vote")
     prompts = ["q1"] * 4 + ["q2"] * 3
-    completions = ["<answer>3</answer>", "so 3", "<answer>4</answer>", "no idea", "1", "1", "<answer>1.0</answer>"]
+    completions = ["<answer>3</answer>", "so 3 = 3", "<answer>4</answer>", "no idea", "1", "1", "<answer>1.0</answer>"]
     assert mv(prompts=prompts, completions=completions, family="arithmetic") == [1, 1, 0, 0, 1, 1, 1]
+
+
+def test_majority_vote_counts_only_stated_answers() -> None:
+    # What SmolLM2 converged to under the lenient reading (seed 11): echoes of the question,
+    # whose last number "agreed" -> full reward for zero accuracy. Stated-only: no votes, no reward.
+    echoes = ["4 + 8", "4 + 8", "<answer>4 + 8", "4 + 8.", "4 + 8 = 12"]
+    prompts = ["What is 4 + 8?"] * len(echoes)
+    assert make_reward("majority_vote")(prompts=prompts, completions=echoes, family="arithmetic") == [0, 0, 0, 0, 1]
+    assert make_reward("majority_vote:stated=false")(prompts=prompts, completions=echoes, family="arithmetic") == [1, 1, 1, 1, 0]
+    stated = ["3 + 6 = 9", "The answer is 9.", "<answer>9</answer>", "9", "\\boxed{9}", "3 + 6 is 9"]
+    assert make_reward("majority_vote")(prompts=["q"] * 6, completions=stated, family="arithmetic") == [1, 1, 1, 1, 1, 0]
 
 
 def test_majority_vote_ties_and_all_unparsable() -> None:
@@ -36,7 +47,7 @@ def test_majority_vote_on_env_batches_uses_group_ids_and_env_answers() -> None:
     infos = [{"answer": a, "target": "7"} for a in ["7", "7", None, "8"]]
     batch = TransitionBatch(obs, np.array(["a", "b", "c", "d"], dtype=object), obs, np.zeros(4), np.ones(4), infos,
                             {"group": np.array([0, 0, 1, 1])})
-    mv = make_reward("majority_vote")
+    mv = make_reward("majority_vote:stated=false")  # the env's parsed answers vote
     assert mv(batch).tolist() == [1, 1, 0, 1]  # group 1: "8" is the only vote
     assert mv.last_metrics == {"label_rate": 1.0, "label_accuracy": 0.5}
 

@@ -12,6 +12,10 @@ The rules, tried in order (the first that finds something wins):
 The extracted text is stripped of whitespace, surrounding ``$``, ``**`` and a trailing ``.``.
 Anything that yields nothing returns ``None``; callers give ``None`` a reward of 0. Nothing
 here raises on malformed text.
+
+``extract_stated_answer`` is the strict variant for self-generated labels (majority vote): only
+rules 1-3, or the number right after the last ``=``. A completion that merely echoes the question
+("4 + 8") states no answer, where rule 4 would read "8" from it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ _OPEN_TAG = re.compile(r"<answer>(.*)$", re.S | re.I)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _PHRASE = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*([^\n]*)", re.I)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+_EQUALS_NUMBER = re.compile(r"=\s*\$?\s*(-?\d+(?:\.\d+)?(?:/\d+)?)")
 
 
 def _clean(text: str) -> str:
@@ -57,6 +62,15 @@ def extract_answer(text: str | None, numeric: bool = False) -> str | None:
         if numbers:
             return numbers[-1]
     return None
+
+
+def extract_stated_answer(text: str | None) -> str | None:
+    """The answer a completion commits to (rules 1-3, else the number after the last ``=``), or None."""
+    found = extract_answer(text)
+    if found is not None or not isinstance(text, str):
+        return found
+    equals = _EQUALS_NUMBER.findall(text)
+    return equals[-1] if equals else None
 
 
 def parse_number(text: str | None) -> Fraction | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.text.extract import extract_answer, parse_int_list, parse_number
+from envs.text.extract import NUMBER, extract_answer, extract_stated_answer, parse_int_list, parse_number
 
 #: Measured on SmolLM2-135M-Instruct (greedy, level 1): an example value in the instruction
 #: ("e.g. <answer>42</answer>") makes the model copy it; this plain form parsed best.
@@ -255,6 +255,33 @@ def score(task: Task, completion: str) -> tuple[float, str | None]:
     if not isinstance(completion, str):
         return 0.0, None
     return FAMILIES[task.family][1](task, completion)
+
+
+NUMERIC_FAMILIES = ("arithmetic", "word")  # families whose answer is one number
+
+
+def stated_answer(family: str | None, completion: str) -> str | None:
+    """The normalised answer a completion commits to, or None: what a self-generated label may count.
+
+    Stricter than the verifier's extraction: the span must be stated (answer tags, boxed,
+    "answer is", the number after the last ``=``, see ``extract_stated_answer``; or, for one-number
+    families, a completion that is only a number), and for
+    one-number families it must hold exactly one number once reduced to what follows its last
+    ``=``. So an echo of the question ("4 + 8", or "<answer>4 + 8") states nothing.
+    """
+    span = extract_stated_answer(completion)
+    if span is None and family in NUMERIC_FAMILIES and isinstance(completion, str):
+        bare = completion.strip().strip("$*` .")
+        span = bare if NUMBER.fullmatch(bare.replace(",", "")) else None  # a completion that is just a number
+    if span is None:
+        return None
+    if family in NUMERIC_FAMILIES:
+        span = span.rsplit("=", 1)[-1]
+        if len(NUMBER.findall(span.replace(",", ""))) != 1:
+            return None
+    if family is None or str(family).startswith("rg:"):
+        return span
+    return normalise_answer(family, span)
 
 
 def normalise_answer(family: str, completion: str) -> str | None:
