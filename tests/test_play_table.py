@@ -76,6 +76,12 @@ def test_same_seed_same_episode():
     other, _ = env.reset(seed=8)
     assert not np.array_equal(other, runs[0][0])
     env.close()
+    fresh = PlayTableEnv(task=None)  # a new instance (an evaluation env) replays the same episode
+    obs, _ = fresh.reset(seed=7)
+    fresh.action_space.seed(3)
+    traj = [obs] + [fresh.step(fresh.action_space.sample())[0] for _ in range(40)]
+    np.testing.assert_array_equal(np.stack(traj), runs[0])
+    fresh.close()
 
 
 def test_goal_env_compute_reward_is_vectorised():

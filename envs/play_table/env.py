@@ -109,7 +109,7 @@ class PlayTableEnv(gym.Env):
         else:
             sc.set_block(1, [cx, cy, T.CUBE_Z], cube_yaw)
         sc.reset_robot()
-        sc.wake()
+        sc.settle()
         self._target_pos = None
         self._target_rot = np.zeros(3)
         self._proprio = sc.proprio()
