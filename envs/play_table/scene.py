@@ -22,6 +22,7 @@ ARM_JOINTS = list(range(7))
 FINGER_JOINTS = [9, 10]
 EE_LINK = 11  # panda_grasptarget: between the fingertips
 ARM_FORCES = [87.0] * 4 + [12.0] * 3
+_MOTOR_JOINTS, _MOTOR_FORCES = ARM_JOINTS + FINGER_JOINTS, ARM_FORCES + [40.0, 40.0]
 HOME_JOINTS = [0.0, -0.35, 0.0, -2.45, 0.0, 2.1, 0.785]
 ARM_LOW = np.array([-2.9671, -1.8326, -2.9671, -3.0718, -2.9671, -0.0175, -2.9671])
 ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
@@ -175,10 +176,10 @@ class Scene:
         return np.minimum(np.maximum(q[:7], ARM_LOW), ARM_HIGH)
 
     def command_arm(self, joints: np.ndarray, width: float) -> None:
-        p.setJointMotorControlArray(self.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=list(joints),
-                                    forces=ARM_FORCES, physicsClientId=self.cid)
-        p.setJointMotorControlArray(self.robot, FINGER_JOINTS, p.POSITION_CONTROL, targetPositions=[width / 2] * 2,
-                                    forces=[40.0, 40.0], physicsClientId=self.cid)
+        """Position targets for the 7 arm joints and both fingers, in one call (a hot path)."""
+        p.setJointMotorControlArray(self.robot, _MOTOR_JOINTS, p.POSITION_CONTROL,
+                                    targetPositions=[*joints, width / 2, width / 2], forces=_MOTOR_FORCES,
+                                    physicsClientId=self.cid)
 
     def step(self) -> None:
         """One 30 Hz control step (8 physics sub-steps), then the joint-limit guard and the button -> light logic."""
