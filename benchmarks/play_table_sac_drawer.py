@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=20, help="evaluate.py episodes per seed")
     p.add_argument("--eval-freq", type=int, default=10000)
     p.add_argument("--logs", default=None, help="run folders go here (default: a temporary folder)")
+    p.add_argument("--out", default=str(OUT), help="results path without suffix (.json and .md are written)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train.py flags, e.g. -n 50000")
     args = p.parse_args()
     from selfgym.evaluation import evaluate_run
@@ -88,8 +89,9 @@ def main() -> None:
     if done:
         results["mean_success_rate"] = sum(r["evaluate_success_rate"] for r in done) / len(done)
         results["min_success_rate"] = min(r["evaluate_success_rate"] for r in done)
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out = Path(args.out)
+    out.parent.mkdir(exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     lines = [f"# SAC on PlayTable open_drawer: `{results['command']}` {' '.join(args.extra)}", "",
              f"evaluate.py: {args.episodes} deterministic episodes of the final model per seed; in-training evaluations: "
              f"10 episodes every {args.eval_freq} steps. Load average before: {results['load_before'][0]:.1f}.", "",
@@ -100,8 +102,8 @@ def main() -> None:
             continue
         curve = " ".join(f"{s:.1f}" for _, s in r["training_eval_curve"])
         lines.append(f"| {seed} | {r['steps']} | {r['wall_s'] / 60:.1f} | {r['steps_per_s']} | **{r['evaluate_success_rate']:.2f}** | {curve} |")
-    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT.with_suffix('.md')}")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
