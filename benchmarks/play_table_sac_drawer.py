@@ -12,7 +12,6 @@ success rate, the in-training evaluation curve, wall time and steps/s, with the 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -34,9 +33,10 @@ def train_command(seed: int, logs: str, eval_freq: int, extra: list[str]) -> lis
 
 def eval_curve(run: Path) -> list[tuple[int, float]]:
     """(steps, success rate) of every in-training evaluation in the run's metrics.csv."""
-    with open(run / "metrics.csv") as f:
-        return [(int(float(r["steps"])), float(r["eval_success_rate"])) for r in csv.DictReader(f)
-                if r.get("eval_success_rate")]
+    from selfgym.metrics import read_metrics
+
+    return [(int(r["steps"]), r["eval_success_rate"]) for r in read_metrics(run / "metrics.csv")
+            if r.get("eval_success_rate") is not None]
 
 
 def main() -> None:

@@ -269,10 +269,7 @@ def stated_answer(family: str | None, completion: str) -> str | None:
     one-number families it must hold exactly one number once reduced to what follows its last
     ``=``. So an echo of the question ("4 + 8", or "<answer>4 + 8") states nothing.
     """
-    span = extract_stated_answer(completion)
-    if span is None and family in NUMERIC_FAMILIES and isinstance(completion, str):
-        bare = completion.strip().strip("$*` .")
-        span = bare if NUMBER.fullmatch(bare.replace(",", "")) else None  # a completion that is just a number
+    span = extract_stated_answer(completion, numeric=family in NUMERIC_FAMILIES)
     if span is None:
         return None
     if family in NUMERIC_FAMILIES:
