@@ -116,6 +116,8 @@ class MajorityVoteReward(TextReward):
         super().__init__(**kwargs)
         if tie_break not in ("none", "first", "all"):
             raise ValueError(f"majority_vote: tie_break must be 'none', 'first' or 'all', got {tie_break!r}")
+        if not isinstance(stated, (bool, np.bool_)):
+            raise ValueError(f"majority_vote: stated must be true or false, got {stated!r}")
         self.family, self.tie_break, self.min_ratio, self.stated = family, tie_break, float(min_ratio), bool(stated)
 
     def _answer(self, completion: str, info: dict[str, Any]) -> str | None:

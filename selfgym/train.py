@@ -8,6 +8,7 @@ and ``--resume`` need to rebuild the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import shutil
 import signal
@@ -266,6 +267,8 @@ def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Pa
     except Exception as exc:
         if resume_dir is None:  # never leave a half-made folder that looks like a run
             shutil.rmtree(run_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # nor the agent folder, if this run was all it held
+                run_dir.parent.rmdir()
         raise UserError(f"could not build the run: {type(exc).__name__}: {exc}") from exc
     runs.write_yaml(run_dir / "config.yaml", config)
     if args_record is not None:

@@ -27,6 +27,9 @@ def test_majority_vote_counts_only_stated_answers() -> None:
     assert make_reward("majority_vote:stated=false")(prompts=prompts, completions=echoes, family="arithmetic") == [1, 1, 1, 1, 0]
     stated = ["3 + 6 = 9", "The answer is 9.", "<answer>9</answer>", "9", "\\boxed{9}", "3 + 6 is 9"]
     assert make_reward("majority_vote")(prompts=["q"] * 6, completions=stated, family="arithmetic") == [1, 1, 1, 1, 1, 0]
+    for bad in ("maybe", "nan"):
+        with pytest.raises(ValueError, match="stated must be true or false"):
+            make_reward(f"majority_vote:stated={bad}")
 
 
 def test_majority_vote_ties_and_all_unparsable() -> None:

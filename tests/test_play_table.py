@@ -206,6 +206,9 @@ def test_terminate_on_success_needs_a_task():
         PlayTableEnv(task=None, terminate_on_success=True)
     with pytest.raises(ValueError, match="terminate_on_success needs a task"):
         PlayTableGoalEnv(terminate_on_success=True)
+    for bad in ("maybe", float("nan")):
+        with pytest.raises(ValueError, match="terminate_on_success must be true or false"):
+            PlayTableEnv(task="open_drawer", terminate_on_success=bad)
 
 
 def test_drawer_pushed_past_its_limit_is_put_back():

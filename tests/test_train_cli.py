@@ -86,6 +86,15 @@ def test_bad_input_is_explained_and_leaves_no_run(run_cli, tmp_path, args, expec
     assert not logs.exists() or not any(p.is_dir() for d in logs.iterdir() for p in d.iterdir())
 
 
+def test_env_that_fails_to_build_leaves_no_folder(run_cli, tmp_path):
+    result = run_cli("train.py", "--env", "selfgym/PlayTable-v0", "--agent", "sac", "-n", "64",
+                     "--env-kwargs", "terminate_on_success:maybe")
+    assert result.returncode == 2
+    assert "terminate_on_success must be true or false" in result.stderr and "Traceback" not in result.stderr
+    logs = tmp_path / "logs"
+    assert not logs.exists() or not any(logs.iterdir())  # neither the run folder nor an empty agent folder
+
+
 def test_unknown_hyperparameter_lists_valid_ones(run_cli):
     result = run_cli("train.py", *CARTPOLE, "-n", "64", "-params", "n_step:8")
     assert "'n_step'" in result.stderr and "n_steps" in result.stderr and "batch_size" in result.stderr

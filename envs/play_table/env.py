@@ -52,6 +52,8 @@ class PlayTableEnv(gym.Env):
                  renderer: str = "tiny", image_size: int = 84, render_size: int = 256,
                  terminate_on_success: bool = False) -> None:
         self.task = T.get_task(task)
+        if not isinstance(terminate_on_success, (bool, np.bool_)):
+            raise ValueError(f"PlayTableEnv: terminate_on_success must be true or false, got {terminate_on_success!r}")
         if terminate_on_success and (self.task is None or self.goal_conditioned):
             raise ValueError("PlayTableEnv: terminate_on_success needs a task (not free play or the goal env, "
                              "whose HER relabelling cannot follow a goal-dependent termination)")
