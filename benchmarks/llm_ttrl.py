@@ -1,8 +1,13 @@
 """Label-free GRPO (TTRL majority-vote reward) vs the verifier-reward ceiling, from the default
-SmolLM2-135M-Instruct, on one TextReasoning task family: held-out greedy accuracy before/after
-over seeds, plus sampling tokens/s and seconds per training step.
+SmolLM2-135M-Instruct, on one TextReasoning task family: held-out accuracy before/after over
+seeds, plus sampling tokens/s and seconds per training step.
 
-    python benchmarks/llm_ttrl.py --seeds 0 1 2 --iterations 20 [--device auto]
+Held-out accuracy is measured greedily and, with ``--eval-samples K``, also as the mean over K
+samples per question at the training temperature (pass@1 under sampling, TTRL's avg@K; the
+same sampling seed before and after). ``--before PATH`` stores the untrained model's figures
+(identical for every seed) so that parallel processes compute them once.
+
+    python benchmarks/llm_ttrl.py --seeds 0 1 2 --iterations 20 [--eval-samples 4] [--device auto]
 
 Writes benchmarks/results/llm_ttrl.json after every run (partial results survive an
 interrupted benchmark) and llm_ttrl.md. Runs unchanged on CUDA (--device cuda).
@@ -77,10 +82,10 @@ def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
     modules = [] if reward == "env" else [rewards.make_reward(reward)]
     agent = agents.make_agent("grpo", venv, hp, device=args.device, seed=seed, logger=None, reward_modules=modules)
     torch.set_num_threads(args.threads)
-    key = (args.task, args.level, args.heldout)
-    if key not in _BEFORE:  # greedy decoding of the same initial model: identical for every run
-        _BEFORE[key] = agent.heldout_accuracy()
-    before = _BEFORE[key]
+    before = initial_heldout(agent, args)
+    if args.iterations == 0:  # only the untrained model's figures (written to --before)
+        venv.close()
+        return {"reward": reward, "seed": seed, "heldout_before": before["greedy"], "sampled_before": before["sampled"]}
     steps, tokens, sample_s, rewards_seen, correct_seen, groups = [], 0, 0.0, [], [], []
     for it in range(args.iterations):
         start = time.perf_counter()
@@ -100,15 +105,39 @@ def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
                            for g in range(len(texts) // G)])
         print(f"  [{reward} seed {seed}] it {it + 1}/{args.iterations}: reward {rewards_seen[-1]:.3f} "
               f"train-acc {correct_seen[-1]:.3f} {steps[-1]:.1f} s", flush=True)
-    after = agent.heldout_accuracy()
+    after = heldout(agent, args)
     n = args.heldout
     venv.close()
+    sampled = {"sampled_before": before["sampled"], "sampled_after": after["sampled"]} if args.eval_samples else {}
     return {
-        "reward": reward, "seed": seed, "heldout_before": before, "heldout_after": after,
-        "after_wilson95": wilson(round(after * n), n), "train_reward": rewards_seen, "train_accuracy": correct_seen,
+        "reward": reward, "seed": seed, "heldout_before": before["greedy"], "heldout_after": after["greedy"], **sampled,
+        "after_wilson95": wilson(round(after["greedy"] * n), n), "train_reward": rewards_seen, "train_accuracy": correct_seen,
         "s_per_step": sum(steps) / len(steps), "sample_tokens_per_s": tokens / max(sample_s, 1e-9),
         "loadavg": os.getloadavg(), **({"groups": groups} if args.dump_groups else {}),
     }
+
+
+def heldout(agent, args: argparse.Namespace) -> dict[str, float | None]:
+    """Greedy held-out accuracy and, with --eval-samples, the sampled one (fixed sampling seed)."""
+    sampled = agent.heldout_accuracy(samples=args.eval_samples, seed=0) if args.eval_samples else None
+    return {"greedy": agent.heldout_accuracy(), "sampled": sampled}
+
+
+def initial_heldout(agent, args: argparse.Namespace) -> dict[str, float | None]:
+    """The untrained model's figures: the same for every seed, so computed once per process, or
+    once in all when --before names a file (read when its settings match, else written)."""
+    settings = {k: getattr(args, k) for k in ("task", "level", "heldout", "eval_samples", "temperature", "max_new_tokens")}
+    key = tuple(settings.values())
+    if key not in _BEFORE:
+        path = Path(args.before) if args.before else None
+        stored = json.loads(path.read_text()) if path is not None and path.exists() else None
+        if stored is not None and stored["settings"] == settings:
+            _BEFORE[key] = stored["heldout"]
+        else:
+            _BEFORE[key] = heldout(agent, args)
+            if path is not None:
+                path.write_text(json.dumps({"settings": settings, "heldout": _BEFORE[key]}, indent=1))
+    return _BEFORE[key]
 
 
 def main() -> None:
@@ -117,7 +146,7 @@ def main() -> None:
     p.add_argument("--rewards", nargs="+", default=["majority_vote", "verifier"])
     p.add_argument("--task", default="arithmetic")
     p.add_argument("--level", type=int, default=1)
-    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--iterations", type=int, default=20, help="0: only evaluate the untrained model (fills --before)")
     p.add_argument("--prompts", type=int, default=2, help="prompts per step")
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
@@ -125,6 +154,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--heldout", type=int, default=50)
+    p.add_argument("--eval-samples", type=int, default=0, help="K: also measure held-out accuracy as the mean over K samples")
+    p.add_argument("--before", default=None, help="json file holding the untrained model's held-out figures (read or written)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
     p.add_argument("--dump-groups", action="store_true", help="store every group's completions, rewards and correctness")
@@ -140,8 +171,12 @@ def main() -> None:
         for reward in args.rewards:
             print(f"run: reward={reward} seed={seed}", flush=True)
             result["runs"].append(run_one(args, reward, seed))
-            summarise(result)
+            if args.iterations:
+                summarise(result)
             out.write_text(json.dumps(result, indent=1))
+    if not args.iterations:
+        print(json.dumps(result["runs"], indent=1))
+        return
     print(json.dumps(result["summary"], indent=1))
     write_table(result, out.with_suffix(".md"))
 
@@ -154,6 +189,10 @@ def summarise(result: dict) -> None:
             "heldout_before": mean_ci([r["heldout_before"] for r in runs]),
             "heldout_after": mean_ci([r["heldout_after"] for r in runs]),
             "gain": mean_ci([r["heldout_after"] - r["heldout_before"] for r in runs]),
+            **({"sampled_before": mean_ci([r["sampled_before"] for r in runs]),
+                "sampled_after": mean_ci([r["sampled_after"] for r in runs]),
+                "sampled_gain": mean_ci([r["sampled_after"] - r["sampled_before"] for r in runs])}
+               if all("sampled_after" in r for r in runs) else {}),
             "s_per_step": mean_ci([r["s_per_step"] for r in runs]),
             "sample_tokens_per_s": mean_ci([r["sample_tokens_per_s"] for r in runs]),
         }
@@ -175,6 +214,17 @@ def write_table(result: dict, path: Path) -> None:
         lo, hi = r["after_wilson95"]
         lines.append(f"| {r['reward']} | {r['seed']} | {r['heldout_before']:.3f} | {r['heldout_after']:.3f} ({lo:.2f}-{hi:.2f}) | "
                      f"{r['s_per_step']:.1f} | {r['sample_tokens_per_s']:.1f} | {r['loadavg'][0]:.1f} |")
+    if cfg.get("eval_samples"):
+        k = cfg["eval_samples"]
+        lines += ["", f"Sampled held-out accuracy (mean over {k} samples per question at T={cfg['temperature']}, TTRL's avg@{k}):", "",
+                  "| reward | seeds | before | after | gain (95% CI) |", "|---|---|---|---|---|"]
+        for reward, s in result["summary"].items():
+            if "sampled_gain" in s:
+                lines.append(f"| {reward} | {s['sampled_gain']['n']} | {s['sampled_before']['mean']:.3f} | {s['sampled_after']['mean']:.3f} | "
+                             f"{s['sampled_gain']['mean']:+.3f} ± {s['sampled_gain']['ci95']:.3f} |")
+        lines += ["", "| reward | seed | sampled before | sampled after |", "|---|---|---|---|"]
+        lines += [f"| {r['reward']} | {r['seed']} | {r['sampled_before']:.3f} | {r['sampled_after']:.3f} |"
+                  for r in result["runs"] if "sampled_after" in r]
     path.write_text("\n".join(lines) + "\n")
 
 

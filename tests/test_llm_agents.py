@@ -132,3 +132,22 @@ def test_grpo_runs_the_two_turn_env(tiny_dir) -> None:
     roll = agent.rollout()
     assert len(roll.turns) == 2 and "Find your mistakes" in roll.prompts[1][0]
     agent.update(roll)
+
+
+def test_sampled_heldout_evaluation_is_seeded_and_leaves_training_rng_alone(tiny_dir) -> None:
+    agent = _agent("grpo", tiny_dir, temperature=1.0)
+    tasks, greedy = agent.heldout_completions(samples=0)
+    assert len(tasks) == 4 and all(len(c) == 1 for c in greedy)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    _, sampled = agent.heldout_completions(samples=3, seed=7)
+    assert torch.equal(torch.rand(3), expected_next)  # the training run's RNG stream is untouched
+    assert all(len(c) == 3 for c in sampled)
+    assert agent.heldout_completions(samples=3, seed=7)[1] == sampled
+    assert agent.heldout_completions(samples=3, seed=8)[1] != sampled
+    acc = agent.heldout_accuracy(samples=3, seed=7)
+    scores = [agent.env.env_method("score_task", t, c, indices=[0])[0][0] >= 1.0 for t, cs in zip(tasks, sampled) for c in cs]
+    assert acc == pytest.approx(np.mean(scores))
+    with pytest.raises(ValueError, match="samples must be >= 0"):
+        agent.heldout_accuracy(samples=-1)

@@ -143,14 +143,40 @@ class LLMTrainer:
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
-    def heldout_accuracy(self, size: int | None = None) -> float:
-        """Greedy accuracy on the first ``size`` tasks of the env's fixed held-out set."""
+    def heldout_completions(self, size: int | None = None, samples: int = 0, temperature: float | None = None,
+                            seed: int = 0) -> tuple[list[dict[str, Any]], list[list[str]]]:
+        """The first ``size`` held-out tasks and, per task, one greedy completion (``samples=0``)
+        or ``samples`` completions sampled at ``temperature`` (default: the training temperature).
+
+        Sampling is seeded and leaves the global torch RNG as it was, so an evaluation in the
+        middle of training does not change the training run.
+        """
+        samples = int(samples)
+        if samples < 0:
+            raise ValueError(f"samples must be >= 0 (0 = greedy), got {samples}")
         tasks = self.env.env_method("heldout_tasks", indices=[0])[0][: size or self.heldout_size]
+        questions = [t["question"] for t in tasks]
+        batch = max(self.env.num_envs, 8)
+        if samples == 0:
+            return tasks, [[c] for c in self.policy.generate(questions, greedy=True, batch_size=batch)]
+        repeated = [q for q in questions for _ in range(samples)]
+        device = self.policy.device
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            flat = self.policy.generate(repeated, greedy=False, batch_size=batch, temperature=temperature)
+        return tasks, [flat[i * samples:(i + 1) * samples] for i in range(len(tasks))]
+
+    def heldout_accuracy(self, size: int | None = None, samples: int = 0, temperature: float | None = None,
+                         seed: int = 0) -> float:
+        """Accuracy on the env's fixed held-out set: greedy (``samples=0``), or the mean over
+        ``samples`` sampled completions per task (pass@1 estimated from k samples, TTRL's avg@k)."""
+        tasks, completions = self.heldout_completions(size, samples, temperature, seed)
         if not tasks:
             return float("nan")
-        texts = self.policy.generate([t["question"] for t in tasks], greedy=True, batch_size=max(self.env.num_envs, 8))
-        scores = [self.env.env_method("score_task", t, c, indices=[0])[0][0] for t, c in zip(tasks, texts)]
-        return float(np.mean([s >= 1.0 for s in scores]))
+        scores = [[self.env.env_method("score_task", t, c, indices=[0])[0][0] >= 1.0 for c in cs]
+                  for t, cs in zip(tasks, completions)]
+        return float(np.mean(scores))
 
     # -- Agent protocol ------------------------------------------------------------------
     def learn(self, total_timesteps: int, hooks: Any) -> None:
