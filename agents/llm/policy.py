@@ -61,6 +61,10 @@ class _LogprobRecorder:
         return torch.stack(self.out, 1) if self.out else completion_ids.new_zeros((completion_ids.shape[0], 0), dtype=torch.float32)
 
 
+#: The modules LoRA adapts unless ``lora["target_modules"]`` says otherwise (attention projections).
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,7 +154,7 @@ class LLMPolicy:
         if lora:
             from peft import LoraConfig, get_peft_model
 
-            cfg = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+            cfg = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=list(LORA_TARGETS))
             cfg.update({("lora_alpha" if k == "alpha" else k): v for k, v in lora.items()})
             self.model = get_peft_model(self.model, LoraConfig(task_type="CAUSAL_LM", **cfg))
         self._reference: Any = None
