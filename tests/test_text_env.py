@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401
-from envs.text.extract import extract_answer, parse_int_list, parse_number
+from envs.text.extract import NUMBER, extract_answer, parse_int_list, parse_number
 from envs.text.reasoning import TextReasoningEnv
 from envs.text.spaces import as_text
-from envs.text.tasks import FAMILIES, Task, score
+from envs.text.tasks import FAMILIES, Task, score, stated_answer
 
 ENV_ID = "selfgym/TextReasoning-v0"
 
@@ -88,6 +88,17 @@ def test_extraction_rules_in_order() -> None:
     assert extract_answer(None) is None and extract_answer("   ") is None
     assert parse_number("x = 1,234.") == 1234 and parse_number("-3/4") == parse_number("-0.75")
     assert parse_int_list("[3, 1, 2]") == [3, 1, 2] and parse_int_list("none") is None
+
+
+def test_thousands_separators_make_one_number_but_lists_stay_lists() -> None:
+    arith = Task("arithmetic", 3, "", "1234", {})
+    assert score(arith, "The total is 1,234")[0] == 1.0  # the last-number rule once read "234"
+    assert score(arith, "so x = 1,234 apples")[0] == 1.0
+    assert stated_answer("arithmetic", "= 1,234") == "1234"
+    assert parse_number("3,100,2") == 2 and NUMBER.findall("3,100,2") == ["3", "100", "2"]
+    assert NUMBER.findall("1,23 and 12,345,678") == ["1", "23", "12,345,678"]
+    assert stated_answer("arithmetic", "3,100,2") is None  # a list states no single number
+    assert parse_int_list("3,100,2") == [3, 100, 2]
 
 
 def test_logic_and_numeric_fallbacks() -> None:

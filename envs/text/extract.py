@@ -27,8 +27,12 @@ _TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _OPEN_TAG = re.compile(r"<answer>(.*)$", re.S | re.I)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _PHRASE = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*([^\n]*)", re.I)
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
-_EQUALS_NUMBER = re.compile(r"=\s*\$?\s*(-?\d+(?:\.\d+)?(?:/\d+)?)")
+# A number, with thousands separators only where every group has exactly three digits and no
+# further ",digit" follows: "1,234" is one number, "3,100,2" (a list) is three.
+_GROUPED = r"(?<![\d,])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)"
+_PLAIN = r"-?\d+(?:\.\d+)?(?:/\d+)?"
+NUMBER = re.compile(f"{_GROUPED}|{_PLAIN}")
+_EQUALS_NUMBER = re.compile(rf"=\s*\$?\s*({_GROUPED}|{_PLAIN})")
 
 
 def _clean(text: str) -> str:
@@ -74,18 +78,18 @@ def extract_stated_answer(text: str | None, numeric: bool = False) -> str | None
     if equals:
         return equals[-1]
     bare = _clean(text)
-    return bare if numeric and NUMBER.fullmatch(bare.replace(",", "")) else None
+    return bare if numeric and NUMBER.fullmatch(bare) else None
 
 
 def parse_number(text: str | None) -> Fraction | None:
     """A number from an answer span: the last number in it, exact (``"x = 1,234."`` -> 1234)."""
     if text is None:
         return None
-    numbers = NUMBER.findall(text.replace(",", ""))
+    numbers = NUMBER.findall(text)
     if not numbers:
         return None
     try:
-        return Fraction(numbers[-1])
+        return Fraction(numbers[-1].replace(",", ""))
     except (ValueError, ZeroDivisionError):
         return None
 

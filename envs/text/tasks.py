@@ -274,7 +274,7 @@ def stated_answer(family: str | None, completion: str) -> str | None:
         return None
     if family in NUMERIC_FAMILIES:
         span = span.rsplit("=", 1)[-1]
-        if len(NUMBER.findall(span.replace(",", ""))) != 1:
+        if len(NUMBER.findall(span)) != 1:
             return None
     if family is None or str(family).startswith("rg:"):
         return span
