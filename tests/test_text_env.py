@@ -101,6 +101,12 @@ def test_thousands_separators_make_one_number_but_lists_stay_lists() -> None:
     assert parse_int_list("3,100,2") == [3, 100, 2]
 
 
+def test_a_bare_true_or_false_is_a_stated_logic_answer() -> None:
+    assert stated_answer("logic", "False") == "False" and stated_answer("logic", " true. ") == "True"
+    assert stated_answer("logic", "It might be true or false") is None  # no commitment
+    assert stated_answer("arithmetic", "True") is None
+
+
 def test_logic_and_numeric_fallbacks() -> None:
     logic = Task("logic", 1, "", "False", {})
     assert score(logic, "False")[0] == 1.0 and score(logic, "It is true.")[0] == 0.0

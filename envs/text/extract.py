@@ -14,7 +14,8 @@ Anything that yields nothing returns ``None``; callers give ``None`` a reward of
 here raises on malformed text.
 
 ``extract_stated_answer`` is the strict variant for self-generated labels (majority vote): only
-rules 1-3, or the number right after the last ``=``, or (numeric) a completion that is only a number. A completion that merely echoes the question
+rules 1-3, or the number right after the last ``=``, or a completion that is only the answer (a
+number, or True/False for the logic family). A completion that merely echoes the question
 ("4 + 8") states no answer, where rule 4 would read "8" from it.
 """
 
@@ -68,9 +69,10 @@ def extract_answer(text: str | None, numeric: bool = False) -> str | None:
     return None
 
 
-def extract_stated_answer(text: str | None, numeric: bool = False) -> str | None:
-    """The answer a completion commits to (rules 1-3, else the number after the last ``=``; for
-    numeric answers also a completion that is only a number), or None."""
+def extract_stated_answer(text: str | None, numeric: bool = False, boolean: bool = False) -> str | None:
+    """The answer a completion commits to (rules 1-3, else the number after the last ``=``), or
+    None. A completion that is nothing but the answer also states it: only a number
+    (``numeric``) or only True/False (``boolean``)."""
     found = extract_answer(text)
     if found is not None or not isinstance(text, str):
         return found
@@ -78,7 +80,11 @@ def extract_stated_answer(text: str | None, numeric: bool = False) -> str | None
     if equals:
         return equals[-1]
     bare = _clean(text)
-    return bare if numeric and NUMBER.fullmatch(bare) else None
+    if numeric and NUMBER.fullmatch(bare):
+        return bare
+    if boolean and bare.lower() in ("true", "false"):
+        return bare
+    return None
 
 
 def parse_number(text: str | None) -> Fraction | None:

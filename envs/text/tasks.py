@@ -264,12 +264,12 @@ def stated_answer(family: str | None, completion: str) -> str | None:
     """The normalised answer a completion commits to, or None: what a self-generated label may count.
 
     Stricter than the verifier's extraction: the span must be stated (answer tags, boxed,
-    "answer is", the number after the last ``=``, see ``extract_stated_answer``; or, for one-number
-    families, a completion that is only a number), and for
+    "answer is", the number after the last ``=``, see ``extract_stated_answer``; or a completion
+    that is only the answer: a number for one-number families, True/False for logic), and for
     one-number families it must hold exactly one number once reduced to what follows its last
     ``=``. So an echo of the question ("4 + 8", or "<answer>4 + 8") states nothing.
     """
-    span = extract_stated_answer(completion, numeric=family in NUMERIC_FAMILIES)
+    span = extract_stated_answer(completion, numeric=family in NUMERIC_FAMILIES, boolean=family == "logic")
     if span is None:
         return None
     if family in NUMERIC_FAMILIES:
