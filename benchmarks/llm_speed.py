@@ -67,7 +67,10 @@ def measure_trl(model_dir: str, prompts: list[str], group: int, new_tokens: int,
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             stamps.append(time.perf_counter())
 
-    rows = [{"prompt": p, "family": "arithmetic"} for p in prompts[: max(len(prompts) // group, 1)]] * (steps + 1)
+    # Conversational rows, so TRL applies the model's chat template as our policy does (a plain-string
+    # prompt is sent raw: with SmolLM2's default system message left out it is about half as long).
+    rows = [{"prompt": [{"role": "user", "content": p}], "family": "arithmetic"}
+            for p in prompts[: max(len(prompts) // group, 1)]] * (steps + 1)
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     with tempfile.TemporaryDirectory() as out:
         args = trl.GRPOConfig(output_dir=out, per_device_train_batch_size=len(prompts), num_generations=group,
