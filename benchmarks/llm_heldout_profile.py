@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -43,16 +44,16 @@ def profile(family: str, level: int, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     tasks, greedy = agent.heldout_completions(samples=0)
     _, sampled = agent.heldout_completions(samples=args.samples, seed=args.seed)
-    score = lambda t, c: venv.env_method("score_task", t, c, indices=[0])[0][0] >= 1.0  # noqa: E731
     vote = MajorityVoteReward(family=family, tie_break="first")
-    greedy_ok, avg_ok, maj_ok, silent = [], [], [], []
-    for t, g, cs in zip(tasks, greedy, sampled):
-        greedy_ok.append(score(t, g[0]))
-        avg_ok.append(np.mean([score(t, c) for c in cs]))
+    greedy_ok = [ok[0] for ok in agent.heldout_correct(tasks, greedy)]
+    avg_ok = [np.mean(ok) for ok in agent.heldout_correct(tasks, sampled)]
+    silent, labels = [], []
+    for cs in sampled:
         answers = [stated_answer(family, c) for c in cs]
         silent.append(np.mean([a is None for a in answers]))
         label = vote.labels(answers, [0] * len(cs))[0]
-        maj_ok.append(bool(label) and score(t, next(iter(label))))
+        labels.append([next(iter(label))] if label else [])  # no label: nothing to score, counts as wrong
+    maj_ok = [any(ok) for ok in agent.heldout_correct(tasks, labels)]
     venv.close()
     return {"family": family, "level": level, "questions": len(tasks), "greedy": float(np.mean(greedy_ok)),
             "avg_at_k": float(np.mean(avg_ok)), "maj_at_k": float(np.mean(maj_ok)),
@@ -74,14 +75,19 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/llm_heldout_profile.json"))
     args = p.parse_args()
+    if args.samples < 1 or args.questions < 1 or not (math.isfinite(args.temperature) and args.temperature > 0):
+        p.error(f"--samples and --questions must be >= 1 and --temperature finite and > 0, got "
+                f"{args.samples}, {args.questions}, {args.temperature}")
+    specs = [spec.partition(":")[::2] for spec in args.families]
+    if any(not level.isdigit() for _, level in specs if level):
+        p.error(f"--families takes family:level pairs with a whole-number level, got {args.families}")
     import torch
 
     torch.set_num_threads(args.threads)
     result = {"command": " ".join(["python"] + sys.argv), "config": vars(args), "families": []}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for spec in args.families:
-        family, _, level = spec.partition(":")
+    for family, level in specs:
         row = profile(family, int(level or 1), args)
         print(f"{family}:{row['level']}  greedy {row['greedy']:.3f}  avg@{args.samples} {row['avg_at_k']:.3f}  "
               f"maj@{args.samples} {row['maj_at_k']:.3f}  no stated answer {row['no_stated_answer']:.2f}  "

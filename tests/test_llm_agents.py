@@ -151,3 +151,5 @@ def test_sampled_heldout_evaluation_is_seeded_and_leaves_training_rng_alone(tiny
     assert acc == pytest.approx(np.mean(scores))
     with pytest.raises(ValueError, match="samples must be >= 0"):
         agent.heldout_accuracy(samples=-1)
+    with pytest.raises(ValueError, match="samples must be >= 0 and a whole number"):
+        agent.heldout_accuracy(samples=1.5)  # not silently read as 1

@@ -151,9 +151,9 @@ class LLMTrainer:
         Sampling is seeded and leaves the global torch RNG as it was, so an evaluation in the
         middle of training does not change the training run.
         """
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 0:
+            raise ValueError(f"samples must be >= 0 and a whole number (0 = greedy), got {samples!r}")
         samples = int(samples)
-        if samples < 0:
-            raise ValueError(f"samples must be >= 0 (0 = greedy), got {samples}")
         tasks = self.env.env_method("heldout_tasks", indices=[0])[0][: size or self.heldout_size]
         questions = [t["question"] for t in tasks]
         batch = max(self.env.num_envs, 8)
@@ -174,9 +174,12 @@ class LLMTrainer:
         tasks, completions = self.heldout_completions(size, samples, temperature, seed)
         if not tasks:
             return float("nan")
-        scores = [[self.env.env_method("score_task", t, c, indices=[0])[0][0] >= 1.0 for c in cs]
-                  for t, cs in zip(tasks, completions)]
-        return float(np.mean(scores))
+        return float(np.mean(self.heldout_correct(tasks, completions)))
+
+    def heldout_correct(self, tasks: list[dict[str, Any]], completions: list[list[str]]) -> list[list[bool]]:
+        """The env's verifier on each completion of each task (as ``heldout_completions`` returns them)."""
+        return [[self.env.env_method("score_task", t, c, indices=[0])[0][0] >= 1.0 for c in cs]
+                for t, cs in zip(tasks, completions)]
 
     # -- Agent protocol ------------------------------------------------------------------
     def learn(self, total_timesteps: int, hooks: Any) -> None:
