@@ -130,14 +130,30 @@ def initial_heldout(agent, args: argparse.Namespace) -> dict[str, float | None]:
     key = tuple(settings.values())
     if key not in _BEFORE:
         path = Path(args.before) if args.before else None
-        stored = json.loads(path.read_text()) if path is not None and path.exists() else None
-        if stored is not None and stored["settings"] == settings:
+        stored = read_before(path) if path is not None and path.exists() else None
+        if stored is not None:
+            if stored["settings"] != settings:  # never overwrite another configuration's figures
+                raise SystemExit(f"--before {path} holds figures for {stored['settings']}, not for {settings}; "
+                                 "name another file")
             _BEFORE[key] = stored["heldout"]
         else:
             _BEFORE[key] = heldout(agent, args)
             if path is not None:
                 path.write_text(json.dumps({"settings": settings, "heldout": _BEFORE[key]}, indent=1))
     return _BEFORE[key]
+
+
+def read_before(path: Path) -> dict:
+    """A --before file this script wrote, or a clear exit (it is never overwritten)."""
+    try:
+        stored = json.loads(path.read_text())
+    except ValueError as exc:
+        stored, why = None, f"not JSON: {exc}"
+    else:
+        why = "no 'settings' and 'heldout' keys"
+    if not isinstance(stored, dict) or not {"settings", "heldout"} <= stored.keys():
+        raise SystemExit(f"--before {path} is not a file this script wrote ({why}); move it away or name another file")
+    return stored
 
 
 def main() -> None:
@@ -161,6 +177,12 @@ def main() -> None:
     p.add_argument("--dump-groups", action="store_true", help="store every group's completions, rewards and correctness")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/llm_ttrl.json"))
     args = p.parse_args()
+    for flag, value, ok in (("--iterations", args.iterations, args.iterations >= 0),
+                            ("--eval-samples", args.eval_samples, args.eval_samples >= 0),
+                            ("--heldout", args.heldout, args.heldout >= 1),
+                            ("--temperature", args.temperature, math.isfinite(args.temperature) and args.temperature > 0)):
+        if not ok:
+            p.error(f"{flag} got {value}: iterations and eval samples must be >= 0, heldout >= 1, temperature finite and > 0")
     import torch
 
     torch.set_num_threads(args.threads)
