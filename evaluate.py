@@ -2,7 +2,7 @@
 
 import sys
 
-from selfgym.evaluation import main
+from selfgym.cli import evaluate_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(evaluate_main())

@@ -1,7 +1,7 @@
 """What ``train.py`` and ``evaluate.py`` need of an agent, whatever its algorithm.
 
-An agent registered in ``agents.AGENTS`` is either a Stable-Baselines3 ``BaseAlgorithm``
-subclass (used as is through ``agents.sb3_agent.SB3Agent``) or a class that follows
+An agent registered in ``selfgym.agents.AGENTS`` is either a Stable-Baselines3 ``BaseAlgorithm``
+subclass (used as is through ``selfgym.agents.sb3_agent.SB3Agent``) or a class that follows
 ``Agent`` below and is built as::
 
     Cls(env, *, device=..., seed=..., logger=..., reward_modules=[...], **hyperparams)

@@ -25,8 +25,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import TrainingHooks
-from agents.monocular import MonocularEstimator, roc_threshold
+from selfgym.agents.base import TrainingHooks
+from selfgym.envs.drone.monocular import MonocularEstimator, roc_threshold
+from selfgym.envs.drone.room_env import frame_key
 
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
 EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides", "mono_fraction",
@@ -114,8 +115,6 @@ class PersistentSSLAgent:
                 ctrl["hold"][i] = 0
 
     def _act(self, obs: dict[str, np.ndarray], learn: bool, for_predict: bool = False) -> np.ndarray:
-        from envs.drone.room_env import frame_key
-
         images, stereo = np.asarray(obs["image"]), np.asarray(obs["stereo"], np.float32)
         n = len(images)
         ctrl = self._controller(n, for_predict)

@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
-from agents.base import TrainingHooks
-from envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
+from selfgym.agents.base import TrainingHooks
+from selfgym.envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
 
 
 class PreferenceLearnerAgent:
@@ -137,8 +138,6 @@ class PreferenceLearnerAgent:
                 break
 
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
-        import torch
-
         return {"prior": torch.as_tensor(self.prior), "prior_count": torch.as_tensor(self.prior_count),
                 "num_timesteps": int(self.num_timesteps),
                 "hyperparams": {"l2": self.l2, "lr": self.lr, "fit_steps": self.fit_steps, "use_prior": self.use_prior}}

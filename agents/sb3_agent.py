@@ -16,9 +16,10 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.base import TrainingHooks
+from selfgym.agents.base import TrainingHooks
 from selfgym.config import resolve_value
 from selfgym.registry import reject_unknown
+from selfgym.rewards.sb3 import attach
 
 # Constructor arguments the trainer sets itself; users cannot pass them as hyperparameters.
 _MANAGED = {"env", "device", "seed", "verbose", "tensorboard_log", "_init_setup_model"}
@@ -77,8 +78,6 @@ class SB3Agent:
         kwargs.setdefault("policy", default_policy(env.observation_space))
         self.reward_callbacks: list[BaseCallback] = []
         if reward_modules:
-            from rewards.sb3 import attach
-
             env, self.reward_callbacks = attach(env, list(reward_modules), algo_class)
         self.reward_modules = list(reward_modules or [])
         if device == "cuda" and get_device("cuda").type != "cuda":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +24,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import envs  # noqa: E402,F401
-from envs.calendar.env import CalendarConflictEnv  # noqa: E402
-from envs.calendar.metrics import summarize  # noqa: E402
-from envs.calendar.schema import max_attendee_seniority  # noqa: E402
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.calendar.env import CalendarConflictEnv
+from selfgym.envs.calendar.metrics import summarize
+from selfgym.envs.calendar.schema import max_attendee_seniority
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _USER_KEYS = {"split", "data_seed", "n_users", "users"}  # which users; never taken from a PPO run
@@ -59,7 +57,7 @@ def env_speed(seconds: float, **kwargs: Any) -> dict[str, float]:
 
 
 def generation_speed(n: int = 5) -> float:
-    from envs.calendar.generate import make_user_data
+    from selfgym.envs.calendar.generate import make_user_data
 
     t0 = time.perf_counter()
     for u in range(1000, 1000 + n):
@@ -163,7 +161,7 @@ def main() -> None:
 
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents import get_agent_class
+    from selfgym.agents import get_agent_class
 
     test_env = CalendarConflictEnv(split="test", **kw)
     train_venv = DummyVecEnv([lambda: CalendarConflictEnv(split="train", **kw)])

@@ -25,17 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from envs.calendar.env import CalendarConflictEnv  # noqa: E402
-from envs.calendar.metrics import summarize  # noqa: E402
-from envs.calendar.text import is_hub_call  # noqa: E402
+from selfgym.envs.calendar.env import CalendarConflictEnv
+from selfgym.envs.calendar.metrics import summarize
+from selfgym.envs.calendar.text import is_hub_call
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -135,7 +133,7 @@ def main() -> None:
     p.add_argument("--modes", default="zero-shot,hub", help="comma list of: zero-shot, hub")
     p.add_argument("--out", default=str(RESULTS / "calendar_llm_baselines"))
     a = p.parse_args()
-    from agents.llm.policy import LLMPolicy
+    from selfgym.llm.policy import LLMPolicy
 
     users = CalendarConflictEnv(split="test").user_ids[: a.users]
     report: dict[str, Any] = {

@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-import envs  # noqa: E402,F401
-from agents.persistent_ssl import PersistentSSLAgent  # noqa: E402
-from selfgym.config import load_hyperparams  # noqa: E402
-from selfgym.env_factory import make_vec_env  # noqa: E402
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.agents.persistent_ssl import PersistentSSLAgent
+from selfgym.config import load_hyperparams
+from selfgym.env_factory import make_vec_env
 
 ENV_ID = "selfgym/DroneRoom-v0"
 STRATEGIES = ("stereo_only", "naive", "training_wheels")

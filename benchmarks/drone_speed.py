@@ -14,17 +14,15 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from envs.drone.room_env import DroneRoomEnv  # noqa: E402
+from selfgym.envs.drone.room_env import DroneRoomEnv
 
 HOVER_AVIARY_RGB_STEPS_PER_S = 175.0  # stated in the issue (measured there, not here)
 TARGET = 2 * HOVER_AVIARY_RGB_STEPS_PER_S

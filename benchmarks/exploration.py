@@ -1,9 +1,9 @@
 """Does exploration pay? PPO vs PPO + RND vs PPO + SimHash counts on a sparse-reward task.
 
-Default task: ``SparseGridShuffled-v0`` (benchmarks/sparse_grid.py): reward 1 only in the far
+Default task: ``selfgym/SparseGridShuffled-v0`` (envs/grid/sparse_grid.py): reward 1 only in the far
 corner of a 15 x 15 room, 60 steps per episode, one-hot cell observation, and each cell maps the
 4 actions to the 4 moves by its own fixed permutation, so drifting in one direction is still a
-random walk (about 2 in 10,000 random episodes reach the goal). ``SparseGrid-v0`` is the same
+random walk (about 2 in 10,000 random episodes reach the goal). ``selfgym/SparseGrid-v0`` is the same
 room with plain moves and (x, y) observations; PPO's own noise solves it, so it shows little.
 (``--env MountainCar-v0`` works too, but needs several hundred thousand steps per run, too many
 for the 2 shared cores this was measured on.) Each method gets the same step budget and seeds;
@@ -14,7 +14,7 @@ episodes that reached the goal is recorded.
 
 Recorded runs (benchmarks/results/):
 
-    exploration_sparsegrid_plain:    --env SparseGrid-v0                (seeds 1-3)
+    exploration_sparsegrid_plain:    --env selfgym/SparseGrid-v0             (seeds 1-3)
     exploration_sparsegrid_shuffled: (defaults)                         (seeds 1-3)
     exploration_sparsegrid_shuffled_coef:    --methods rnd_hi simhash_hi (seeds 1-3)
     exploration_sparsegrid_shuffled_heldout: --methods ppo simhash_hi --seeds 4 5 6
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,7 +40,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 #: the reward modules each method adds to the task reward (spec strings, as on the CLI)
@@ -69,9 +67,9 @@ def run_one(env_id: str, method: str, specs: list[str], seed: int, steps: int, n
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    import benchmarks.sparse_grid  # noqa: F401  (registers SparseGrid-v0)
-    from rewards import make_reward
-    from rewards.sb3 import attach
+    import selfgym  # noqa: F401  (registers the selfgym/ ids, SparseGrid among them)
+    from selfgym.rewards import make_reward
+    from selfgym.rewards.sb3 import attach
 
     venv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     callbacks = []
@@ -141,7 +139,7 @@ def run_one(env_id: str, method: str, specs: list[str], seed: int, steps: int, n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="SparseGridShuffled-v0", help="SparseGridShuffled-v0, SparseGrid-v0 (benchmarks/sparse_grid.py) or MountainCar-v0")
+    parser.add_argument("--env", default="selfgym/SparseGridShuffled-v0", help="selfgym/SparseGridShuffled-v0, selfgym/SparseGrid-v0 or MountainCar-v0")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help=f"any of {list(METHODS)}")

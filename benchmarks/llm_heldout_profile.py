@@ -5,7 +5,7 @@ TTRL reports it, avg@k) and the majority of the k stated answers (maj@k).
 TTRL's reasoning: majority-vote training moves the policy toward its own majority answer, so
 it can raise sampled accuracy up to about maj@k; where maj@k is no better than avg@k there is
 nothing for the vote to teach. ``no stated answer`` is the fraction of samples that do not
-vote (see ``envs.text.tasks.stated_answer``).
+vote (see ``selfgym.envs.text.tasks.stated_answer``).
 
     python benchmarks/llm_heldout_profile.py --families arithmetic:1 word:1 --questions 50 --samples 8
 
@@ -22,17 +22,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def profile(family: str, level: int, args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    import agents
-    import envs  # noqa: F401  (registers selfgym/ ids)
-    from envs.text.tasks import stated_answer
-    from rewards.llm import MajorityVoteReward
+    from selfgym import agents
+    import selfgym  # noqa: F401  (registers the selfgym/ ids)
+    from selfgym.envs.text.tasks import stated_answer
+    from selfgym.rewards.llm import MajorityVoteReward
     from selfgym.env_factory import make_vec_env
 
     venv = make_vec_env("selfgym/TextReasoning-v0", 8, 0, {"task": family, "level": level, "split": "test",

@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def measure(policy, prompts, new_tokens: int, repeats: int) -> dict[str, float]:
     import torch
 
-    from agents.llm.losses import group_advantages, grpo_loss
+    from selfgym.agents.llm.losses import group_advantages, grpo_loss
 
     out = {"sample_tokens_per_s": [], "sample_s": [], "train_step_s": []}
     opt = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-5)
@@ -58,8 +57,8 @@ def measure_trl(model_dir: str, prompts: list[str], group: int, new_tokens: int,
     from peft import LoraConfig
     from transformers import TrainerCallback
 
-    from agents.llm.policy import LORA_TARGETS
-    from rewards.llm import MajorityVoteReward
+    from selfgym.llm.policy import LORA_TARGETS
+    from selfgym.rewards.llm import MajorityVoteReward
 
     stamps: list[float] = []
 
@@ -103,8 +102,8 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    from agents.llm.policy import LLMPolicy
-    from envs.text.reasoning import TextReasoningEnv
+    from selfgym.llm.policy import LLMPolicy
+    from selfgym.envs.text.reasoning import TextReasoningEnv
 
     lora = {"r": args.lora, "alpha": 2 * args.lora} if args.lora else None
     t0 = time.perf_counter()
@@ -127,7 +126,7 @@ def main() -> None:
               f"{stats['train_step_s']:.2f} s per GRPO update; load {load_before[0]:.2f}", flush=True)
         out.write_text(json.dumps(result, indent=1))  # partial results survive an interrupted run
     if args.trl:
-        from agents.llm.default_model import default_model_dir
+        from selfgym.llm.default_model import default_model_dir
 
         torch.set_num_threads(args.threads[0])
         model_dir = str(default_model_dir()) if args.model == "default" else args.model

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 _BEFORE: dict[tuple, float] = {}
@@ -64,9 +63,9 @@ def run_one(args: argparse.Namespace, reward: str, seed: int) -> dict:
     import numpy as np
     import torch
 
-    import agents
-    import envs  # noqa: F401  (registers selfgym/ ids)
-    import rewards
+    from selfgym import agents
+    import selfgym  # noqa: F401  (registers the selfgym/ ids)
+    from selfgym import rewards
     from selfgym.config import load_hyperparams
     from selfgym.env_factory import make_vec_env
 

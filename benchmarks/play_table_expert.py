@@ -15,9 +15,9 @@ import os
 import time
 from pathlib import Path
 
-from envs.play_table.env import PlayTableEnv
-from envs.play_table.primitives import ScriptedExpert
-from envs.play_table.tasks import TASK_NAMES
+from selfgym.envs.play_table.env import PlayTableEnv
+from selfgym.envs.play_table.primitives import ScriptedExpert
+from selfgym.envs.play_table.tasks import TASK_NAMES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results" / "play_table_sac_drawer"
 COMMAND = ["train.py", "--env", "selfgym/PlayTable-v0", "--env-kwargs", "task:open_drawer", "--agent", "sac"]
 

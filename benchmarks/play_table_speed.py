@@ -36,7 +36,7 @@ def ours(env_id: str, n: int, **kwargs) -> tuple[float, float]:
     """(steps per wall-clock second, steps per CPU second of this process)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401
+    import selfgym  # noqa: F401  (registers the selfgym/ ids)
 
     env = gym.make(env_id, **kwargs)
     env.reset(seed=0)

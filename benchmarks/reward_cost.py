@@ -1,6 +1,6 @@
 """CPU cost of each reward module, per transition, against the cost of a pybullet env step.
 
-Two paths, as ``rewards.sb3`` uses them:
+Two paths, as ``selfgym.rewards.sb3`` uses them:
 
 * per step (non-learned modules, and what a per-step wrapper would pay): ``watch`` + ``__call__``
   on a batch of ``n_envs`` transitions, every step;
@@ -21,14 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 OBS_DIM, ACT_DIM, N_SKILLS = 27, 7, 8
@@ -57,7 +55,7 @@ def timed(fn, repeats: int) -> float:
 
 
 def make_batch(n: int, rng: np.random.Generator):
-    from rewards.base import TransitionBatch
+    from selfgym.rewards.base import TransitionBatch
 
     obs = rng.uniform(-1, 1, (n, OBS_DIM + N_SKILLS)).astype(np.float32)
     obs[:, OBS_DIM:] = np.eye(N_SKILLS, dtype=np.float32)[rng.integers(0, N_SKILLS, n)]
@@ -70,7 +68,7 @@ def make_batch(n: int, rng: np.random.Generator):
 def module_costs(n_envs: int, rollout: int, repeats: int) -> dict:
     import gymnasium as gym
 
-    from rewards import make_reward
+    from selfgym.rewards import make_reward
 
     rng = np.random.default_rng(0)
     obs_space = gym.spaces.Box(-1.0, 1.0, (OBS_DIM + N_SKILLS,), np.float32)
@@ -135,7 +133,7 @@ def playtable_step_s(repeats: int) -> float | None:
     try:
         import gymnasium as gym
 
-        import envs  # noqa: F401
+        import selfgym  # noqa: F401  (registers the selfgym/ ids)
 
         env = gym.make("selfgym/PlayTable-v0")
         env.reset(seed=0)

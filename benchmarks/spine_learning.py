@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from selfgym.train import build_parser, resolve_config, train
+from selfgym.cli import resolve_config, train_parser
+from selfgym.train import train
 
 JOBS = {
     "ppo-cartpole": ["--env", "CartPole-v1", "--agent", "ppo"],
@@ -34,7 +35,7 @@ def main() -> None:
     results = {"seed": args.seed, "load_before": os.getloadavg(), "jobs": {}}
     with tempfile.TemporaryDirectory() as logs:
         for name in args.only:
-            config = resolve_config(build_parser().parse_args([*JOBS[name], "--seed", str(args.seed)]))
+            config = resolve_config(train_parser().parse_args([*JOBS[name], "--seed", str(args.seed)]))
             start = time.time()
             run = train(config, log_folder=logs)
             summary = json.loads((run / "eval.json").read_text())

@@ -14,8 +14,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from rewards.base import FunctionReward, RewardModule, TransitionBatch, accepted_kwargs, batched
-from rewards.env_rewards import ComponentReward, TaskReward
+from selfgym.rewards.base import FunctionReward, RewardModule, TransitionBatch, accepted_kwargs, batched
+from selfgym.rewards.env_rewards import ComponentReward, TaskReward
 from selfgym.config import parse_spec
 from selfgym.registry import Registry, UnknownNameError, did_you_mean, reject_unknown
 
@@ -26,20 +26,20 @@ REWARDS.register("component", ComponentReward)
 # Built-in modules that live in their own files are imported lazily (torch, transformers).
 _LAZY: dict[str, str] = {
     # intrinsic rewards (rewards/intrinsic/)
-    "rnd": "rewards.intrinsic.rnd:RND",
-    "icm": "rewards.intrinsic.icm:ICM",
-    "diayn": "rewards.intrinsic.diayn:DIAYN",
-    "simhash": "rewards.intrinsic.simhash:SimHashCount",
+    "rnd": "selfgym.rewards.intrinsic.rnd:RND",
+    "icm": "selfgym.rewards.intrinsic.icm:ICM",
+    "diayn": "selfgym.rewards.intrinsic.diayn:DIAYN",
+    "simhash": "selfgym.rewards.intrinsic.simhash:SimHashCount",
     # self-generated rewards for LLM policies (rewards/llm.py)
-    "majority_vote": "rewards.llm:MajorityVoteReward",
-    "self_judge": "rewards.llm:SelfJudgeReward",
-    "likelihood": "rewards.llm:LikelihoodReward",
-    "verifier": "rewards.llm:VerifierReward",
+    "majority_vote": "selfgym.rewards.llm:MajorityVoteReward",
+    "self_judge": "selfgym.rewards.llm:SelfJudgeReward",
+    "likelihood": "selfgym.rewards.llm:LikelihoodReward",
+    "verifier": "selfgym.rewards.llm:VerifierReward",
     # CalendarConflict (rewards/calendar.py)
-    "calendar_format": "rewards.calendar:FormatReward",
-    "calendar_decision": "rewards.calendar:DecisionReward",
-    "calendar_ranking": "rewards.calendar:RankingReward",
-    "calendar_hub_use": "rewards.calendar:HubUseReward",
+    "calendar_format": "selfgym.rewards.calendar:FormatReward",
+    "calendar_decision": "selfgym.rewards.calendar:DecisionReward",
+    "calendar_ranking": "selfgym.rewards.calendar:RankingReward",
+    "calendar_hub_use": "selfgym.rewards.calendar:HubUseReward",
 }
 
 

@@ -3,7 +3,7 @@
 A module is a superset of rllte's ``BaseReward`` (compute over a batch, update, a decaying
 coefficient, running normalisation) and of imitation's ``RewardFn`` (a callable over
 ``state, action, next_state, done``). Agents that understand streams keep each module's
-output apart; plain SB3 agents get the weighted sum through ``rewards.sb3``.
+output apart; plain SB3 agents get the weighted sum through ``selfgym.rewards.sb3``.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.calendar.env import curriculum_weights
-from rewards.base import RewardModule, TransitionBatch
+from selfgym.envs.calendar.env import curriculum_weights
+from selfgym.rewards.base import RewardModule, TransitionBatch
 
 __all__ = ["FormatReward", "DecisionReward", "RankingReward", "HubUseReward", "curriculum_weights",
            "pearl_round_reward", "roundwise_advantages"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards.base import RewardModule, TransitionBatch
+from selfgym.rewards.base import RewardModule, TransitionBatch
 
 
 class TaskReward(RewardModule):

@@ -23,11 +23,13 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import torch
 
-from envs.text.extract import extract_answer
-from envs.text.spaces import as_text
-from envs.text.tasks import Task, normalise_answer, score, stated_answer
-from rewards.base import RewardModule, TransitionBatch
+from selfgym.envs.text.extract import extract_answer
+from selfgym.envs.text.spaces import as_text
+from selfgym.envs.text.tasks import Task, normalise_answer, score, stated_answer
+from selfgym.llm.policy import LLMPolicy
+from selfgym.rewards.base import RewardModule, TransitionBatch
 
 
 def _text(x: Any) -> str:
@@ -193,8 +195,6 @@ class _ModelReward(TextReward):
 
     def _policy(self) -> Any:
         if self.policy is None:
-            from agents.llm.policy import LLMPolicy
-
             self.policy = LLMPolicy(self.model_name)
         return self.policy
 
@@ -245,8 +245,6 @@ class SelfJudgeReward(_ModelReward):
 
 def yes_probability(policy: Any, prompts: list[str]) -> list[float]:
     """P(yes) / (P(yes) + P(no)) of the first answer token, summed over case/space variants."""
-    import torch
-
     tok = policy.tokenizer
 
     def ids(words: list[str]) -> list[int]:

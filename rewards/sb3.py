@@ -34,8 +34,8 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from rewards.base import RewardModule, TransitionBatch
-from rewards.env_rewards import ComponentReward, TaskReward
+from selfgym.rewards.base import RewardModule, TransitionBatch
+from selfgym.rewards.env_rewards import ComponentReward, TaskReward
 
 
 class RewardStreamsVecEnv(VecEnvWrapper):

@@ -16,7 +16,10 @@ from typing import Any
 
 import yaml
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
+import selfgym.hyperparams
+
+#: The tuned hyperparameter files, shipped inside the package (repository folder hyperparams/).
+HYPERPARAMS_DIR = Path(selfgym.hyperparams.__file__).resolve().parent
 
 # Keys the trainer consumes itself; everything else goes to the agent's constructor.
 TRAINER_KEYS = ("n_timesteps", "n_envs", "normalize", "env_wrapper", "env_kwargs", "frame_stack", "eval_freq", "eval_episodes")
@@ -103,13 +106,24 @@ def find_nan(value: Any, path: str) -> str | None:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"hyperparameter file not found: {path.resolve()}")
     with open(path) as f:
         data = yaml.safe_load(f)
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path}: a hyperparameter file is a mapping (env id -> settings), got {type(data).__name__}")
     return data or {}
 
 
 def load_hyperparams(agent: str, env_id: str, directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
-    """``hyperparams/<agent>.yml``: the ``default:`` entry, updated by the entry for ``env_id``."""
+    """``hyperparams/<agent>.yml``: the ``default:`` entry, updated by the entry for ``env_id``.
+
+    An agent without a file (a plug-in, or an algorithm we have not tuned) gets its own
+    defaults; a hyperparameter folder missing from the install is an error, never silent defaults.
+    """
+    if not any(directory.glob("*.yml")):
+        raise FileNotFoundError(f"no hyperparameter files in {directory}: this selfgym install is missing its package data")
     path = directory / f"{agent}.yml"
     if not path.exists():
         return {}

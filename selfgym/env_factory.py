@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
@@ -14,9 +15,7 @@ from selfgym.registry import did_you_mean, import_dotted
 
 
 def import_env_packages(packages: list[str] | None) -> None:
-    """Import selfgym's envs and every ``--gym-packages`` module (whose import registers ids)."""
-    import envs  # noqa: F401  (registers selfgym/ ids)
-
+    """Import every ``--gym-packages`` module (whose import registers ids; selfgym's own are registered)."""
     for name in packages or []:
         try:
             importlib.import_module(name)
@@ -120,8 +119,6 @@ def vec_normalize_state(venv: VecEnv) -> dict[str, Any] | None:
     norm = find_vec_normalize(venv)
     if norm is None:
         return None
-    import torch
-
     def rms(r: Any) -> dict[str, Any]:
         if isinstance(r, dict):
             return {k: rms(v) for k, v in r.items()}

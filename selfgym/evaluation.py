@@ -1,18 +1,19 @@
 """Evaluation: load a run, roll its policy out, summarise, write eval.json, record video.
 
-``evaluate_run`` is the importable core; ``main()`` is the thin CLI behind ``evaluate.py``.
+``evaluate_run`` is the importable core; ``selfgym.cli.evaluate_main`` is the thin CLI over it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from selfgym import agents, env_factory, runs
 
 # info keys that are bookkeeping, not metrics
 _SKIP_INFO = {"TimeLimit.truncated", "terminal_observation", "episode", "is_success", "reward_components"}
@@ -129,11 +130,6 @@ def load_run(run_dir: Path, load_best: bool = False, checkpoint: int | None = No
              render_mode: str | None = None, seed: int | None = None,
              env_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any, Any, Path]:
     """(config, agent, 1-env VecEnv, weights folder) rebuilt from a run folder, pickle-free."""
-    import torch
-
-    import agents
-    from selfgym import env_factory, runs
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder: it has no config.yaml")
@@ -193,63 +189,3 @@ def write_video(path: str, frames: list[np.ndarray], fps: int = 30) -> Path:
     else:
         raise ValueError(f"--video must end in .mp4 or .gif, got {path!r}")
     return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", description="Evaluate a trained run.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", default=None, help="run folder, e.g. logs/ppo/CartPole-v1_1")
-    p.add_argument("--env", default=None, help="with --agent: find the run under --log-folder")
-    p.add_argument("--agent", "--algo", dest="agent", default=None)
-    p.add_argument("-f", "--log-folder", default="logs")
-    p.add_argument("--exp-id", type=int, default=0, help="run number (0: latest)")
-    p.add_argument("-n", "--n-episodes", "--eval-episodes", dest="n_episodes", type=int, default=10)
-    p.add_argument("--load-best", action="store_true", help="use best_model/ (saved by periodic evaluation)")
-    p.add_argument("--checkpoint", type=int, default=None, metavar="STEPS", help="use the checkpoint at this step")
-    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY:VALUE",
-                   help="override the run's env keyword arguments, e.g. split:test for held-out data")
-    p.add_argument("--video", default=None, metavar="OUT.mp4|OUT.gif", help="record rgb_array frames")
-    p.add_argument("--output", default=None, help="where to write the JSON (default: <run>/eval.json)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from selfgym import runs
-
-    if args.run:
-        run_dir = Path(args.run)
-    elif args.env and args.agent:
-        try:
-            run_dir = runs.find_run(args.log_folder, args.agent, args.env, args.exp_id)
-        except FileNotFoundError as exc:
-            parser.error(str(exc))
-    else:
-        parser.error("give --run DIR, or --env and --agent (with -f and --exp-id)")
-    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
-        parser.error(f"--video must end in .mp4 or .gif, got {args.video!r}")
-    from selfgym.config import parse_key_values
-
-    try:
-        env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        summary = evaluate_run(run_dir, args.n_episodes, args.load_best, args.checkpoint, not args.stochastic,
-                               args.video, args.seed, Path(args.output) if args.output else None, env_kwargs)
-    except (runs.CheckpointError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{summary['agent']} on {summary['env']}: {run_dir} ({summary['weights']}, {summary['num_timesteps']} steps)")
-    print(format_table(summary))
-    if summary.get("video"):
-        print(f"video: {summary['video']}")
-    print(f"wrote {args.output or run_dir / 'eval.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""A name -> object registry shared by agents and reward modules.
+"""The one name -> object registry class, used for agents and reward modules.
 
 Three plug-in paths, none of which needs an edit of this repository:
 
@@ -69,12 +69,21 @@ def reject_unknown(owner: str, given: Iterable[str], valid: list[str] | None, wh
 
 
 class Registry(Generic[T]):
-    """Maps names to objects (classes or factories) of one kind."""
+    """Maps names to objects (classes or factories) of one kind.
 
-    def __init__(self, kind: str, entry_point_group: str) -> None:
+    Entries are registered directly (``register``) or lazily as ``"module:attr"`` strings
+    (``register_lazy``), which are imported on first lookup so that listing names or parsing
+    flags stays cheap. ``on_register(name, obj)`` runs for every object that enters the table
+    (reward modules use it to learn the name they were registered under).
+    """
+
+    def __init__(self, kind: str, entry_point_group: str,
+                 on_register: Callable[[str, T], None] | None = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self._on_register = on_register
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
         self._entry_points_loaded = False
 
     def register(self, name: str, obj: T | None = None, *, overwrite: bool = False) -> Callable[[T], T] | T:
@@ -83,46 +92,68 @@ class Registry(Generic[T]):
         def add(item: T) -> T:
             if name in self._items and self._items[name] is not item and not overwrite:
                 raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
+            if self._on_register is not None:
+                self._on_register(name, item)
             self._items[name] = item
+            self._lazy.pop(name, None)
             return item
 
         return add if obj is None else add(obj)
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``"module:attr"`` under ``name``, imported the first time ``name`` is looked up."""
+        if ":" not in target:
+            raise ValueError(f"lazy {self.kind} {name!r}: target must be 'module:attr', got {target!r}")
+        self._lazy[name] = target
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):
-            if ep.name not in self._items:
+            if ep.name not in self._items and ep.name not in self._lazy:  # built-ins win
                 try:
-                    self._items[ep.name] = ep.load()
+                    self.register(ep.name, ep.load())
                 except Exception as exc:  # a broken plug-in must not hide the others
                     raise ImportError(
                         f"{self.kind} plug-in {ep.name!r} (entry point {ep.value!r} in group "
                         f"{self.entry_point_group!r}) failed to load: {exc}"
                     ) from exc
 
+    def _resolve_lazy(self, name: str) -> T:
+        module_name, _, attr = self._lazy[name].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ImportError(f"{self.kind} {name!r} needs {module_name!r}, which cannot be imported ({exc})") from exc
+        obj: T = getattr(module, attr)
+        self.register(name, obj, overwrite=True)
+        return obj
+
     def names(self) -> list[str]:
+        """Every name: registered, lazy and from entry points (nothing is imported but the entry points)."""
         self._load_entry_points()
-        return sorted(self._items)
+        return sorted(set(self._items) | set(self._lazy))
 
     def __contains__(self, name: str) -> bool:
-        self._load_entry_points()
-        return name in self._items
+        return name in self.names()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def get(self, name: str) -> T:
-        """Look ``name`` up: registered names first, then entry points, then a dotted path."""
+        """Look ``name`` up: registered names, lazy built-ins, entry points, then a dotted path."""
         if name in self._items:
             return self._items[name]
+        if name in self._lazy:
+            return self._resolve_lazy(name)
         self._load_entry_points()
         if name in self._items:
             return self._items[name]
         if ":" in name:
             return import_dotted(name)  # type: ignore[return-value]
+        names = self.names()
         raise UnknownNameError(
-            f"unknown {self.kind} {name!r}.{did_you_mean(name, self.names())} "
-            f"Registered: {', '.join(self.names()) or '(none)'}. A plug-in can also be given as 'pkg.module:Name'."
+            f"unknown {self.kind} {name!r}.{did_you_mean(name, names)} "
+            f"Registered: {', '.join(names) or '(none)'}. A plug-in can also be given as 'pkg.module:Name'."
         )

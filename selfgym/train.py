@@ -1,15 +1,13 @@
 """Training: flags -> resolved config -> env, reward modules, agent -> learn -> run folder.
 
-``train(config)`` is the importable core; ``main()`` is the thin CLI behind ``train.py``.
+``train(config)`` is the importable core; ``selfgym.cli.train_main`` is the thin CLI over it.
 The resolved config (plain data) is what ``config.yaml`` holds, and it is all ``evaluate.py``
 and ``--resume`` need to rebuild the run.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import random
 import shutil
 import signal
 import sys
@@ -17,84 +15,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The main job: a drone learns monocular distance from its own stereo labels, then flies on it.
-DEFAULT_ENV, DEFAULT_AGENT = "selfgym/DroneRoom-v0", "persistent_ssl"
+import torch
+from tqdm import tqdm
 
+from selfgym import agents, env_factory, rewards, runs
+from selfgym.config import find_nan
+from selfgym.evaluation import evaluate_run, format_table, rollout, summarize
+from selfgym.metrics import make_logger, plot_learning_curve, truncate_metrics
 
 class UserError(Exception):
     """A mistake in the command or config (unknown name, bad hyperparameter, bad checkpoint)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="train.py",
-        description="Train an agent on a Gymnasium env, with optional self-generated reward modules.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--env", default=DEFAULT_ENV, help="Gymnasium id, e.g. CartPole-v1 or selfgym/PlayTable-v0")
-    p.add_argument("--agent", "--algo", dest="agent", default=DEFAULT_AGENT, help="registered agent name or pkg.mod:Class")
-    p.add_argument("-n", "--n-timesteps", type=int, default=-1, help="environment steps (-1: from hyperparams)")
-    p.add_argument("--seed", type=int, default=-1, help="random seed (-1: pick one and record it)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--num-threads", type=int, default=-1, help="torch CPU threads (-1: 1 thread, fastest for MLPs on a small CPU)")
-    p.add_argument("--n-envs", type=int, default=-1, help="parallel envs (-1: from hyperparams, else 1)")
-    p.add_argument("--vec-env", default="dummy", choices=["dummy", "subproc"])
-    p.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
-                   help="override hyperparameters, e.g. learning_rate:0.001 'policy_kwargs:dict(net_arch=[64,64])'")
-    p.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY:VALUE", help="keyword arguments for gym.make")
-    p.add_argument("--reward", action="append", default=[], metavar="NAME[:k=v,...]",
-                   help="reward module (repeatable), e.g. rnd:coef=0.01 or my_mod:my_reward")
-    p.add_argument("-conf", "--conf-file", default=None, help="YAML hyperparameter file (keyed by env id, or flat)")
-    p.add_argument("--eval-freq", type=int, default=-1, help="evaluate every N steps (-1: 10 times per run; 0: never)")
-    p.add_argument("--eval-episodes", type=int, default=-1, help="episodes per evaluation (-1: from hyperparams, else 5)")
-    p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every N steps (-1: 10 times per run)")
-    p.add_argument("--keep-checkpoints", type=int, default=3, help="how many periodic checkpoints to keep (0: all)")
-    p.add_argument("-f", "--log-folder", default="logs")
-    p.add_argument("-i", "--resume", default=None, metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("-P", "--progress", action="store_true", help="show a progress bar")
-    p.add_argument("--gym-packages", nargs="+", default=[], help="modules to import that register envs")
-    p.add_argument("--no-final-eval", action="store_true", help="skip eval.json at the end")
-    return p
-
-
-def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Hyperparams file -> conf file -> flags; returns the plain-data config of the run."""
-    from selfgym.config import TRAINER_KEYS, load_conf_file, load_hyperparams, parse_key_values
-
-    hp = load_hyperparams(args.agent, args.env)
-    if args.conf_file:
-        hp.update(load_conf_file(args.conf_file, args.env))
-    hp.update(parse_key_values(args.hyperparams, "-params"))
-    trainer = {k: hp.pop(k) for k in TRAINER_KEYS if k in hp}
-    env_kwargs = dict(trainer.get("env_kwargs") or {})
-    env_kwargs.update(parse_key_values(args.env_kwargs, "--env-kwargs"))
-    n_timesteps = args.n_timesteps if args.n_timesteps > 0 else int(float(trainer.get("n_timesteps", 100_000)))
-    n_envs = args.n_envs if args.n_envs > 0 else int(trainer.get("n_envs", 1))
-    seed = args.seed if args.seed >= 0 else random.SystemRandom().randrange(2**31)
-    return {
-        "env": args.env,
-        "agent": args.agent,
-        "n_timesteps": n_timesteps,
-        "seed": seed,
-        "device": args.device,
-        "num_threads": args.num_threads if args.num_threads > 0 else 1,
-        "n_envs": n_envs,
-        "vec_env": args.vec_env,
-        "env_kwargs": env_kwargs,
-        "normalize": trainer.get("normalize", False),
-        "env_wrapper": trainer.get("env_wrapper"),
-        "rewards": list(args.reward),
-        "hyperparams": hp,
-        "eval_freq": args.eval_freq if args.eval_freq >= 0 else int(trainer.get("eval_freq", max(n_timesteps // 10, 1))),
-        "eval_episodes": args.eval_episodes if args.eval_episodes > 0 else int(trainer.get("eval_episodes", 5)),
-        "save_freq": args.save_freq if args.save_freq > 0 else max(n_timesteps // 10, 1),
-        "keep_checkpoints": args.keep_checkpoints,
-        "gym_packages": list(args.gym_packages),
-    }
-
-
 class RunHooks:
-    """The trainer's side of ``agents.base.TrainingHooks``: checkpoints, eval, progress, Ctrl-C."""
+    """The trainer's side of ``selfgym.agents.base.TrainingHooks``: checkpoints, eval, progress, Ctrl-C."""
 
     def __init__(self, run: "Run", progress: bool) -> None:
         self.run = run
@@ -104,8 +38,6 @@ class RunHooks:
         self.stop_requested = False
         self.bar = None
         if progress:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=cfg["n_timesteps"], initial=run.start_steps, unit="step", dynamic_ncols=True, smoothing=0.1)
         self._last = run.start_steps
 
@@ -137,13 +69,6 @@ class Run:
     """One run folder and everything alive in it: envs, reward modules, agent, logger."""
 
     def __init__(self, config: dict[str, Any], run_dir: Path, resume_state: dict[str, Any] | None, wall_offset: float) -> None:
-        import torch
-
-        import agents
-        import rewards
-        from selfgym import env_factory
-        from selfgym.metrics import make_logger
-
         self.config, self.run_dir = config, run_dir
         torch.set_num_threads(config["num_threads"])
         seed = config["seed"]
@@ -163,20 +88,16 @@ class Run:
 
     # -- state -------------------------------------------------------------------------------
     def state(self, include_buffers: bool = True) -> dict[str, Any]:
-        from selfgym.env_factory import vec_normalize_state
-
         return {
             "agent": self.agent.state_dict(include_buffers=include_buffers),
-            "vec_normalize": vec_normalize_state(self.venv),
+            "vec_normalize": env_factory.vec_normalize_state(self.venv),
             "rewards": {m.name: m.state_dict() for m in self.reward_modules},
             "best_eval": self.best_eval if include_buffers else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        from selfgym.env_factory import load_vec_normalize_state
-
         self.agent.load_state_dict(state["agent"])
-        load_vec_normalize_state(self.venv, state.get("vec_normalize"))
+        env_factory.load_vec_normalize_state(self.venv, state.get("vec_normalize"))
         for module in self.reward_modules:
             if module.name in state.get("rewards", {}):
                 module.load_state_dict(state["rewards"][module.name])
@@ -188,22 +109,15 @@ class Run:
                 "agent": self.config["agent"], "env": self.config["env"]}
 
     def save_checkpoint(self, steps: int) -> None:
-        from selfgym import runs
-
         runs.save_checkpoint(runs.checkpoint_dir(self.run_dir, steps), self.state(), self._meta(steps))
         runs.prune_checkpoints(self.run_dir, self.config["keep_checkpoints"])
 
     def save_model(self, folder_name: str) -> None:
-        from selfgym import runs
-
         steps = self.agent.num_timesteps
         runs.save_checkpoint(self.run_dir / folder_name, self.state(include_buffers=False), self._meta(steps))
 
     # -- evaluation during training ----------------------------------------------------------
     def periodic_eval(self, steps: int) -> None:
-        from selfgym import env_factory
-        from selfgym.evaluation import rollout, summarize
-
         cfg = self.config
         if self.eval_venv is None:
             self.eval_venv = env_factory.make_eval_env(cfg, cfg["seed"] + 10_000)
@@ -226,12 +140,6 @@ class Run:
 
 def _validate(config: dict[str, Any]) -> None:
     """Check names before any folder is created: env id, agent, hyperparameters, reward specs."""
-    import agents
-    import rewards
-    from selfgym import env_factory
-
-    from selfgym.config import find_nan
-
     for section in ("hyperparams", "env_kwargs"):
         if (key := find_nan(config[section], "")) is not None:
             raise ValueError(f"{section} {key!r} is NaN; give a number")
@@ -245,9 +153,6 @@ def _validate(config: dict[str, Any]) -> None:
 def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Path | None = None,
           progress: bool = False, final_eval: bool = True, args_record: dict[str, Any] | None = None) -> Path:
     """Train per ``config`` (or resume ``resume_dir``); returns the run folder."""
-    from selfgym import runs
-    from selfgym.metrics import plot_learning_curve, truncate_metrics
-
     resume_state, wall_offset, meta = None, 0.0, None
     try:
         if resume_dir is not None:
@@ -305,48 +210,14 @@ def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Pa
         print(f"Interrupted at {steps} steps. Resume with: python train.py -i {run_dir}")
         raise KeyboardInterrupt
     run.save_model(runs.MODEL_DIR)
-    plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
+    picture = plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
     elapsed = time.time() - start
     run.close()
     runs.write_status(run_dir, "finished", num_timesteps=steps, train_seconds=round(elapsed, 1))
     if final_eval:
-        from selfgym.evaluation import evaluate_run, format_table
-
         summary = evaluate_run(run_dir, n_episodes=config["eval_episodes"])
         print(format_table(summary))
     print(f"Run saved in {run_dir} ({steps} steps, {elapsed:.0f} s)")
+    if picture is not None:
+        print(f"What was learned: {picture}")
     return run_dir
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from selfgym import runs
-
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").exists():
-            parser.error(f"--resume {run_dir}: not a run folder (no config.yaml)")
-        config = runs.read_yaml(run_dir / "config.yaml")
-        if args.n_timesteps > 0:
-            config["n_timesteps"] = args.n_timesteps
-        record = {**runs.read_yaml(run_dir / "args.yaml"), "resumed_with": vars(args)} if (run_dir / "args.yaml").exists() else vars(args)
-        resume = run_dir
-    else:
-        try:
-            config = resolve_config(args)
-        except (ValueError, OSError) as exc:
-            parser.error(str(exc))
-        record, resume = vars(args), None
-    try:
-        train(config, args.log_folder, resume, progress=args.progress, final_eval=not args.no_final_eval, args_record=record)
-    except KeyboardInterrupt:
-        return 130
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

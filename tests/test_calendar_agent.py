@@ -9,8 +9,8 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents import get_agent_class
-from envs.calendar.env import CalendarConflictEnv
+from selfgym.agents import get_agent_class
+from selfgym.envs.calendar.env import CalendarConflictEnv
 
 KW = dict(n_users=20, n_rounds=48)
 

@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs.calendar.env import CalendarConflictEnv
-from envs.calendar.hub import StrategyHub
-from envs.calendar.schema import N_FEATURES
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.calendar.env import CalendarConflictEnv
+from selfgym.envs.calendar.hub import StrategyHub
+from selfgym.envs.calendar.schema import N_FEATURES
 
 SMALL = dict(n_users=20, n_rounds=8)
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from envs.calendar import generate as gen
-from envs.calendar.schema import N_FEATURES, ROLES, predicates
+from selfgym.envs.calendar import generate as gen
+from selfgym.envs.calendar.schema import N_FEATURES, ROLES, predicates
 
 
 def test_same_seed_same_data_and_order_independent():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.calendar.metrics import episode_metrics, error_reduction_rate, expected_ord, ord_score, quarter_errors, summarize
-from rewards import make_reward
-from rewards.base import TransitionBatch
-from rewards.calendar import curriculum_weights, pearl_round_reward, roundwise_advantages
+from selfgym.envs.calendar.metrics import episode_metrics, error_reduction_rate, expected_ord, ord_score, quarter_errors, summarize
+from selfgym.rewards import make_reward
+from selfgym.rewards.base import TransitionBatch
+from selfgym.rewards.calendar import curriculum_weights, pearl_round_reward, roundwise_advantages
 
 
 def test_ord_hand_computed():

@@ -10,10 +10,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs.drone.room_env import DroneRoomEnv
-from envs.drone.stereo import INVALID_DISPARITY, DisparityEstimator, StereoCamera, cue_columns, summarise
-from envs.drone.textures import TexturelessSceneError
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.drone.room_env import DroneRoomEnv
+from selfgym.envs.drone.stereo import INVALID_DISPARITY, DisparityEstimator, StereoCamera, cue_columns, summarise
+from selfgym.envs.drone.textures import TexturelessSceneError
 
 IDS = ["selfgym/DroneRoom-v0", "selfgym/DroneRoomDiscrete-v0"]
 
@@ -177,7 +177,7 @@ def test_episode_metrics_in_final_info_and_render():
 
 
 def test_pilot_reports_only_count_for_the_current_frame(empty_room):
-    from envs.drone.room_env import frame_key
+    from selfgym.envs.drone.room_env import frame_key
 
     env = empty_room
     key = env._frame["key"]

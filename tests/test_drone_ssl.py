@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import envs  # noqa: F401
-from agents import get_agent_class
-from agents.monocular import MonocularEstimator, roc_threshold
-from envs.drone.room_env import DroneRoomEnv
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.agents import get_agent_class
+from selfgym.envs.drone.monocular import MonocularEstimator, roc_threshold
+from selfgym.envs.drone.room_env import DroneRoomEnv
 from selfgym.env_factory import make_vec_env
 
 torch.set_num_threads(1)
@@ -158,7 +158,7 @@ def test_mono_estimate_wrapper_for_rl():
     checked = gym.make("selfgym/DroneRoomMonoEstimate-v0", n_textures=1, disparity_mode="fast_from_depth")
     sb3_check_env(checked)
     checked.close()
-    from envs.drone.wrappers import make_mono_estimate_env
+    from selfgym.envs.drone.wrappers import make_mono_estimate_env
 
     raw = make_mono_estimate_env(n_textures=1, disparity_mode="fast_from_depth")
     gym_check_env(raw)  # the wrapper itself, not only the env inside

@@ -8,11 +8,11 @@ import pytest
 pytest.importorskip("transformers")
 import torch  # noqa: E402
 
-import agents  # noqa: E402
-import envs  # noqa: E402,F401
-from envs.text.spaces import texts  # noqa: E402
-from rewards import make_reward  # noqa: E402
-from rewards.base import RewardModule  # noqa: E402
+from selfgym import agents  # noqa: E402
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.text.spaces import texts  # noqa: E402
+from selfgym.rewards import make_reward  # noqa: E402
+from selfgym.rewards.base import RewardModule  # noqa: E402
 from selfgym.env_factory import make_vec_env  # noqa: E402
 
 torch.set_num_threads(1)
@@ -21,7 +21,7 @@ ENV = "selfgym/TextReasoning-v0"
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    from agents.llm.tiny import byte_tokenizer, tiny_llama
+    from selfgym.llm.tiny import byte_tokenizer, tiny_llama
 
     path = tmp_path_factory.mktemp("tiny_llm")
     tok = byte_tokenizer()

@@ -19,7 +19,7 @@ def policy():
     import torch
 
     torch.set_num_threads(1)
-    from agents.llm.policy import LLMPolicy
+    from selfgym.llm.policy import LLMPolicy
 
     return LLMPolicy("default", device="cpu", max_new_tokens=24)
 
@@ -28,7 +28,7 @@ def test_cached_weights_match_the_gguf_file(policy) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from agents.llm.default_model import gguf_path
+    from selfgym.llm.default_model import gguf_path
 
     path = gguf_path()
     gguf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
@@ -38,7 +38,7 @@ def test_cached_weights_match_the_gguf_file(policy) -> None:
 
 
 def test_default_model_answers_level_one_arithmetic(policy) -> None:
-    from envs.text.reasoning import TextReasoningEnv
+    from selfgym.envs.text.reasoning import TextReasoningEnv
 
     env = TextReasoningEnv(task="arithmetic", level=1, test_size=16)
     tasks = env.heldout_tasks()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from agents.llm.losses import dpo_loss, group_advantages, grpo_loss, k3_kl, rloo_advantages, rloo_loss
+from selfgym.agents.llm.losses import dpo_loss, group_advantages, grpo_loss, k3_kl, rloo_advantages, rloo_loss
 
 
 def test_grpo_loss_matches_hand_computed_value() -> None:

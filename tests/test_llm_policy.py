@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("transformers")
 import torch  # noqa: E402
 
-from agents.llm.policy import LLMPolicy, completion_mask  # noqa: E402
-from agents.llm.tiny import byte_tokenizer, tiny_llama, tiny_policy  # noqa: E402
+from selfgym.llm.policy import LLMPolicy, completion_mask  # noqa: E402
+from selfgym.llm.tiny import byte_tokenizer, tiny_llama, tiny_policy  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -31,7 +31,7 @@ def test_greedy_is_deterministic_and_seeded_sampling_reproducible() -> None:
 
 
 def test_reference_equals_policy_at_start_so_kl_is_zero() -> None:
-    from agents.llm.losses import k3_kl
+    from selfgym.agents.llm.losses import k3_kl
 
     for lora in (None, {"r": 4}):
         policy = tiny_policy(lora=lora)

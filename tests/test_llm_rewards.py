@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.text.reasoning import TextReasoningEnv
-from envs.text.spaces import text_obs
-from rewards import make_reward
-from rewards.base import TransitionBatch
+from selfgym.envs.text.reasoning import TextReasoningEnv
+from selfgym.envs.text.spaces import text_obs
+from selfgym.rewards import make_reward
+from selfgym.rewards.base import TransitionBatch
 
 
 def test_majority_vote_counts_parsable_answers_per_prompt() -> None:
@@ -77,7 +77,7 @@ def test_verifier_reward_from_env_infos_and_task_column() -> None:
 
 def test_model_based_rewards_with_a_tiny_policy() -> None:
     pytest.importorskip("transformers")
-    from agents.llm.tiny import tiny_policy
+    from selfgym.llm.tiny import tiny_policy
 
     policy = tiny_policy()
     judge = make_reward("self_judge")
@@ -102,7 +102,7 @@ def test_model_based_rewards_with_a_tiny_policy() -> None:
 def test_reward_fn_in_trl_grpo_trainer_for_one_step(tmp_path) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    from agents.llm.tiny import byte_tokenizer, tiny_llama
+    from selfgym.llm.tiny import byte_tokenizer, tiny_llama
 
     tok = byte_tokenizer()
     model = tiny_llama(len(tok))

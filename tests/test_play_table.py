@@ -8,11 +8,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs.play_table.env import PlayTableEnv, PlayTableGoalEnv
-from envs.play_table.primitives import PlayPolicy, ScriptedExpert
-from envs.play_table.scene import PROPRIO_DIM, SCENE_DIM
-from envs.play_table.tasks import TASK_NAMES, TASKS
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.play_table.env import PlayTableEnv, PlayTableGoalEnv
+from selfgym.envs.play_table.primitives import PlayPolicy, ScriptedExpert
+from selfgym.envs.play_table.scene import PROPRIO_DIM, SCENE_DIM
+from selfgym.envs.play_table.tasks import TASK_NAMES, TASKS
 
 IDS = ["selfgym/PlayTable-v0", "selfgym/PlayTablePixels-v0", "selfgym/PlayTableGoal-v0"]
 # The scripted expert solves every task on most seeds (benchmarks/results/play_table_expert.json);
@@ -171,7 +171,7 @@ def test_joint_control_reaches_joint_targets():
     target = np.array([0.1, -0.2, 0.0, -0.6, 0.0, 0.5, 0.2, 1.0], np.float32)  # normalised targets
     for _ in range(60):
         obs, *_ = env.step(target)
-    from envs.play_table.scene import ARM_HIGH, ARM_LOW
+    from selfgym.envs.play_table.scene import ARM_HIGH, ARM_LOW
     want = ARM_LOW + (target[:7] + 1) * 0.5 * (ARM_HIGH - ARM_LOW)
     np.testing.assert_allclose(obs[7:14], want, atol=0.05)
     env.close()
@@ -212,8 +212,8 @@ def test_terminate_on_success_needs_a_task():
 
 
 def test_drawer_pushed_past_its_limit_is_put_back():
-    from envs.play_table import layout as L
-    from envs.play_table.scene import DRAWER, SLIDE_SLACK
+    from selfgym.envs.play_table import layout as L
+    from selfgym.envs.play_table.scene import DRAWER, SLIDE_SLACK
 
     env = PlayTableEnv(task="close_drawer")
     env.reset(seed=0)

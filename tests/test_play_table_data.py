@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.play_table.collect import main as collect_main
-from envs.play_table.dataset import PlayDataset
+from selfgym.envs.play_table.collect import main as collect_main
+from selfgym.envs.play_table.dataset import PlayDataset
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers selfgym/ ids)
-from envs.play_table.wrappers import FixedWristWrapper
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.play_table.wrappers import FixedWristWrapper
 
 
 def test_fixed_wrist_passes_translation_and_gripper_and_zero_rotation():

@@ -13,8 +13,8 @@ PLUGIN_INIT = '''
 import gymnasium as gym
 import numpy as np
 
-import agents
-import rewards
+from selfgym import agents
+from selfgym import rewards
 from stable_baselines3 import PPO
 
 
@@ -73,8 +73,8 @@ class EntryPPO(PPO):
 PLUGIN_REWARDS = '''
 import numpy as np
 
-import rewards
-from rewards.base import RewardModule
+from selfgym import rewards
+from selfgym.rewards.base import RewardModule
 
 
 def dotted_reward(obs, action, next_obs, info):

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-import agents
-import rewards
-from rewards.base import TransitionBatch
+from selfgym import agents
+from selfgym import rewards
+from selfgym.rewards.base import TransitionBatch
 from selfgym.config import parse_key_values, parse_spec, resolve_value, safe_eval
 from selfgym.registry import Registry, UnknownNameError
 from tests.conftest import REPO, cli_env
@@ -65,7 +65,7 @@ def test_reward_function_errors_name_the_module():
         return float("nan")
 
     with pytest.raises(ImportError, match="has no attribute 'nope'"):
-        rewards.make_reward("rewards.base:nope")
+        rewards.make_reward("selfgym.rewards.base:nope")
     module = rewards.FunctionReward(wrong_shape)
     with pytest.raises(ValueError, match="'wrong_shape' returned shape"):
         module(batch)

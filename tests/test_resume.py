@@ -84,7 +84,7 @@ def test_agent_state_round_trip_restores_everything():
     import gymnasium as gym
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    import agents
+    from selfgym import agents
 
     def make():
         return agents.make_agent("sac", DummyVecEnv([lambda: gym.make("Pendulum-v1")]),

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from rewards import make_reward
-from rewards.base import TransitionBatch
-from rewards.intrinsic.diayn import DIAYN, SkillWrapper
-from rewards.intrinsic.icm import ICM
-from rewards.intrinsic.rnd import RND
-from rewards.intrinsic.simhash import SimHashCount
+from selfgym.rewards import make_reward
+from selfgym.rewards.base import TransitionBatch
+from selfgym.rewards.intrinsic.diayn import DIAYN, SkillWrapper
+from selfgym.rewards.intrinsic.icm import ICM
+from selfgym.rewards.intrinsic.rnd import RND
+from selfgym.rewards.intrinsic.simhash import SimHashCount
 
 torch.set_num_threads(1)
 

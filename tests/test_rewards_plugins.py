@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from rewards import make_reward
-from rewards.base import FunctionReward, RewardModule, TransitionBatch, batched
+from selfgym.rewards import make_reward
+from selfgym.rewards.base import FunctionReward, RewardModule, TransitionBatch, batched
 from selfgym.registry import UnknownNameError
 
 MY_MOD = '''
@@ -104,7 +104,7 @@ def test_nan_from_a_learned_module_inside_ppo_is_named():
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    from rewards.sb3 import attach
+    from selfgym.rewards.sb3 import attach
 
     class Broken(RewardModule):
         learned = True
@@ -148,7 +148,7 @@ def test_readme_stateful_module_example_runs_and_saves(tmp_path):
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    from rewards.sb3 import attach
+    from selfgym.rewards.sb3 import attach
 
     class Visits(RewardModule):
         """1/sqrt(visits) of the rounded x position."""

@@ -11,10 +11,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 
-from rewards import make_reward
-from rewards.base import FunctionReward, RewardModule, TransitionBatch
-from rewards.intrinsic.diayn import SkillWrapper
-from rewards.sb3 import RewardStreamsCallback, attach
+from selfgym.rewards import make_reward
+from selfgym.rewards.base import FunctionReward, RewardModule, TransitionBatch
+from selfgym.rewards.intrinsic.diayn import SkillWrapper
+from selfgym.rewards.sb3 import RewardStreamsCallback, attach
 
 torch.set_num_threads(1)
 
@@ -149,7 +149,7 @@ def test_streams_go_to_info_and_logs_and_task_is_kept_by_default():
 
 
 def test_ppo_logs_each_stream_and_module_metrics_through_sb3_agent():
-    from agents.sb3_agent import SB3Agent
+    from selfgym.agents.sb3_agent import SB3Agent
 
     class Hooks:
         def on_step(self, n):

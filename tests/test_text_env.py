@@ -6,11 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401
-from envs.text.extract import NUMBER, extract_answer, parse_int_list, parse_number
-from envs.text.reasoning import TextReasoningEnv
-from envs.text.spaces import as_text
-from envs.text.tasks import FAMILIES, Task, score, stated_answer
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.envs.text.extract import NUMBER, extract_answer, parse_int_list, parse_number
+from selfgym.envs.text.reasoning import TextReasoningEnv
+from selfgym.envs.text.spaces import as_text
+from selfgym.envs.text.tasks import FAMILIES, Task, score, stated_answer
 
 ENV_ID = "selfgym/TextReasoning-v0"
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.llm.losses import dpo_loss
-from agents.llm.trainer import LLMTrainer, Rollout
+from selfgym.agents.llm.losses import dpo_loss
+from selfgym.agents.llm.trainer import LLMTrainer, Rollout
 
 
 class SelfRewardingDPOAgent(LLMTrainer):

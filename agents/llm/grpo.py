@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.llm.losses import group_advantages, grpo_loss, rloo_advantages, rloo_loss
-from agents.llm.policy import Samples
-from agents.llm.trainer import LLMTrainer, Rollout
+from selfgym.agents.llm.losses import group_advantages, grpo_loss, rloo_advantages, rloo_loss
+from selfgym.llm.policy import Samples
+from selfgym.agents.llm.trainer import LLMTrainer, Rollout
 
 
 def _slice(s: Samples, idx: slice) -> Samples:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.llm.policy import LLMPolicy, Samples
-from envs.text.spaces import texts
-from rewards.base import TransitionBatch
+from selfgym.llm.policy import LLMPolicy, Samples
+from selfgym.envs.text.spaces import texts
+from selfgym.rewards.base import TransitionBatch
 
 
 @dataclass

@@ -21,11 +21,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.calendar import text as textmod
-from envs.calendar.generate import SPLITS, WEEK, UserData, make_user_data, split_users
-from envs.calendar.hub import StrategyHub
-from envs.calendar.metrics import episode_metrics, expected_ord, ord_score
-from envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
+from selfgym.envs.calendar import text as textmod
+from selfgym.envs.calendar.generate import SPLITS, WEEK, UserData, make_user_data, split_users
+from selfgym.envs.calendar.hub import StrategyHub
+from selfgym.envs.calendar.metrics import episode_metrics, expected_ord, ord_score
+from selfgym.envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
 
 REWARD_MODES = ("decision", "pearl")
 

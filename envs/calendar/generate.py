@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.calendar import operators as ops
-from envs.calendar.schema import (EXTERNAL_PEOPLE, FIRST_NAMES, MINUTES_PER_DAY, N_FEATURES, ORG_TEMPLATES, PRINCIPLES,
+from selfgym.envs.calendar import operators as ops
+from selfgym.envs.calendar.schema import (EXTERNAL_PEOPLE, FIRST_NAMES, MINUTES_PER_DAY, N_FEATURES, ORG_TEMPLATES, PRINCIPLES,
                                   ROLES, Event, MeetingTemplate, User, features, predicates)
 
 WEEK = 7 * MINUTES_PER_DAY

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.calendar.schema import EXTERNAL_PEOPLE, MINUTES_PER_DAY, Event, User, predicates
+from selfgym.envs.calendar.schema import EXTERNAL_PEOPLE, MINUTES_PER_DAY, Event, User, predicates
 
 TOPICS = {
     "sync": ["Project sync", "Planning meeting", "Status update", "Roadmap discussion", "Sprint planning"],

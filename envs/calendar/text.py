@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.calendar.schema import Event, User, format_time
+from selfgym.envs.calendar.schema import Event, User, format_time
 
 INSTRUCTIONS = (
     "You are {name}'s calendar assistant. Several events overlap and {name} can attend only one. "

@@ -27,6 +27,7 @@ ground truth and puts per-episode metrics in the final ``info``.
 from __future__ import annotations
 
 import math
+import pkgutil
 import zlib
 from dataclasses import fields
 from typing import Any
@@ -37,10 +38,11 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from envs.drone.episode_stats import EpisodeStats
-from envs.drone.scene import Room, RoomConfig
-from envs.drone.stereo import (DISPARITY_MODES, INVALID_DISPARITY, NUM_DISPARITIES, RIGHT_EYE_MODES, SUMMARY_NAMES,
+from selfgym.envs.drone.episode_stats import EpisodeStats
+from selfgym.envs.drone.scene import Room, RoomConfig
+from selfgym.envs.drone.stereo import (DISPARITY_MODES, INVALID_DISPARITY, NUM_DISPARITIES, RIGHT_EYE_MODES, SUMMARY_NAMES,
                                DisparityEstimator, StereoCamera, cue_columns, summarise)
+from selfgym.envs.drone.textons import default_textons
 
 OBS_MODES = ("ssl", "mono_image", "mono_features", "stereo")
 RENDERERS = ("tiny", "egl")
@@ -111,8 +113,6 @@ class DroneRoomEnv(gym.Env):
         self.room = Room(self.client, self.room_cfg, primitives=renderer == "egl")
         self._textons = None
         if obs_mode == "mono_features":
-            from envs.drone.textons import default_textons
-
             self._textons = default_textons()
 
         image = spaces.Box(0, 255, (height, width, 1), np.uint8)
@@ -131,8 +131,6 @@ class DroneRoomEnv(gym.Env):
 
     # -- set-up ---------------------------------------------------------------------------
     def _load_egl(self) -> None:
-        import pkgutil
-
         loader = pkgutil.get_loader("eglRenderer")
         if loader is None:
             raise RuntimeError("renderer='egl' asked for, but pybullet's eglRenderer plugin is not available")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from envs.drone.textures import TexturelessSceneError, texture_files
+from selfgym.envs.drone.textures import TexturelessSceneError, texture_files
 
 PARKED = (50.0, 50.0, -20.0)  # where unused obstacles wait, out of every view
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from envs.drone.textures import cache_dir, texture_files
+from selfgym.envs.drone.textures import cache_dir, texture_files
 
 PATCH = 5
 N_TEXTONS = 10

@@ -16,7 +16,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.drone.stereo import INVALID_DISPARITY, NUM_DISPARITIES
+from selfgym.envs.drone.monocular import MonocularEstimator
+from selfgym.envs.drone.room_env import DroneRoomEnv
+from selfgym.envs.drone.stereo import INVALID_DISPARITY, NUM_DISPARITIES
 
 # (first, last) fraction of image columns each estimator looks at, and the stereo summary
 # entries that label it: 0 is the central cue, 3..7 the five vertical strips.
@@ -30,8 +32,6 @@ class MonoEstimateObservation(gym.Wrapper):
         space = env.observation_space
         if not (isinstance(space, spaces.Dict) and {"image", "stereo"} <= set(space.spaces)):
             raise ValueError(f"MonoEstimateObservation needs DroneRoom with obs_mode='ssl', got observation space {space}")
-        from agents.monocular import MonocularEstimator  # torch is only needed once the wrapper is used
-
         h, w = space["image"].shape[:2]
         self.cols, self.estimators = {}, {}
         for name, ((a, b), _) in REGIONS.items():
@@ -71,8 +71,6 @@ class MonoEstimateObservation(gym.Wrapper):
 def make_mono_estimate_env(**kwargs: Any) -> gym.Env:
     """Entry point of ``selfgym/DroneRoomMonoEstimate-v0``: DroneRoom (obs_mode ssl) + the wrapper.
     Wrapper options: learner, include_stereo, learn, buffer_size, k, refit_every."""
-    from envs.drone.room_env import DroneRoomEnv
-
     names = ("learner", "include_stereo", "learn", "buffer_size", "k", "refit_every")
     wrap = {k: kwargs.pop(k) for k in names if k in kwargs}
     if kwargs.get("obs_mode", "ssl") != "ssl":

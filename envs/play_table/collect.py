@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from envs.play_table.env import PlayTableEnv
-from envs.play_table.primitives import PlayPolicy
-from envs.play_table.scene import CONTROL_HZ, PROPRIO_DIM
+from selfgym.envs.play_table.env import PlayTableEnv
+from selfgym.envs.play_table.primitives import PlayPolicy
+from selfgym.envs.play_table.scene import CONTROL_HZ, PROPRIO_DIM
 
 
 def collect(hours: float, seed: int = 0, noise: float = 0.15, images: bool = False,

@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.play_table import layout as L
-from envs.play_table import tasks as T
-from envs.play_table.scene import ARM_HIGH, ARM_LOW, PROPRIO_DIM, SCENE_DIM, SCENE_KEYS, Scene
+from selfgym.envs.play_table import layout as L
+from selfgym.envs.play_table import tasks as T
+from selfgym.envs.play_table.scene import ARM_HIGH, ARM_LOW, PROPRIO_DIM, SCENE_DIM, SCENE_KEYS, Scene
 
 POS_STEP, ROT_STEP = 0.02, 0.1  # metres / radians per control step at action 1
 MAX_TILT, MAX_YAW = 0.5, 1.5  # target roll/pitch (about pointing down) and yaw limits (rad)

@@ -15,7 +15,7 @@ import pybullet as p
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
-from envs.play_table import layout as L
+from selfgym.envs.play_table import layout as L
 
 PHYSICS_HZ, CONTROL_HZ = 240, 30
 ARM_JOINTS = list(range(7))

@@ -32,9 +32,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.text.extract import extract_answer
-from envs.text.spaces import BatchableText, as_text, text_obs, to_charset
-from envs.text.tasks import ANSWER_FORMAT, FAMILIES, Task, score
+from selfgym.envs.text.extract import extract_answer
+from selfgym.envs.text.spaces import BatchableText, as_text, text_obs, to_charset
+from selfgym.envs.text.tasks import ANSWER_FORMAT, FAMILIES, Task, score
 
 CORRECTION_PROMPT = (
     "{question}\n\nYour previous answer was:\n{previous}\n\n"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.text.extract import NUMBER, extract_answer, extract_stated_answer, parse_int_list, parse_number
+from selfgym.envs.text.extract import NUMBER, extract_answer, extract_stated_answer, parse_int_list, parse_number
 
 #: Measured on SmolLM2-135M-Instruct (greedy, level 1): an example value in the instruction
 #: ("e.g. <answer>42</answer>") makes the model copy it; this plain form parsed best.

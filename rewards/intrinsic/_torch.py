@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rewards.base import RewardModule, TransitionBatch
+from selfgym.rewards.base import RewardModule, TransitionBatch
 
 
 def flat_obs(obs: Any, skip_keys: Sequence[str] = ()) -> np.ndarray:

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewards.base import TransitionBatch
-from rewards.intrinsic._torch import TorchReward, flat_obs, mlp
+from selfgym.rewards.base import TransitionBatch
+from selfgym.rewards.intrinsic._torch import TorchReward, flat_obs, mlp
 
 SKILL_KEY = "skill"
 
@@ -31,7 +31,7 @@ class SkillWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
     Box observations become ``[obs.flatten(), one_hot(z)]``; Dict observations get a ``"skill"``
     key. ``info["skill"]`` holds z. ``skill=k`` fixes the skill (evaluation, videos per skill).
-    Use it in a run with ``env_wrapper: {"rewards.intrinsic.diayn:SkillWrapper": {n_skills: 8}}``.
+    Use it in a run with ``env_wrapper: {"selfgym.rewards.intrinsic.diayn:SkillWrapper": {n_skills: 8}}``.
     """
 
     def __init__(self, env: gym.Env, n_skills: int = 8, skill: int | None = None) -> None:
@@ -100,8 +100,8 @@ class DIAYN(TorchReward):
         if not ok:
             raise ValueError(
                 f"reward module {self.name!r} needs skill-conditioned observations with n_skills={self.n_skills}: "
-                f"wrap the env with rewards.intrinsic.diayn:SkillWrapper (n_skills={self.n_skills}), e.g. "
-                f"-params 'env_wrapper:{{\"rewards.intrinsic.diayn:SkillWrapper\": {{\"n_skills\": {self.n_skills}}}}}'"
+                f"wrap the env with selfgym.rewards.intrinsic.diayn:SkillWrapper (n_skills={self.n_skills}), e.g. "
+                f"-params 'env_wrapper:{{\"selfgym.rewards.intrinsic.diayn:SkillWrapper\": {{\"n_skills\": {self.n_skills}}}}}'"
             )
         super().setup(observation_space, action_space)
 

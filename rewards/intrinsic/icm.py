@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewards.base import TransitionBatch
-from rewards.intrinsic._torch import TorchReward, action_dim, action_features, mlp
+from selfgym.rewards.base import TransitionBatch
+from selfgym.rewards.intrinsic._torch import TorchReward, action_dim, action_features, mlp
 
 
 class ICM(TorchReward):

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rewards.base import TransitionBatch
-from rewards.intrinsic._torch import RunningObsNorm, TorchReward, mlp
+from selfgym.rewards.base import TransitionBatch
+from selfgym.rewards.intrinsic._torch import RunningObsNorm, TorchReward, mlp
 
 
 class RND(TorchReward):

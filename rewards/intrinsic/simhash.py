@@ -19,8 +19,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rewards.base import RewardModule, TransitionBatch
-from rewards.intrinsic._torch import flat_obs
+from selfgym.rewards.base import RewardModule, TransitionBatch
+from selfgym.rewards.intrinsic._torch import flat_obs
 
 
 class SimHashCount(RewardModule):

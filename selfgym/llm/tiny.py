@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from selfgym.llm.policy import LLMPolicy
+
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -47,8 +49,6 @@ def tiny_llama(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2
 
 def tiny_policy(seed: int = 0, chat_template: str | None = CHATML, **kwargs: Any) -> Any:
     """An ``LLMPolicy`` over a tiny random Llama (CPU, float32 unless told otherwise)."""
-    from agents.llm.policy import LLMPolicy
-
     tok = byte_tokenizer(chat_template)
     kwargs.setdefault("device", "cpu")
     kwargs.setdefault("max_new_tokens", 16)

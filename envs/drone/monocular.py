@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from selfgym.envs.drone.stereo import cue_columns
+from selfgym.envs.drone.textons import N_FEATURES, default_textons
+
 LEARNERS = ("knn", "cnn")
 
 
@@ -165,13 +168,9 @@ class MonocularEstimator:
             raise ValueError(f"unknown monocular learner {learner!r}; choose one of {', '.join(LEARNERS)}")
         if not 0.0 < roi <= 1.0:
             raise ValueError(f"roi (fraction of central image columns) must be in (0, 1], got {roi}")
-        from envs.drone.stereo import cue_columns
-
         self.learner, self.cols = learner, cue_columns(image_shape[1], roi)
         image_shape = (image_shape[0], self.cols.stop - self.cols.start)
         if learner == "knn":
-            from envs.drone.textons import N_FEATURES, default_textons
-
             self.textons = default_textons()
             self.model: Any = KNNRegressor(N_FEATURES, capacity, k, refit_every)
         else:

@@ -6,9 +6,8 @@ episode is truncated. The observation is the position scaled to [0, 1]^2 (no one
 must generalise over coordinates). With the defaults (15 x 15, 60 steps) a random walk reaches
 the goal in about 3 of 10,000 episodes, so a policy that does not explore sees no reward.
 
-Registered as ``SparseGrid-v0`` and ``SparseGridShuffled-v0`` (per-cell action permutation,
-one-hot cell observation; see ``SparseGridEnv``) when this module is imported (benchmarks only;
-not envs of the package).
+Registered as ``selfgym/SparseGrid-v0`` and ``selfgym/SparseGridShuffled-v0`` (per-cell action
+permutation, one-hot cell observation; see ``SparseGridEnv``); the exploration benchmark uses them.
 """
 
 from __future__ import annotations
@@ -64,8 +63,3 @@ class SparseGridEnv(gym.Env):
         img[self.pos[1], self.pos[0]] = (200, 0, 0)
         return np.kron(img, np.ones((8, 8, 1), np.uint8))
 
-
-if "SparseGrid-v0" not in gym.registry:
-    gym.register("SparseGrid-v0", entry_point=SparseGridEnv, max_episode_steps=60)
-    gym.register("SparseGridShuffled-v0", entry_point=SparseGridEnv, max_episode_steps=60,
-                 kwargs={"shuffle_actions": True, "one_hot": True})

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from selfgym.llm.default_model import default_model_dir
+
 DEFAULT_NAMES = ("default", "smollm2-135m-instruct")
 
 
@@ -76,8 +78,6 @@ def load_model_and_tokenizer(name_or_path: str, device: torch.device, dtype: tor
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name_or_path in DEFAULT_NAMES:
-        from agents.llm.default_model import default_model_dir
-
         name_or_path = str(default_model_dir())
     path = Path(name_or_path).expanduser()
     looks_like_path = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1

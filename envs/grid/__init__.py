@@ -1,0 +1,1 @@
+"""SparseGrid: a sparse-reward grid for measuring exploration bonuses (``sparse_grid.py``)."""
