@@ -14,7 +14,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from stable_baselines3.common.base_class import BaseAlgorithm
+
 from selfgym.agents.base import Agent, TrainingHooks
+from selfgym.agents.sb3_agent import SB3Agent
+from selfgym.agents.sb3_agent import valid_hyperparams as sb3_valid_hyperparams
 from selfgym.registry import Registry, reject_unknown
 
 AGENTS: Registry[Any] = Registry("agent", "selfgym.agents")
@@ -54,17 +58,13 @@ get_agent_class = AGENTS.get  # unknown names get the close matches
 
 
 def is_sb3_class(cls: Any) -> bool:
-    from stable_baselines3.common.base_class import BaseAlgorithm
-
     return inspect.isclass(cls) and issubclass(cls, BaseAlgorithm)
 
 
 def valid_hyperparams(cls: Any) -> list[str] | None:
     """Hyperparameter names the agent accepts; None when its constructor takes ``**kwargs``."""
     if is_sb3_class(cls):
-        from selfgym.agents.sb3_agent import valid_hyperparams as sb3_valid
-
-        return sb3_valid(cls)
+        return sb3_valid_hyperparams(cls)
     params = inspect.signature(cls.__init__).parameters.values()
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return None
@@ -91,8 +91,6 @@ def make_agent(
     cls = check_hyperparams(name, hyperparams)
     common = dict(device=device, seed=seed, logger=logger, reward_modules=reward_modules or [])
     if is_sb3_class(cls):
-        from selfgym.agents.sb3_agent import SB3Agent
-
         return SB3Agent(cls, env, **common, **hyperparams)
     return cls(env, **common, **hyperparams)
 

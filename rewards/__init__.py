@@ -9,22 +9,28 @@ Plug in a module without editing selfgym by any of:
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from selfgym.rewards.base import FunctionReward, RewardModule, TransitionBatch, accepted_kwargs, batched
 from selfgym.rewards.env_rewards import ComponentReward, TaskReward
 from selfgym.config import parse_spec
-from selfgym.registry import Registry, UnknownNameError, did_you_mean, reject_unknown
+from selfgym.registry import Registry, reject_unknown
 
-REWARDS: Registry[Any] = Registry("reward module", "selfgym.rewards")
+
+def _remember_name(name: str, obj: Any) -> None:
+    """A module class learns the name it is registered under: its stream is called that."""
+    if inspect.isclass(obj):
+        obj.registry_name = name
+
+
+REWARDS: Registry[Any] = Registry("reward module", "selfgym.rewards", on_register=_remember_name)
 REWARDS.register("task", TaskReward)
 REWARDS.register("component", ComponentReward)
 
-# Built-in modules that live in their own files are imported lazily (torch, transformers).
-_LAZY: dict[str, str] = {
+# Built-ins that live in their own files, as name -> "module:Class", imported on first use
+# (torch, transformers).
+BUILTIN_REWARDS: dict[str, str] = {
     # intrinsic rewards (rewards/intrinsic/)
     "rnd": "selfgym.rewards.intrinsic.rnd:RND",
     "icm": "selfgym.rewards.intrinsic.icm:ICM",
@@ -41,43 +47,12 @@ _LAZY: dict[str, str] = {
     "calendar_ranking": "selfgym.rewards.calendar:RankingReward",
     "calendar_hub_use": "selfgym.rewards.calendar:HubUseReward",
 }
+for name, target in BUILTIN_REWARDS.items():
+    REWARDS.register_lazy(name, target)
 
-
-def register(name: str) -> Callable[[Any], Any]:
-    """Decorator: register a ``RewardModule`` subclass or a reward function under ``name``."""
-
-    def add(obj: Any) -> Any:
-        if inspect.isclass(obj):
-            obj.registry_name = name
-        REWARDS.register(name, obj)
-        return obj
-
-    return add
-
-
-def register_lazy(name: str, target: str) -> None:
-    """Register a built-in by ``"module:Class"`` without importing it until used."""
-    _LAZY[name] = target
-
-
-def _lookup(name: str) -> Any:
-    if name not in REWARDS and name in _LAZY:
-        module_name, _, attr = _LAZY[name].partition(":")
-        obj = getattr(importlib.import_module(module_name), attr)
-        if inspect.isclass(obj):
-            obj.registry_name = name
-        REWARDS.register(name, obj, overwrite=True)
-    if name not in REWARDS and ":" not in name:
-        names = sorted(set(REWARDS.names()) | set(_LAZY))
-        raise UnknownNameError(
-            f"unknown reward module {name!r}.{did_you_mean(name, names)} Registered: {', '.join(names)}."
-            " A plug-in can also be given as 'pkg.module:Name'."
-        )
-    return REWARDS.get(name)
-
-
-def available() -> list[str]:
-    return sorted(set(REWARDS.names()) | set(_LAZY))
+register = REWARDS.register  # ``@register("name")`` on a ``RewardModule`` subclass or a reward function
+register_lazy = REWARDS.register_lazy
+available = REWARDS.names
 
 
 def make_reward(spec: str | tuple[str, dict[str, Any]]) -> RewardModule:
@@ -87,7 +62,7 @@ def make_reward(spec: str | tuple[str, dict[str, Any]]) -> RewardModule:
     if name.startswith("component:"):
         kwargs.setdefault("component", name.split(":", 1)[1])
         name = "component"
-    obj = _lookup(name)
+    obj = REWARDS.get(name)
     if inspect.isclass(obj) and issubclass(obj, RewardModule):
         valid = accepted_kwargs(obj)
         reject_unknown(f"reward module {name!r}", kwargs, valid)
