@@ -1,6 +1,6 @@
-"""LLM policies and the trainers that improve them from self-generated rewards.
+"""Trainers that improve LLM policies from self-generated rewards.
 
-``LLMPolicy`` (policy.py) wraps any transformers causal LM; ``grpo``/``rloo`` (grpo.py) and
-``self_rewarding_dpo`` (dpo.py) are registered agents; default_model.py loads the offline
-SmolLM2-135M-Instruct; tiny.py builds a tiny random Llama for tests.
+``grpo``/``rloo`` (grpo.py) and ``self_rewarding_dpo`` (dpo.py) are registered agents over
+``selfgym.llm.policy.LLMPolicy`` (any transformers causal LM; the offline default model and the
+tiny test model live in ``selfgym.llm`` too, below the reward modules that judge with them).
 """
