@@ -7,6 +7,7 @@ text renderer agree on one definition of every attribute and principle.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -179,7 +180,5 @@ def max_attendee_seniority(ev: Event, user: User) -> int:
 
 def format_time(minutes: int) -> str:
     """'2025-03-04 Tue 14:30' for minutes since 2025-01-06 00:00."""
-    import datetime as dt
-
     t = dt.datetime(2025, 1, 6) + dt.timedelta(minutes=int(minutes))
     return t.strftime("%Y-%m-%d %a %H:%M")

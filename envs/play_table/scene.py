@@ -8,6 +8,7 @@ seven Python round trips per control step.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import numpy as np
@@ -109,8 +110,6 @@ class Scene:
             raise ValueError(f"renderer must be 'tiny' or 'egl', got {renderer!r}")
         if renderer == "egl":
             try:
-                import importlib.util
-
                 spec = importlib.util.find_spec("eglRenderer")  # ships with pybullet on Linux
                 plugin = self.pb.loadPlugin(spec.origin, "_eglRendererPlugin") if spec and spec.origin else -1
             except Exception:  # noqa: BLE001 - any failure means no EGL here
