@@ -20,6 +20,7 @@ from selfgym.agents.base import Agent, TrainingHooks
 from selfgym.agents.sb3_agent import SB3Agent
 from selfgym.agents.sb3_agent import valid_hyperparams as sb3_valid_hyperparams
 from selfgym.registry import Registry, reject_unknown
+from selfgym.rewards.base import accepted_kwargs
 
 AGENTS: Registry[Any] = Registry("agent", "selfgym.agents")
 
@@ -43,7 +44,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "persistent_ssl": "selfgym.agents.persistent_ssl:PersistentSSLAgent",
     "preference_learner": "selfgym.agents.preference_learner:PreferenceLearnerAgent",
     "grpo": "selfgym.agents.llm.grpo:GRPOAgent",
-    "rloo": "selfgym.agents.llm.grpo:RLOOAgent",
+    "rloo": "selfgym.agents.llm.rloo:RLOOAgent",
     "self_rewarding_dpo": "selfgym.agents.llm.dpo:SelfRewardingDPOAgent",
 }
 for name, target in BUILTIN_AGENTS.items():
@@ -65,10 +66,10 @@ def valid_hyperparams(cls: Any) -> list[str] | None:
     """Hyperparameter names the agent accepts; None when its constructor takes ``**kwargs``."""
     if is_sb3_class(cls):
         return sb3_valid_hyperparams(cls)
-    params = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind == p.VAR_KEYWORD for p in params):
+    names = accepted_kwargs(cls)  # follows **kwargs up the base classes (RLOOAgent -> LLMTrainer)
+    if names is None:
         return None
-    return sorted(p.name for p in params if p.name not in _AGENT_ARGS and p.kind != p.VAR_POSITIONAL)
+    return sorted(set(names) - _AGENT_ARGS)
 
 
 def check_hyperparams(name: str, hyperparams: dict[str, Any]) -> Any:

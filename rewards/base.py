@@ -219,4 +219,4 @@ def accepted_kwargs(cls: type) -> list[str] | None:
         names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             return sorted(set(names))
-    return sorted(set(names))
+    return None  # **kwargs all the way up to object: any keyword may be meant

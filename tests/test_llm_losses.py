@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from selfgym.agents.llm.losses import dpo_loss, group_advantages, grpo_loss, k3_kl, rloo_advantages, rloo_loss
+from selfgym.agents.llm.losses import dpo_loss, group_advantages, grpo_loss, k3_kl, loss_normalizer, rloo_advantages, rloo_loss
 
 
 def test_grpo_loss_matches_hand_computed_value() -> None:
@@ -71,3 +71,58 @@ def test_dpo_loss() -> None:
 def test_unknown_loss_type() -> None:
     with pytest.raises(ValueError, match="loss_type"):
         grpo_loss(torch.zeros(1, 1), torch.zeros(1, 1), None, torch.zeros(1), torch.ones(1, 1), loss_type="ppo")
+
+
+def _ragged_batch() -> tuple[torch.Tensor, ...]:
+    """Eight sequences of lengths 1..6 (ragged: the case where micro-batch means go wrong)."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([1, 6, 2, 5, 3, 6, 1, 4])
+    mask = (torch.arange(6)[None] < lengths[:, None]).float()
+    logp = (torch.randn(8, 6) * 0.3 - 1.0).requires_grad_()
+    old = logp.detach() + torch.randn(8, 6) * 0.1
+    ref = logp.detach() + torch.randn(8, 6) * 0.1
+    adv = group_advantages(torch.tensor([1.0, 0, 0, 1, 1, 1, 0, 0]), 4)
+    return logp, old, ref, adv, mask
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+@pytest.mark.parametrize("micro", [1, 2, 3])
+def test_micro_batch_losses_add_up_to_the_full_batch_loss(loss_type, micro) -> None:
+    logp, old, ref, adv, mask = _ragged_batch()
+    full, _ = grpo_loss(logp, old, ref, adv, mask, beta=0.1, loss_type=loss_type)
+    (full_grad,) = torch.autograd.grad(full, logp)
+    norm = loss_normalizer([mask[i : i + micro] for i in range(0, 8, micro)], loss_type)
+    parts = [grpo_loss(logp[i : i + micro], old[i : i + micro], ref[i : i + micro], adv[i : i + micro], mask[i : i + micro],
+                       beta=0.1, loss_type=loss_type, normalizer=norm)[0] for i in range(0, 8, micro)]
+    total = sum(parts)
+    (grad,) = torch.autograd.grad(total, logp)
+    assert total.item() == pytest.approx(full.item(), rel=1e-6, abs=1e-7)
+    assert torch.allclose(grad, full_grad, atol=1e-7)
+    # the old way (mean of micro-batch means) differs from the batch loss on ragged dapo batches
+    if loss_type == "dapo" and micro == 2:
+        mean_of_means = sum(grpo_loss(logp[i : i + 2], old[i : i + 2], ref[i : i + 2], adv[i : i + 2], mask[i : i + 2], beta=0.1,
+                                      loss_type="dapo")[0] for i in range(0, 8, 2)) / 4
+        assert abs(float(mean_of_means) - float(full)) > 1e-2
+
+
+def test_loss_normalizer_counts_the_whole_batch() -> None:
+    masks = [torch.tensor([[1, 1, 0], [1, 0, 0]]), torch.tensor([[1, 1, 1]])]
+    assert loss_normalizer(masks, "dapo") == 6.0  # tokens
+    assert loss_normalizer(masks, "grpo") == 3.0  # sequences
+    assert loss_normalizer(masks, "sequence") == 3.0
+    assert loss_normalizer([torch.zeros(2, 3)], "dapo") == 1.0  # no token: never a division by zero
+    with pytest.raises(ValueError, match="loss_type"):
+        loss_normalizer(masks, "bnpo")
+
+
+def test_rloo_and_dpo_micro_batches_add_up() -> None:
+    logp, _, _, adv, mask = _ragged_batch()
+    full = rloo_loss(logp, adv, mask)
+    halves = rloo_loss(logp[:3], adv[:3], mask[:3], normalizer=8.0) + rloo_loss(logp[3:], adv[3:], mask[3:], normalizer=8.0)
+    assert float(halves) == pytest.approx(float(full), rel=1e-6)
+    chosen, rejected, zero = torch.tensor([-1.0, -2.0, -0.5]), torch.tensor([-3.0, -1.0, -0.5]), torch.zeros(3)
+    full, _ = dpo_loss(chosen, rejected, zero, zero, beta=0.5)
+    split = dpo_loss(chosen[:1], rejected[:1], zero[:1], zero[:1], 0.5, normalizer=3.0)[0] + \
+        dpo_loss(chosen[1:], rejected[1:], zero[1:], zero[1:], 0.5, normalizer=3.0)[0]
+    expected = -sum(math.log(1 / (1 + math.exp(-0.5 * m))) for m in (2.0, -1.0, 0.0)) / 3
+    assert float(full) == pytest.approx(expected, rel=1e-6) and float(split) == pytest.approx(expected, rel=1e-6)

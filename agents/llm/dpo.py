@@ -6,7 +6,9 @@ policy its own judge; with no module, the env's verifier reward is used), pair t
 the worst answer of each prompt (ties dropped), and take ``dpo_epochs`` DPO steps against the
 reference (the initial model). ``rejected_from="initial"`` is Temporal Self-Rewarding's
 anchored rejection (Wang et al. 2025): the rejected answer is the lowest-scored of N answers
-sampled from the initial model for the same prompt.
+sampled from the initial model for the same prompt. Log-probs and the loss are computed
+``train_batch_size`` pairs at a time; the loss is divided by the total pair count, so the
+micro-batch size changes memory, not the update.
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ import numpy as np
 import torch
 
 from selfgym.agents.llm.losses import dpo_loss
-from selfgym.agents.llm.trainer import LLMTrainer, Rollout
+from selfgym.agents.llm.trainer import LLMTrainer, Rollout, micro_batches
 
 
 class SelfRewardingDPOAgent(LLMTrainer):
+    """Online iterated DPO on self-scored best/worst pairs.
+
+    Args (beyond LLMTrainer's):
+        dpo_beta: DPO's beta (inverse temperature of the implicit reward).
+        dpo_epochs: DPO steps per iteration on that iteration's pairs.
+        rejected_from: ``"policy"`` (worst of the policy's N answers) or ``"initial"`` (worst of
+            N answers of the initial model: Temporal Self-Rewarding).
+        min_margin: a pair is kept only when best - worst score exceeds this.
+    """
+
     def __init__(self, env: Any, *, dpo_beta: float = 0.1, dpo_epochs: int = 1, rejected_from: str = "policy",
                  min_margin: float = 0.0, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
@@ -58,22 +70,27 @@ class SelfRewardingDPOAgent(LLMTrainer):
         prompts, chosen, rejected = (list(x) for x in zip(*pairs))
         chosen_s = self.policy.text_samples(prompts, chosen)
         rejected_s = self.policy.text_samples(prompts, rejected)
+        mb = self.train_batch_size
         with torch.no_grad():
-            ref_c = self.policy.reference_logprobs(chosen_s, 1.0).sum(1)
-            ref_r = self.policy.reference_logprobs(rejected_s, 1.0).sum(1)
+            ref_c = torch.cat([self.policy.reference_logprobs(part, 1.0).sum(1) for _, _, part in micro_batches([chosen_s], mb)])
+            ref_r = torch.cat([self.policy.reference_logprobs(part, 1.0).sum(1) for _, _, part in micro_batches([rejected_s], mb)])
         self.policy.model.train()
         stats: dict[str, list[float]] = {"loss": [], "reward_margin": [], "pair_accuracy": []}
         for _ in range(self.dpo_epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            logp_c = self.policy.logprobs(chosen_s, 1.0).sum(1)
-            logp_r = self.policy.logprobs(rejected_s, 1.0).sum(1)
-            loss, info = dpo_loss(logp_c, logp_r, ref_c, ref_r, self.dpo_beta)
-            loss.backward()
+            loss_sum, margin_sum, correct = 0.0, 0.0, 0.0
+            for (_, rows, chosen_part), (_, _, rejected_part) in zip(micro_batches([chosen_s], mb), micro_batches([rejected_s], mb)):
+                logp_c = self.policy.logprobs(chosen_part, 1.0).sum(1)
+                logp_r = self.policy.logprobs(rejected_part, 1.0).sum(1)
+                loss, info = dpo_loss(logp_c, logp_r, ref_c[rows], ref_r[rows], self.dpo_beta, normalizer=float(len(pairs)))
+                loss.backward()
+                size = float(logp_c.shape[0])
+                loss_sum, margin_sum, correct = loss_sum + loss.item(), margin_sum + info["reward_margin"] * size, correct + info["pair_accuracy"] * size
             torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.max_grad_norm)
             self.optimizer.step()
-            stats["loss"].append(loss.item())
-            stats["reward_margin"].append(info["reward_margin"])
-            stats["pair_accuracy"].append(info["pair_accuracy"])
+            stats["loss"].append(loss_sum)
+            stats["reward_margin"].append(margin_sum / len(pairs))
+            stats["pair_accuracy"].append(correct / len(pairs))
         metrics.update({k: float(np.mean(v)) for k, v in stats.items()})
         metrics["chosen_length"] = float(chosen_s.completion_mask.sum(1).float().mean())
         metrics["rejected_length"] = float(rejected_s.completion_mask.sum(1).float().mean())

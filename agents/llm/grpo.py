@@ -1,117 +1,85 @@
-"""GRPO and RLOO agents: group-relative policy gradients on an LLMPolicy.
+"""GRPO: group-relative policy optimisation on an LLMPolicy (Shao et al. 2024).
 
-GRPO (Shao et al. 2024): A_i = (r_i - mean_group r) / (std_group r + eps) on every token of
-completion i; PPO-clipped token ratios; plus beta * k3 KL to the reference (the initial model:
-LoRA disabled, or a frozen copy). RLOO (Ahmadian et al. 2024): A_i = r_i - mean of the other
-k-1 rewards of the group, sequence-level REINFORCE, KL folded into the reward (not
-back-propagated). See agents/llm/trainer.py for how groups map onto the VecEnv.
+Per group of G completions of one question: A_i = (r_i - mean_group r) / (std_group r + eps)
+on every token of completion i; PPO-clipped token ratios; plus beta * k3 KL to the reference
+(the initial model: LoRA disabled, or a frozen copy). The loss is normalised once over the
+whole rollout as TRL defines it (``loss_type="grpo"``: per sequence, ``"dapo"``: per token of
+the batch), so ``train_batch_size`` (the micro-batch) changes memory, not the update. See
+agents/llm/trainer.py for how groups map onto the VecEnv; RLOO is in rloo.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from selfgym.agents.llm.losses import group_advantages, grpo_loss, rloo_advantages, rloo_loss
-from selfgym.llm.policy import Samples
-from selfgym.agents.llm.trainer import LLMTrainer, Rollout
-
-
-def _slice(s: Samples, idx: slice) -> Samples:
-    return Samples(s.prompt_ids[idx], s.prompt_mask[idx], s.completion_ids[idx], s.completion_mask[idx], s.logprobs[idx], s.texts[idx])
+from selfgym.agents.llm.losses import group_advantages, grpo_loss, loss_normalizer
+from selfgym.agents.llm.trainer import LLMTrainer, Rollout, micro_batches
 
 
 class GRPOAgent(LLMTrainer):
     """Group Relative Policy Optimisation.
 
-    Args (beyond LLMTrainer's): beta (KL coefficient; 0 skips the reference pass), clip_eps,
-    num_iterations (optimisation passes per rollout batch), loss_type ("grpo": per-sequence
-    token mean; "dapo": token mean over the batch), scale_rewards (divide by the group std).
+    Args (beyond LLMTrainer's):
+        beta: KL coefficient to the reference; 0 skips the reference pass.
+        clip_eps: PPO clip range of the token ratio pi / pi_old.
+        num_iterations: optimisation passes over each rollout batch (ratios are 1 on the first).
+        loss_type: ``"grpo"`` (each sequence's token mean, averaged over the batch's sequences)
+            or ``"dapo"`` (every token of the batch weighted equally: TRL's default).
+        scale_rewards: divide group-centred rewards by the group std (False: Dr. GRPO's choice).
     """
 
     def __init__(self, env: Any, *, beta: float = 0.04, clip_eps: float = 0.2, num_iterations: int = 1,
                  loss_type: str = "grpo", scale_rewards: bool = True, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)
         if loss_type not in ("grpo", "dapo"):
             raise ValueError(f"loss_type must be 'grpo' or 'dapo', got {loss_type!r}")
+        if int(num_iterations) < 1:
+            raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
+        if not float(clip_eps) > 0:
+            raise ValueError(f"clip_eps must be > 0, got {clip_eps}")
+        super().__init__(env, **kwargs)
         self.beta, self.clip_eps, self.num_iterations = float(beta), float(clip_eps), int(num_iterations)
         self.loss_type, self.scale_rewards = loss_type, bool(scale_rewards)
 
     def advantages(self, returns: torch.Tensor) -> torch.Tensor:
         return group_advantages(returns, self.group_size, scale=self.scale_rewards)
 
+    def reference_logprobs(self, roll: Rollout) -> list[torch.Tensor]:
+        """Per turn, the reference's (n, T) token log-probs (fixed across iterations: computed once)."""
+        parts: dict[int, list[torch.Tensor]] = {t: [] for t in range(len(roll.turns))}
+        for turn, _, part in micro_batches(roll.turns, self.train_batch_size):
+            parts[turn].append(self.policy.reference_logprobs(part))
+        return [torch.cat(parts[t]) for t in range(len(roll.turns))]
+
+    def accumulate_gradients(self, roll: Rollout, adv: torch.Tensor, ref: list[torch.Tensor] | None) -> dict[str, float]:
+        """Backpropagate the whole rollout's loss a micro-batch at a time; return the loss and
+        token-weighted KL and clip fraction. The gradients add up to the full-batch gradient."""
+        normalizer = loss_normalizer([s.completion_mask for s in roll.turns], self.loss_type)
+        loss_sum, kl_sum, clip_sum, tokens = 0.0, 0.0, 0.0, 0.0
+        for turn, rows, part in micro_batches(roll.turns, self.train_batch_size):
+            loss, info = grpo_loss(self.policy.logprobs(part), part.logprobs, ref[turn][rows] if ref else None, adv[rows],
+                                   part.completion_mask, self.clip_eps, self.beta, self.loss_type, normalizer=normalizer)
+            loss.backward()
+            n_tokens = float(part.completion_mask.sum())
+            loss_sum += loss.item()
+            kl_sum, clip_sum, tokens = kl_sum + info["kl"] * n_tokens, clip_sum + info["clip_fraction"] * n_tokens, tokens + n_tokens
+        tokens = max(tokens, 1.0)
+        return {"loss": loss_sum, "kl": kl_sum / tokens, "clip_fraction": clip_sum / tokens}
+
     def update(self, roll: Rollout) -> dict[str, float]:
         adv = self.advantages(torch.as_tensor(roll.returns, dtype=torch.float32)).to(self.policy.device)
+        out = {"advantage_nonzero": float((adv != 0).float().mean())}
+        if not bool((adv != 0).any()) and not self.beta:
+            return out  # nothing to learn from this batch: every group had equal rewards
         self.policy.model.train()
-        stats: dict[str, list[float]] = {"loss": [], "kl": [], "clip_fraction": []}
-        n, mb = self.env.num_envs, max(self.train_batch_size, 1)
-        ref = {}  # reference log-probs do not change across iterations: compute once
-        if self.beta:
-            for t, samples in enumerate(roll.turns):
-                for i in range(0, n, mb):
-                    ref[t, i] = self.policy.reference_logprobs(_slice(samples, slice(i, i + mb)))
-        chunks = len(roll.turns) * ((n + mb - 1) // mb)
-        for _ in range(self.num_iterations):
-            if not bool((adv != 0).any()) and not self.beta:
-                break  # nothing to learn from this batch: every group had equal rewards
-            self.optimizer.zero_grad(set_to_none=True)
-            for t, samples in enumerate(roll.turns):
-                for i in range(0, n, mb):
-                    part = _slice(samples, slice(i, i + mb))
-                    logp = self.policy.logprobs(part)
-                    loss, info = grpo_loss(logp, part.logprobs, ref.get((t, i)), adv[i : i + mb], part.completion_mask,
-                                           self.clip_eps, self.beta, self.loss_type)
-                    (loss / chunks).backward()
-                    stats["loss"].append(loss.item())
-                    stats["kl"].append(info["kl"])
-                    stats["clip_fraction"].append(info["clip_fraction"])
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.max_grad_norm)
-            self.optimizer.step()
-        out = {k: float(np.mean(v)) for k, v in stats.items() if v}
-        out["advantage_nonzero"] = float((adv != 0).float().mean())
-        if stats["loss"]:
-            out["grad_norm"] = float(grad_norm)
-        return out
-
-
-class RLOOAgent(GRPOAgent):
-    """REINFORCE Leave-One-Out: sequence-level policy gradient with a leave-one-out baseline;
-    the KL penalty beta * sum_t (log pi - log pi_ref) is subtracted from each reward."""
-
-    def __init__(self, env: Any, *, beta: float = 0.05, **kwargs: Any) -> None:
-        super().__init__(env, beta=beta, **kwargs)
-        if self.group_size < 2:
-            raise ValueError("rloo needs group_size >= 2")
-
-    def update(self, roll: Rollout) -> dict[str, float]:
-        n, mb = self.env.num_envs, max(self.train_batch_size, 1)
-        kl = torch.zeros(n)
-        if self.beta:
-            for samples in roll.turns:
-                for i in range(0, n, mb):
-                    part = _slice(samples, slice(i, i + mb))
-                    ref = self.policy.reference_logprobs(part)
-                    kl[i : i + mb] += ((part.logprobs - ref) * part.completion_mask).sum(1).cpu()
-        rewards = torch.as_tensor(roll.returns, dtype=torch.float32) - self.beta * kl
-        adv = rloo_advantages(rewards, self.group_size).to(self.policy.device)
-        self.policy.model.train()
-        losses: list[float] = []
-        chunks = len(roll.turns) * ((n + mb - 1) // mb)
+        ref = self.reference_logprobs(roll) if self.beta else None
         for _ in range(self.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            for samples in roll.turns:
-                for i in range(0, n, mb):
-                    part = _slice(samples, slice(i, i + mb))
-                    loss = rloo_loss(self.policy.logprobs(part), adv[i : i + mb], part.completion_mask)
-                    (loss / chunks).backward()
-                    losses.append(loss.item())
+            stats = self.accumulate_gradients(roll, adv, ref)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.max_grad_norm)
             self.optimizer.step()
-        tokens = sum(float(s.completion_mask.sum()) for s in roll.turns)
-        return {"loss": float(np.mean(losses)), "kl": float(kl.sum() / max(tokens, 1.0)), "grad_norm": float(grad_norm),
-                "advantage_nonzero": float((adv != 0).float().mean())}
+        return {**out, **stats, "grad_norm": float(grad_norm)}
 
 
-__all__ = ["GRPOAgent", "RLOOAgent"]
+__all__ = ["GRPOAgent"]

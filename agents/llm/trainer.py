@@ -15,15 +15,38 @@ return is the sum of its turns' rewards. ``num_timesteps`` counts completions.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from selfgym.llm.policy import LLMPolicy, Samples
+from selfgym.envs.text.protocol import missing_methods
 from selfgym.envs.text.spaces import texts
+from selfgym.llm.policy import LLMPolicy, Samples
 from selfgym.rewards.base import TransitionBatch
+
+
+def slice_samples(samples: Samples, rows: slice) -> Samples:
+    """Rows ``rows`` of a batch of samples (padding columns kept: log-probs do not change)."""
+    return Samples(samples.prompt_ids[rows], samples.prompt_mask[rows], samples.completion_ids[rows],
+                   samples.completion_mask[rows], samples.logprobs[rows], samples.texts[rows])
+
+
+def micro_batches(turns: list[Samples], size: int) -> Iterator[tuple[int, slice, Samples]]:
+    """(turn, rows, part) for every micro-batch of at most ``size`` sequences of every turn.
+
+    The one loop the trainers share: reference log-probs, the loss and its gradient are
+    computed a micro-batch at a time to bound memory, and the losses, divided by the whole
+    batch's count (agents/llm/losses.py), add up to the full-batch loss.
+    """
+    if size < 1:
+        raise ValueError(f"micro-batch size must be >= 1, got {size}")
+    for turn, samples in enumerate(turns):
+        for start in range(0, samples.completion_ids.shape[0], size):
+            rows = slice(start, start + size)
+            yield turn, rows, slice_samples(samples, rows)
 
 
 @dataclass
@@ -40,7 +63,12 @@ class Rollout:
 
 
 class LLMTrainer:
-    """Base of the GRPO, RLOO and self-rewarding DPO agents (Agent protocol of agents/base.py)."""
+    """Base of the GRPO, RLOO and self-rewarding DPO agents (Agent protocol of agents/base.py).
+
+    ``env`` is a VecEnv of ``TextTaskEnv`` (selfgym/envs/text/protocol.py): what this class calls
+    on it. ``train_batch_size`` is the micro-batch size (sequences per forward/backward pass);
+    it bounds memory and does not change the loss or its gradient.
+    """
 
     def __init__(
         self,
@@ -65,6 +93,12 @@ class LLMTrainer:
         max_grad_norm: float = 1.0,
         train_batch_size: int = 8,
     ) -> None:
+        missing = missing_methods(env)
+        if missing:
+            raise TypeError(f"{type(self).__name__} needs a text task env (selfgym.envs.text.protocol.TextTaskEnv); "
+                            f"this env has no {', '.join(missing)}")
+        if int(train_batch_size) < 1:
+            raise ValueError(f"{type(self).__name__}: train_batch_size must be >= 1, got {train_batch_size}")
         self.env, self.logger = env, logger
         self.reward_modules = list(reward_modules or [])
         self.group_size = int(group_size)
