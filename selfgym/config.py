@@ -109,8 +109,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hyperparameter file not found: {path.resolve()}")
-    with open(path) as f:
-        data = yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        # ValueError, so the CLIs report it as a usage error naming the file, not a traceback
+        raise ValueError(f"{path}: not a readable YAML file: {exc}") from exc
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"{path}: a hyperparameter file is a mapping (env id -> settings), got {type(data).__name__}")
     return data or {}
