@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -102,14 +103,18 @@ class SB3Agent:
         return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
 
     # -- checkpoints ------------------------------------------------------------------------
+    # SB3's own ``save`` pickles the whole algorithm object; a run folder holds plain tensors
+    # instead, so this adapter reads and writes the few private members a resumed run needs.
+    # They are all named here (``_COUNTERS``, ``_BUFFER_FIELDS``, ``_get_torch_save_params``)
+    # and nowhere else in selfgym; tests/test_sb3_roundtrip.py checks them per algorithm.
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
         model = self.model
-        _, variable_names = model._get_torch_save_params()
+        _, variable_names = model._get_torch_save_params()  # tensors outside state dicts (SAC's log_ent_coef)
         state: dict[str, Any] = {
             "params": model.get_parameters(),
             "variables": {name: _getattr_path(model, name).detach().cpu() for name in variable_names},
-            "counters": {"num_timesteps": int(model.num_timesteps), "n_updates": int(getattr(model, "_n_updates", 0)),
-                         "episode_num": int(getattr(model, "_episode_num", 0))},
+            "counters": {"num_timesteps": int(model.num_timesteps),
+                         **{key: int(getattr(model, attr)) for key, attr in _COUNTERS.items() if hasattr(model, attr)}},
         }
         buffer = getattr(model, "replay_buffer", None)
         if include_buffers and isinstance(buffer, ReplayBuffer):
@@ -118,17 +123,31 @@ class SB3Agent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         model = self.model
-        model.set_parameters(state["params"], exact_match=True, device=model.device)
+        # a copy: torch's Optimizer.load_state_dict keeps the given tensors as its state and
+        # updates them in place, which would change ``state`` (and any other run loaded from it)
+        model.set_parameters(copy.deepcopy(state["params"]), exact_match=True, device=model.device)
         for name, value in state.get("variables", {}).items():
             with torch.no_grad():
                 _getattr_path(model, name).copy_(value.to(model.device))
         counters = state.get("counters", {})
         model.num_timesteps = int(counters.get("num_timesteps", 0))
-        if hasattr(model, "_n_updates"):
-            model._n_updates = int(counters.get("n_updates", 0))
-        model._episode_num = int(counters.get("episode_num", 0))
+        for key, attr in _COUNTERS.items():
+            if hasattr(model, attr):
+                setattr(model, attr, int(counters.get(key, 0)))
         if "replay_buffer" in state and isinstance(getattr(model, "replay_buffer", None), ReplayBuffer):
             _load_buffer_state(model.replay_buffer, state["replay_buffer"])
+
+
+#: SB3 private counters a resumed run needs, saved under the key on the left (the checkpoint
+#: format since the first release): ``_n_updates`` (TD3/DDPG's policy delay, TQC, logging),
+#: ``_episode_num`` (logging), ``_n_calls`` (DQN/QR-DQN: the target network's update period).
+_COUNTERS = {"n_updates": "_n_updates", "episode_num": "_episode_num", "n_calls": "_n_calls"}
+
+#: The arrays of SB3's replay buffers: ``ReplayBuffer``/``DictReplayBuffer`` (dicts of arrays for
+#: Dict spaces; ``next_observations`` is None with ``optimize_memory_usage``) and
+#: ``HerReplayBuffer``'s episode bookkeeping (``ep_start``, ``ep_length``, ``_current_ep_start``).
+_BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts", "ep_start", "ep_length")
+_BUFFER_SCALARS = ("_current_ep_start",)
 
 
 def _getattr_path(obj: Any, path: str) -> Any:
@@ -138,19 +157,33 @@ def _getattr_path(obj: Any, path: str) -> Any:
 
 
 def _buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
-    """Arrays and counters of a (Dict/HER) replay buffer, up to the filled size."""
+    """Arrays and counters of a (Dict/HER) replay buffer, up to the filled size.
+
+    A buffer class holding arrays this adapter does not know is refused rather than saved
+    without them (a resumed run would silently differ).
+    """
+    unknown = sorted(k for k, v in vars(buffer).items() if k not in _BUFFER_FIELDS and _per_transition(v, buffer.buffer_size))
+    if unknown:
+        raise NotImplementedError(f"{type(buffer).__name__} holds arrays selfgym does not checkpoint: {', '.join(unknown)}")
     size = buffer.buffer_size if buffer.full else buffer.pos
     out: dict[str, Any] = {"pos": int(buffer.pos), "full": bool(buffer.full), "arrays": {}, "scalars": {}}
-    for key, value in vars(buffer).items():
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == buffer.buffer_size:
-            out["arrays"][key] = _to_tensors(value[:size])
-        elif isinstance(value, dict) and value and all(
-            isinstance(v, np.ndarray) and v.shape[:1] == (buffer.buffer_size,) for v in value.values()
-        ):
+    for key in _BUFFER_FIELDS:
+        value = getattr(buffer, key, None)
+        if isinstance(value, dict):
             out["arrays"][key] = {k: _to_tensors(v[:size]) for k, v in value.items()}
         elif isinstance(value, np.ndarray):
-            out["scalars"][key] = _to_tensors(value)
+            out["arrays"][key] = _to_tensors(value[:size])
+    for key in _BUFFER_SCALARS:
+        if isinstance(getattr(buffer, key, None), np.ndarray):
+            out["scalars"][key] = _to_tensors(getattr(buffer, key))
     return out
+
+
+def _per_transition(value: Any, size: int) -> bool:
+    """An array (or dict of arrays) with one row per buffer slot."""
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(v, np.ndarray) and v.shape[:1] == (size,) for v in value.values())
+    return isinstance(value, np.ndarray) and value.shape[:1] == (size,)
 
 
 def _load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:

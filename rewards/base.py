@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 
 
 @dataclass
@@ -35,27 +36,6 @@ class TransitionBatch:
         return int(np.asarray(self.rewards).shape[0])
 
 
-class RunningMeanStd:
-    """Welford running moments (float64), for reward normalisation; saved with the module."""
-
-    def __init__(self) -> None:
-        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
-
-    def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64).ravel()
-        if x.size == 0:
-            return
-        b_mean, b_var, b_count = float(x.mean()), float(x.var()), x.size
-        delta, total = b_mean - self.mean, self.count + b_count
-        self.mean += delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
-        self.var, self.count = m2 / total, total
-
-    @property
-    def std(self) -> float:
-        return float(np.sqrt(self.var) + 1e-8)
-
-
 class RewardModule:
     """Base class: override ``compute`` (and ``update`` for learned modules).
 
@@ -64,7 +44,7 @@ class RewardModule:
         schedule: ``"constant"``, ``"linear"`` (coef -> coef*final_ratio over ``decay_steps``)
             or ``"exponential"`` (rllte's ``coef * (1 - kappa) ** step``).
         normalize: ``True``/``"rms"``: divide the stream by its running standard deviation
-            (RND-style, rllte's ``rwd_norm_type="rms"``); ``"minmax"``: rescale each batch to
+            (SB3's ``RunningMeanStd``; RND-style, rllte's ``rwd_norm_type="rms"``); ``"minmax"``: rescale each batch to
             [0, 1] (rllte's ``"minmax"``); ``False``/``"none"``: raw values.
         name: the stream's name in logs and ``info["reward_components"]``.
 
@@ -143,22 +123,25 @@ class RewardModule:
             bad = int(np.flatnonzero(~np.isfinite(out))[0])
             raise ValueError(f"reward module {self.name!r} returned a non-finite reward ({out[bad]}) at batch index {bad}")
         if self.normalize == "rms":
-            self.rms.update(out)
-            out = out / self.rms.std
+            self.rms.update(out.astype(np.float64))  # moments in float64, as the state is kept
+            out = out / float(np.sqrt(self.rms.var) + 1e-8)
         elif self.normalize == "minmax":
             low, high = float(out.min()), float(out.max())
             out = (out - low) / (high - low + 1e-8)
         return out.astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain floats (the running moments of SB3's ``RunningMeanStd``) and ``extra_state``."""
         return {
-            "rms": {"mean": self.rms.mean, "var": self.rms.var, "count": self.rms.count},
+            "rms": {"mean": float(self.rms.mean), "var": float(self.rms.var), "count": float(self.rms.count)},
             "extra": self.extra_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         rms = state.get("rms", {})
-        self.rms.mean, self.rms.var, self.rms.count = rms.get("mean", 0.0), rms.get("var", 1.0), rms.get("count", 1e-4)
+        self.rms.mean = np.asarray(rms.get("mean", 0.0), dtype=np.float64)
+        self.rms.var = np.asarray(rms.get("var", 1.0), dtype=np.float64)
+        self.rms.count = float(rms.get("count", 1e-4))
         self.load_extra_state(state.get("extra", {}))
 
 

@@ -22,7 +22,7 @@ import selfgym.hyperparams
 HYPERPARAMS_DIR = Path(selfgym.hyperparams.__file__).resolve().parent
 
 # Keys the trainer consumes itself; everything else goes to the agent's constructor.
-TRAINER_KEYS = ("n_timesteps", "n_envs", "normalize", "env_wrapper", "env_kwargs", "frame_stack", "eval_freq", "eval_episodes")
+TRAINER_KEYS = ("n_timesteps", "n_envs", "normalize", "env_wrapper", "env_kwargs", "eval_freq", "eval_episodes")
 
 
 def _split_top_level(text: str, sep: str) -> list[str]:

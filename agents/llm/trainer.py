@@ -14,6 +14,7 @@ return is the sum of its turns' rewards. ``num_timesteps`` counts completions.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -262,7 +263,7 @@ class LLMTrainer:
         self.policy.load_trainable_state(state["policy"])
         self.num_timesteps, self.iteration = int(state.get("num_timesteps", 0)), int(state.get("iteration", 0))
         if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # torch keeps and mutates the given tensors
         if "rng" in state:
             self.rng.bit_generator.state = state["rng"]["numpy"]
             torch.set_rng_state(state["rng"]["torch"])

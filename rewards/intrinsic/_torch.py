@@ -6,12 +6,14 @@ networks, the reward and the loss.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch import nn
 
 from selfgym.rewards.base import RewardModule, TransitionBatch
@@ -39,32 +41,38 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: type[nn.Mo
 
 
 class RunningObsNorm:
-    """Per-feature running mean/var (RND's observation normalisation), clipped to +-clip."""
+    """Per-feature running mean/var (RND's observation normalisation), clipped to +-clip.
+
+    The moments are SB3's ``RunningMeanStd`` (float64) started from a count of 0, so the first
+    batch sets them exactly (RND initialises the statistics from its first observations);
+    this class only applies them to tensors and saves them as plain tensors.
+    """
 
     def __init__(self, dim: int, clip: float = 5.0) -> None:
-        self.mean = torch.zeros(dim, dtype=torch.float64)
-        self.var = torch.ones(dim, dtype=torch.float64)
-        self.count = 0.0
+        self.rms = RunningMeanStd(epsilon=0.0, shape=(int(dim),))
         self.clip = float(clip)
 
+    @property
+    def count(self) -> float:
+        return float(self.rms.count)
+
     def update(self, x: torch.Tensor) -> None:
-        x = x.to(torch.float64)
-        b_mean, b_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
-        total = self.count + n
-        delta = b_mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.var = (self.var * self.count + b_var * n + delta**2 * self.count * n / total) / total
-        self.count = total
+        self.rms.update(x.detach().cpu().numpy().astype(np.float64))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + 1e-8)
-        return out.clamp(-self.clip, self.clip)
+        mean = torch.as_tensor(self.rms.mean, device=x.device).to(x.dtype)
+        var = torch.as_tensor(self.rms.var, device=x.device).to(x.dtype)
+        return ((x - mean) / torch.sqrt(var + 1e-8)).clamp(-self.clip, self.clip)
 
     def state(self) -> dict[str, Any]:
-        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": float(self.count)}
+        return {"mean": torch.from_numpy(self.rms.mean.copy()), "var": torch.from_numpy(self.rms.var.copy()), "count": self.count}
 
     def load(self, state: dict[str, Any]) -> None:
-        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), float(state["count"])
+        mean = np.asarray(state["mean"].cpu().numpy() if isinstance(state["mean"], torch.Tensor) else state["mean"], dtype=np.float64)
+        var = np.asarray(state["var"].cpu().numpy() if isinstance(state["var"], torch.Tensor) else state["var"], dtype=np.float64)
+        if mean.shape != self.rms.mean.shape or var.shape != self.rms.var.shape:
+            raise ValueError(f"saved observation statistics have shape {mean.shape}; this module normalises {self.rms.mean.shape} features")
+        self.rms.mean, self.rms.var, self.rms.count = mean, var, float(state["count"])
 
 
 def action_features(actions: Any, space: gym.Space) -> torch.Tensor:
@@ -168,7 +176,7 @@ class TorchReward(RewardModule):
         assert self.nets is not None and self.optimizer is not None
         self.nets.load_state_dict(state["nets"])
         if state.get("optimizer"):
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # torch keeps and mutates the given tensors
 
 
 def _space_to_plain(space: gym.Space) -> dict[str, Any]:
