@@ -11,7 +11,6 @@ Parsing never raises: a malformed answer is a ``Decision`` with ``valid=False`` 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,31 +81,42 @@ def render(user: User, round_idx: int, n_rounds: int, events: Sequence[Event] | 
     return text.encode("ascii", "replace").decode("ascii")
 
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+#: Longest answer parsed: the action space's max_length. Longer text is a format failure.
+MAX_ANSWER_CHARS = 8000
+#: How many ``{`` positions are tried as the start of the JSON object: bounds the parse of any
+#: text to a constant number of linear passes (a string of 4,000 braces once took 25 s).
+MAX_JSON_STARTS = 16
+_DECODER = json.JSONDecoder()
+
+
+def _decode_object(text: str, start: int) -> dict[str, Any] | None:
+    """The JSON object starting at ``text[start]`` (text after it is ignored), or None."""
+    try:
+        obj, _ = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):  # malformed, a number past int's digit limit, too deep
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def extract_json(text: str) -> dict[str, Any] | None:
-    """The first JSON object in ``text`` (tolerates ```json fences and prose around it)."""
-    text = text.strip()
-    for candidate in (text, *(m.group(0) for m in _JSON_OBJECT.finditer(text))):
-        try:
-            obj = json.loads(candidate)
-        except (json.JSONDecodeError, ValueError):
-            continue
-        if isinstance(obj, dict):
-            return obj
+    """The first JSON object in ``text`` (tolerates ```json fences and prose around it).
+
+    Linear in ``len(text)``: the object is decoded from each of the first ``MAX_JSON_STARTS``
+    ``{`` characters, each decode one pass; never raises.
+    """
     start = text.find("{")
-    while start >= 0:  # shortest balanced-looking prefix that parses
-        for end in range(start + 1, len(text)):
-            if text[end] == "}":
-                try:
-                    obj = json.loads(text[start:end + 1])
-                except (json.JSONDecodeError, ValueError):
-                    continue
-                if isinstance(obj, dict):
-                    return obj
+    for _ in range(MAX_JSON_STARTS):
+        if start < 0:
+            return None
+        if (obj := _decode_object(text, start)) is not None:
+            return obj
         start = text.find("{", start + 1)
     return None
+
+
+def _small_int(text: str) -> int | None:
+    """``text`` as an int if it is a short run of ASCII digits ("²".isdigit() is True, int("²") fails)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def _as_id(x: Any, m: int) -> int | None:
@@ -117,8 +127,8 @@ def _as_id(x: Any, m: int) -> int | None:
     if isinstance(x, float) and x.is_integer():
         return _as_id(int(x), m)
     if isinstance(x, str):
-        s = x.strip().lstrip("[Ee").rstrip("]").strip()
-        return _as_id(int(s), m) if s.isdigit() else None
+        value = _small_int(x.strip().lstrip("[Ee").rstrip("]").strip())
+        return None if value is None else _as_id(value, m)
     return None
 
 
@@ -135,11 +145,13 @@ def check_ranking(ranking: Any, m: int) -> tuple[list[int] | None, str]:
 def parse_decision(action: Any, m: int) -> Decision:
     """Any accepted action form -> Decision: an index, a ranking, a dict, or the JSON text."""
     if isinstance(action, str):
+        if len(action) > MAX_ANSWER_CHARS:
+            return Decision(False, message=f"answer is {len(action)} characters; at most {MAX_ANSWER_CHARS} are read")
         obj = extract_json(action)
         if obj is None:
-            stripped = action.strip()
-            if stripped.isdigit():  # a bare id is a fine answer too
-                return parse_decision(int(stripped), m)
+            bare = _small_int(action.strip())
+            if bare is not None:  # a bare id is a fine answer too
+                return parse_decision(bare, m)
             return Decision(False, message=f"unparsable answer: no JSON object found in {action[:80]!r}")
         return parse_decision(obj, m)
     if isinstance(action, dict):
@@ -175,6 +187,8 @@ def parse_decision(action: Any, m: int) -> Decision:
 
 def is_hub_call(action: Any) -> dict[str, Any] | None:
     """The hub request if ``action`` is one (a dict or JSON text with an 'action' key)."""
+    if isinstance(action, str) and len(action) > MAX_ANSWER_CHARS:
+        return None  # parse_decision then reports the length
     obj = extract_json(action) if isinstance(action, str) else action if isinstance(action, dict) else None
     if isinstance(obj, dict) and "action" in obj and "selected_event_to_accept" not in obj:
         return obj

@@ -3,10 +3,11 @@
 Observation: the question text (a ``spaces.Text``, returned as a one-element numpy object array
 holding the str, see envs/text/spaces.py; the policy wraps it in its chat template).
 Action: the completion text. Reward: the family's exact verifier, 1.0 correct / 0.0 otherwise
-(a malformed or missing answer scores 0, never raises). ``info`` holds ``is_success``, the
-normalised extracted ``answer`` (None if unparsable), the reference ``target`` (for the
-verifier reward and for monitoring only: self-rewarding modules never read it), ``task_index``
-and ``reward_components`` (``correct``, ``format``).
+(a malformed or missing answer scores 0, never raises; an answer longer than ``max_length``
+characters, or one that is not text, is not read and ``info["format_error"]`` says why).
+``info`` holds ``is_success``, the normalised extracted ``answer`` (None if unparsable), the
+reference ``target`` (for the verifier reward and for monitoring only: self-rewarding modules
+never read it), ``task_index`` and ``reward_components`` (``correct``, ``format``).
 
 Splits: ``split="test"`` serves a fixed held-out set (``test_size`` tasks from ``test_seed``),
 in order, starting again at item 0 on every ``reset(seed=...)``; ``split="train"`` draws fresh
@@ -180,13 +181,14 @@ class TextReasoningEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._task is None:
             raise RuntimeError("TextReasoningEnv: call reset() before step()")
-        action = as_text(action)
-        completion = action if isinstance(action, str) else None
+        completion, format_error = self._completion(as_text(action))
         correct, answer = self._score(self._task, completion) if completion is not None else (0.0, None)
         info: dict[str, Any] = {
             "is_success": bool(correct >= 1.0), "answer": answer, "target": self._task.target,
             "family": self._task.family, "reward_components": {"correct": float(correct), "format": float(answer is not None)},
         }
+        if format_error:
+            info["format_error"] = format_error
         if self.two_turn:
             info["turn"] = self._turn
         reward = float(correct)
@@ -200,6 +202,16 @@ class TextReasoningEnv(gym.Env):
             info["first_turn_correct"] = self._first_reward
         self._turn += 1
         return text_obs(self._last_text), reward, True, False, info
+
+    def _completion(self, action: Any) -> tuple[str | None, str]:
+        """(the answer text to score, or None; why it is not scored). Text past max_length is
+        never read: scoring 400 KB of ``<answer>`` tags took minutes."""
+        if not isinstance(action, str):
+            return None, f"the action must be text, got {type(action).__name__}"
+        limit = self.action_space.max_length
+        if len(action) > limit:
+            return None, f"the answer is {len(action)} characters; the action space's max_length is {limit}"
+        return action, ""
 
     def _obs(self, text: str) -> str:
         return to_charset(text, self._charset)[: self.observation_space.max_length]
