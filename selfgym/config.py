@@ -121,7 +121,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_hyperparams(agent: str, env_id: str, directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
-    """``hyperparams/<agent>.yml``: the ``default:`` entry, updated by the entry for ``env_id``.
+    """``hyperparams/<agent>.yml``: the entry for ``env_id``, over the ``default`` entry.
+
+    The shipped files are in rl-zoo3's format (they load unchanged with its ``-conf``): each
+    entry takes the shared defaults with the YAML merge key ``<<: *default``, and ``default``
+    is used for an env without an entry, as rl-zoo3 does. Merging ``default`` here as well
+    changes nothing for such files and keeps older files (without merge keys) reading the same.
 
     An agent without a file (a plug-in, or an algorithm we have not tuned) gets its own
     defaults; a hyperparameter folder missing from the install is an error, never silent defaults.
