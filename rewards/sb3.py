@@ -157,6 +157,9 @@ class RewardStreamsCallback(BaseCallback):
         self._metrics: dict[str, list[float]] = defaultdict(list)
 
     def _on_training_start(self) -> None:
+        # The wrapper's step counter drives the per-step weights; a resumed model starts from
+        # its checkpoint's step count, and the schedules must go on from there, not from 0.
+        self.wrapper.num_timesteps = int(self.model.num_timesteps)
         if self.off_policy and self.wrapper.batch_modules:
             self._patch_replay_buffer()
 

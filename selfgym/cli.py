@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,30 @@ def train_parser() -> argparse.ArgumentParser:
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--gym-packages", nargs="+", default=[], help="modules to import that register envs")
     p.add_argument("--no-final-eval", action="store_true", help="skip eval.json at the end")
+    _add_safety_flags(p)
     return p
+
+
+def _add_safety_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-run", action="store_true",
+                   help="allow importing the code a run's config.yaml names (gym_packages, dotted agent, "
+                        "env_wrapper or reward paths); without it a run folder is read as data only")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+# Flags -i can honour: the rest would be silently ignored, so they are refused.
+_RESUME_FLAGS = {"resume", "n_timesteps", "progress", "no_final_eval", "gym_packages", "trust_run", "debug"}
+
+
+def _unhonoured_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The flags given with -i that a resumed run cannot apply (its config.yaml fixes them)."""
+    flags = []
+    for action in parser._actions:
+        if action.dest in _RESUME_FLAGS or action.dest == "help":
+            continue
+        if getattr(args, action.dest) != action.default:
+            flags.append(action.option_strings[-1] if action.option_strings else action.dest)
+    return flags
 
 
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,16 +86,17 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     trainer = {k: hp.pop(k) for k in TRAINER_KEYS if k in hp}
     env_kwargs = dict(trainer.get("env_kwargs") or {})
     env_kwargs.update(parse_key_values(args.env_kwargs, "--env-kwargs"))
-    n_timesteps = args.n_timesteps if args.n_timesteps > 0 else int(float(trainer.get("n_timesteps", 100_000)))
-    n_envs = args.n_envs if args.n_envs > 0 else int(trainer.get("n_envs", 1))
-    seed = args.seed if args.seed >= 0 else random.SystemRandom().randrange(2**31)
+    # -1 is each count's "choose for me"; any other value is used as given and checked by train()
+    n_timesteps = args.n_timesteps if args.n_timesteps != -1 else _whole(trainer.get("n_timesteps", 100_000))
+    n_envs = args.n_envs if args.n_envs != -1 else _whole(trainer.get("n_envs", 1))
+    seed = args.seed if args.seed != -1 else random.SystemRandom().randrange(2**31)
     return {
         "env": args.env,
         "agent": args.agent,
         "n_timesteps": n_timesteps,
         "seed": seed,
         "device": args.device,
-        "num_threads": args.num_threads if args.num_threads > 0 else 1,
+        "num_threads": args.num_threads if args.num_threads != -1 else 1,
         "n_envs": n_envs,
         "vec_env": args.vec_env,
         "env_kwargs": env_kwargs,
@@ -79,12 +104,46 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "env_wrapper": trainer.get("env_wrapper"),
         "rewards": list(args.reward),
         "hyperparams": hp,
-        "eval_freq": args.eval_freq if args.eval_freq >= 0 else int(trainer.get("eval_freq", max(n_timesteps // 10, 1))),
-        "eval_episodes": args.eval_episodes if args.eval_episodes > 0 else int(trainer.get("eval_episodes", 5)),
-        "save_freq": args.save_freq if args.save_freq > 0 else max(n_timesteps // 10, 1),
+        "eval_freq": args.eval_freq if args.eval_freq != -1 else _whole(trainer.get("eval_freq", max(n_timesteps // 10, 1))),
+        "eval_episodes": args.eval_episodes if args.eval_episodes != -1 else _whole(trainer.get("eval_episodes", 5)),
+        "save_freq": args.save_freq if args.save_freq != -1 else max(n_timesteps // 10, 1),
         "keep_checkpoints": args.keep_checkpoints,
         "gym_packages": list(args.gym_packages),
     }
+
+
+def _whole(value: Any) -> Any:
+    """A count from a YAML file (``1e5`` is read as a float): the int, or the value unchanged to be refused."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() else value
+
+
+def _report_errors(debug: bool, action: Callable[[], int]) -> int:
+    """Run ``action``: a user mistake is one ``error:`` line and exit 2, a fault one line and exit 1.
+
+    ``--debug`` shows the traceback instead.
+    """
+    from selfgym.evaluation import UntrustedRunError
+    from selfgym.runs import CheckpointError
+    from selfgym.train import UserError
+
+    try:
+        return action()
+    except KeyboardInterrupt:
+        return 130
+    except (UserError, UntrustedRunError, CheckpointError, FileNotFoundError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -92,30 +151,31 @@ def train_main(argv: list[str] | None = None) -> int:
     parser = train_parser()
     args = parser.parse_args(argv)
     from selfgym import runs
-    from selfgym.train import UserError, train
+    from selfgym.train import train
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").exists():
             parser.error(f"--resume {run_dir}: not a run folder (no config.yaml)")
-        config = runs.read_yaml(run_dir / "config.yaml")
-        if args.n_timesteps > 0:
-            config["n_timesteps"] = args.n_timesteps
-        record = {**runs.read_yaml(run_dir / "args.yaml"), "resumed_with": vars(args)} if (run_dir / "args.yaml").exists() else vars(args)
-        resume = run_dir
-    else:
-        try:
-            config = resolve_config(args)
-        except (ValueError, OSError) as exc:
-            parser.error(str(exc))
-        record, resume = vars(args), None
-    try:
-        train(config, args.log_folder, resume, progress=sys.stderr.isatty() if args.progress is None else args.progress, final_eval=not args.no_final_eval, args_record=record)
-    except KeyboardInterrupt:
-        return 130
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        if unhonoured := _unhonoured_on_resume(parser, args):
+            parser.error(f"-i continues {run_dir} with the settings in its config.yaml and cannot honour "
+                         f"{', '.join(unhonoured)}; drop them, or start a new run (-n sets a new total)")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def main() -> int:
+        if args.resume:
+            config = runs.read_yaml(run_dir / "config.yaml")
+            if args.n_timesteps != -1:
+                config["n_timesteps"] = args.n_timesteps
+            record = ({**runs.read_yaml(run_dir / "args.yaml"), "resumed_with": vars(args)}
+                      if (run_dir / "args.yaml").exists() else vars(args))
+        else:
+            config, record = resolve_config(args), vars(args)
+        train(config, args.log_folder, run_dir if args.resume else None, progress=progress,
+              final_eval=not args.no_final_eval, args_record=record, trust_run=args.trust_run,
+              gym_packages=args.gym_packages)
+        return 0
+
+    return _report_errors(args.debug, main)
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
@@ -135,6 +195,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
                    help="override the run's env keyword arguments, e.g. split:test for held-out data")
     p.add_argument("--video", default=None, metavar="OUT.mp4|OUT.gif", help="record rgb_array frames")
     p.add_argument("--output", default=None, help="where to write the JSON (default: <run>/eval.json)")
+    p.add_argument("--gym-packages", nargs="+", default=[],
+                   help="modules to import that register envs (the run's own are imported only when named here)")
+    _add_safety_flags(p)
     return p
 
 
@@ -143,7 +206,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser = evaluate_parser()
     args = parser.parse_args(argv)
     from selfgym import runs
-    from selfgym.evaluation import evaluate_run, format_table
+    from selfgym.evaluation import format_table, run_evaluation, save_evaluation
     if args.run:
         run_dir = Path(args.run)
     elif args.env and args.agent:
@@ -155,19 +218,31 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         parser.error("give --run DIR, or --env and --agent (with -f and --exp-id)")
     if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
         parser.error(f"--video must end in .mp4 or .gif, got {args.video!r}")
+    if args.n_episodes < 1:
+        parser.error(f"-n/--n-episodes must be >= 1, got {args.n_episodes}")
+    if args.seed is not None and not 0 <= args.seed <= 2**31 - 1:
+        parser.error(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
     try:
         env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
     except ValueError as exc:
         parser.error(str(exc))
-    try:
-        summary = evaluate_run(run_dir, args.n_episodes, args.load_best, args.checkpoint, not args.stochastic,
-                               args.video, args.seed, Path(args.output) if args.output else None, env_kwargs)
-    except (runs.CheckpointError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{summary['agent']} on {summary['env']}: {run_dir} ({summary['weights']}, {summary['num_timesteps']} steps)")
-    print(format_table(summary))
-    if summary.get("video"):
-        print(f"video: {summary['video']}")
-    print(f"wrote {args.output or run_dir / 'eval.json'}")
-    return 0
+    out = Path(args.output) if args.output else run_dir / "eval.json"
+
+    def main() -> int:
+        evaluation = run_evaluation(run_dir, args.n_episodes, args.load_best, args.checkpoint, not args.stochastic,
+                                    bool(args.video), args.seed, env_kwargs, trust=args.trust_run,
+                                    gym_packages=args.gym_packages)
+        summary = evaluation.summary  # shown before anything is written: a read-only run still shows it
+        print(f"{summary['agent']} on {summary['env']}: {run_dir} ({summary['weights']}, {summary['num_timesteps']} steps)")
+        print(format_table(summary), flush=True)
+        try:
+            save_evaluation(evaluation, out, args.video)
+        except OSError as exc:
+            print(f"warning: results not saved: {exc}", file=sys.stderr)
+            return 0
+        if summary.get("video"):
+            print(f"video: {summary['video']}")
+        print(f"wrote {out}")
+        return 0
+
+    return _report_errors(args.debug, main)

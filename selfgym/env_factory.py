@@ -33,7 +33,7 @@ def check_env_id(env_id: str) -> None:
     )
 
 
-def _wrapper_list(spec: Any) -> list[tuple[str, dict[str, Any]]]:
+def wrapper_list(spec: Any) -> list[tuple[str, dict[str, Any]]]:
     """``env_wrapper`` as rl-zoo3 writes it: a dotted path, a list of them, or {path: kwargs}."""
     if spec is None:
         return []
@@ -57,7 +57,7 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], rank: int, seed: int | 
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
         env = gym.make(env_id, **kwargs)
-        for path, wkwargs in _wrapper_list(wrappers):
+        for path, wkwargs in wrapper_list(wrappers):
             env = import_dotted(path)(env, **wkwargs)
         env = Monitor(env, info_keywords=())
         if seed is not None:

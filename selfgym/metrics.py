@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputFormat
+
+from selfgym.runs import atomic_output, atomic_write
 
 # SB3 logger keys -> metrics.csv columns; these columns come first, in this order.
 CORE_COLUMNS = {
@@ -28,17 +31,20 @@ def column_name(key: str) -> str:
 
 
 class MetricsCSV(KVWriter):
-    """Appends rows to metrics.csv; a new column rewrites the file with the wider header."""
+    """metrics.csv, rewritten whole and atomically at every row.
+
+    An append can be torn by a kill and an in-place rewrite (a new column) can be cut to an
+    empty file; a replaced file is always the old table or the new one. The rows are kept in
+    memory as the strings that were written, so each write costs one pass over the table.
+    """
 
     def __init__(self, path: Path, wall_time_offset: float = 0.0) -> None:
         self.path = Path(path)
         self.start = time.time() - wall_time_offset
         self.last_row: dict[str, float] = {}
         self.columns: list[str] = list(dict.fromkeys(CORE_COLUMNS.values()))
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with open(self.path, newline="") as f:
-                header = next(csv.reader(f), [])
-            self.columns += [c for c in header if c not in self.columns]
+        header, self.rows = _read_table(self.path) if self.path.exists() else ([], [])
+        self.columns += [c for c in header if c not in self.columns]
 
     @property
     def wall_time(self) -> float:
@@ -54,50 +60,40 @@ class MetricsCSV(KVWriter):
                     continue
         row["steps"] = int(step)
         self.last_row = row
-        new = [c for c in row if c not in self.columns]
-        if new:
-            self.columns += new
-            self._rewrite()
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns)
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def _rewrite(self) -> None:
-        rows = read_metrics(self.path) if self.path.exists() else []
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns)
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: ("" if v is None else int(v) if k == "steps" else v) for k, v in r.items()})
+        self.columns += [c for c in row if c not in self.columns]
+        self.rows.append({k: str(v) for k, v in row.items()})
+        atomic_write(self.path, _render_table(self.columns, self.rows))
 
     def close(self) -> None:
         pass
 
 
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _render_table(columns: list[str], rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def read_metrics(path: Path) -> list[dict[str, float | None]]:
     """metrics.csv as a list of rows; empty cells become None."""
-    rows = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            rows.append({k: (float(v) if v not in ("", None) else None) for k, v in row.items()})
-    return rows
+    return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in _read_table(path)[1]]
 
 
 def truncate_metrics(path: Path, max_steps: int) -> None:
-    """Drop rows logged after ``max_steps`` (a resumed run repeats them from its checkpoint)."""
+    """Drop rows logged after ``max_steps`` (a resumed run repeats them from its checkpoint); atomic."""
     if not path.exists():
         return
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        rows = [r for r in reader if r.get("steps") and float(r["steps"]) <= max_steps]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    columns, rows = _read_table(path)
+    kept = [r for r in rows if r.get("steps") and float(r["steps"]) <= max_steps]
+    atomic_write(path, _render_table(columns, kept))
 
 
 def make_logger(run_dir: Path, wall_time_offset: float = 0.0) -> tuple[Logger, MetricsCSV]:
@@ -133,6 +129,9 @@ def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
         ax.legend()
     out = Path(run_dir) / "learning_curve.png"
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_output(out) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return out

@@ -4,16 +4,25 @@ A run lives in ``logs/<agent>/<env>_<N>/``. Checkpoints are folders written atom
 (a temporary folder, then a rename) holding ``state.pt`` (tensors and plain data only, read
 back with ``torch.load(weights_only=True)``, so loading never runs pickled code) and
 ``meta.json`` with the step count and a SHA-256 of ``state.pt`` to detect corruption.
+
+Every other file of a run goes through ``atomic_output``/``atomic_write``: written beside its
+target under a ``.tmp-`` name, fsynced, then ``os.replace``d, so a kill or a full disk leaves
+the old file or the new one, never a torn one. Leftover ``.tmp-``/``.old-`` entries of a killed
+writer are removed by ``remove_stale_temporaries`` when the run is resumed. One trainer writes
+a run at a time: ``RunLock`` holds an OS file lock on ``trainer.lock`` for the whole training.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +34,124 @@ STATE_FILE, META_FILE = "state.pt", "meta.json"
 MODEL_DIR, BEST_DIR, CHECKPOINT_DIR = "model", "best_model", "checkpoints"
 
 
+LOCK_FILE = "trainer.lock"
+_STALE = re.compile(r"\.(tmp|old)-.+")
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, incomplete or corrupt."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is training this run."""
+
+
+# -- atomic files ---------------------------------------------------------------------------
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk, so a rename never publishes unwritten data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success fsync it and rename it over ``path``.
+
+    The temporary name keeps the suffix (libraries such as imageio pick the format from it).
+    On any error, including a full disk, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # the rename itself durable; not every filesystem allows it
+        _fsync_path(path.parent)
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Replace ``path`` by ``data`` atomically (see ``atomic_output``)."""
+    with atomic_output(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+
+
+def remove_stale_temporaries(folder: Path) -> list[str]:
+    """Remove the ``.tmp-``/``.old-`` leftovers of a killed writer in ``folder``; return their names.
+
+    A kill between the two renames of ``save_checkpoint`` leaves ``.old-<name>-<pid>`` (the
+    previous, complete version) and no ``<name>``: that version is put back first. Only call
+    this while holding the run's lock: a live writer's temporaries look the same.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    for old in folder.iterdir():
+        match = re.fullmatch(r"\.old-(.+)-\d+", old.name)
+        if match and not (folder / match.group(1)).exists():
+            os.replace(old, folder / match.group(1))
+    removed = []
+    for entry in folder.iterdir():
+        if _STALE.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+    return sorted(removed)
+
+
+# -- one trainer per run --------------------------------------------------------------------
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/trainer.lock``, held by the trainer for the whole run.
+
+    The OS releases it when the process exits or is killed, so a crash never leaves a stale
+    lock; the file holds the owner's pid (written in place: it is a note, not run data), which
+    a refused second trainer reports.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(f"{self.path.parent} is being trained by process {holder} (it holds {self.path}); "
+                                 "wait for it to finish, or stop it, before resuming") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def env_folder_name(env_id: str) -> str:
@@ -67,21 +192,24 @@ def find_run(log_folder: str | Path, agent: str, env_id: str, exp_id: int = 0) -
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text()) or {}
+    """A run's YAML mapping; a broken or non-mapping file is a ValueError naming it."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping, got {type(data).__name__}")
+    return data or {}
 
 
 def write_status(run_dir: Path, state: str, **extra: Any) -> None:
     """``status.json``: running, finished, interrupted or failed, with the step count."""
     data = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
-    tmp = run_dir / "status.json.tmp"
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, run_dir / "status.json")
+    atomic_write(Path(run_dir) / "status.json", json.dumps(data, indent=1))
 
 
 def _sha256(path: Path) -> str:
@@ -93,18 +221,24 @@ def _sha256(path: Path) -> str:
 
 
 def save_checkpoint(target: Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write ``state`` and ``meta`` into the folder ``target``, atomically."""
+    """Write ``state`` and ``meta`` into the folder ``target``, atomically.
+
+    On any error (a full disk) the temporary folder is removed and ``target`` is untouched.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    torch.save(state, tmp / STATE_FILE)
-    meta = {"format": CHECKPOINT_FORMAT, **meta, "sha256": _sha256(tmp / STATE_FILE)}
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-    for f in (tmp / STATE_FILE, tmp / META_FILE):
-        with open(f, "rb+") as fh:
-            os.fsync(fh.fileno())
+    try:
+        tmp.mkdir()
+        torch.save(state, tmp / STATE_FILE)
+        meta = {"format": CHECKPOINT_FORMAT, **meta, "sha256": _sha256(tmp / STATE_FILE)}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+        for f in (tmp / STATE_FILE, tmp / META_FILE):
+            _fsync_path(f)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if target.exists():
         old = target.parent / f".old-{target.name}-{os.getpid()}"
         os.replace(target, old)
@@ -112,6 +246,8 @@ def save_checkpoint(target: Path, state: dict[str, Any], meta: dict[str, Any]) -
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, target)
+    with contextlib.suppress(OSError):
+        _fsync_path(target.parent)
     return target
 
 

@@ -8,19 +8,23 @@ and ``--resume`` need to rebuild the run.
 from __future__ import annotations
 
 import contextlib
+import math
+import random
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from selfgym import agents, env_factory, rewards, runs
-from selfgym.config import find_nan
-from selfgym.evaluation import evaluate_run, format_table, rollout, summarize
+from selfgym.config import find_nan, parse_spec
+from selfgym.evaluation import check_run_code, evaluate_run, format_table, rollout, summarize
 from selfgym.metrics import make_logger, plot_learning_curve, truncate_metrics
 
 class UserError(Exception):
@@ -65,6 +69,26 @@ def _next_multiple(steps: int, freq: int) -> int:
     return (steps // freq + 1) * freq
 
 
+def rng_state() -> dict[str, Any]:
+    """The global torch, numpy and Python RNG states, as tensors and plain data (weights-only loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": version, "internal": list(internal), "gauss": gauss}}
+
+
+def load_rng_state(state: dict[str, Any]) -> None:
+    """Put back ``rng_state()``: a resumed run draws the numbers the uninterrupted one would have."""
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+
+
 class Run:
     """One run folder and everything alive in it: envs, reward modules, agent, logger."""
 
@@ -93,6 +117,7 @@ class Run:
             "vec_normalize": env_factory.vec_normalize_state(self.venv),
             "rewards": {m.name: m.state_dict() for m in self.reward_modules},
             "best_eval": self.best_eval if include_buffers else None,
+            "rng": rng_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -103,6 +128,8 @@ class Run:
                 module.load_state_dict(state["rewards"][module.name])
         if state.get("best_eval") is not None:
             self.best_eval = float(state["best_eval"])
+        if state.get("rng") is not None:
+            load_rng_state(state["rng"])
 
     def _meta(self, steps: int) -> dict[str, Any]:
         return {"num_timesteps": int(steps), "wall_time": round(self.csv.wall_time, 3),
@@ -138,48 +165,172 @@ class Run:
         self.logger.close()
 
 
-def _validate(config: dict[str, Any]) -> None:
-    """Check names before any folder is created: env id, agent, hyperparameters, reward specs."""
+#: Seeds the trainer accepts: gymnasium and numpy take any non-negative seed below 2**32, and
+#: the trainer derives more from it (env i gets seed + i, evaluation seed + 10_000 and + 20_000).
+MAX_SEED = 2**31 - 1
+
+# config key -> (flag, smallest value, the sentinel the flag documents)
+_COUNTS = {
+    "n_timesteps": ("-n/--n-timesteps", 1, "-1 takes it from the hyperparameters"),
+    "n_envs": ("--n-envs", 1, "-1 takes it from the hyperparameters"),
+    "num_threads": ("--num-threads", 1, "-1 means 1 thread"),
+    "save_freq": ("--save-freq", 1, "-1 means 10 times per run"),
+    "eval_freq": ("--eval-freq", 0, "0 never evaluates, -1 evaluates 10 times per run"),
+    "eval_episodes": ("--eval-episodes", 1, "-1 takes it from the hyperparameters"),
+    "keep_checkpoints": ("--keep-checkpoints", 0, "0 keeps all"),
+}
+_SCHEDULE_LIMITS = {"coef": None, "final_ratio": None, "kappa": (0.0, 1.0), "decay_steps": (1, None)}
+
+
+def validate_numbers(config: dict[str, Any]) -> None:
+    """Every count, the seed and each reward's numbers in range, before any folder exists."""
+    for key, (flag, least, sentinel) in _COUNTS.items():
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{key} must be a whole number >= {least} ({flag}; {sentinel}), got {value!r}")
+    seed = config.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a whole number in 0..{MAX_SEED} (--seed; -1 picks one), got {seed!r}")
     for section in ("hyperparams", "env_kwargs"):
         if (key := find_nan(config[section], "")) is not None:
             raise ValueError(f"{section} {key!r} is NaN; give a number")
+    for spec in config["rewards"]:
+        _check_reward_numbers(spec, rewards.make_reward(spec))
+
+
+def _check_reward_numbers(spec: str, module: Any) -> None:
+    """A reward's weight and schedule must be finite and in range: NaN would only surface mid-run."""
+    _, kwargs = parse_spec(spec) if isinstance(spec, str) else spec
+    for key, value in kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--reward {spec}: {key}={value} is not a finite number")
+    for attr, limits in _SCHEDULE_LIMITS.items():
+        value = getattr(module, attr, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, high = limits or (None, None)
+        if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value >= high):
+            bounds = "a finite number" if limits is None else f"in [{low}, {high})" if high is not None else f">= {low}"
+            raise ValueError(f"--reward {spec}: {attr}={value} must be {bounds}")
+
+
+def _validate(config: dict[str, Any]) -> None:
+    """Check names and numbers before any folder is created: env id, agent, hyperparameters, rewards."""
+    validate_numbers(config)
     env_factory.import_env_packages(config["gym_packages"])
     env_factory.check_env_id(config["env"])
     agents.check_hyperparams(config["agent"], config["hyperparams"])
-    for spec in config["rewards"]:
-        rewards.make_reward(spec)
+
+
+class RunFailed(Exception):
+    """Training stopped on an error after the run folder existed; status.json says "failed"."""
 
 
 def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Path | None = None,
-          progress: bool = False, final_eval: bool = True, args_record: dict[str, Any] | None = None) -> Path:
-    """Train per ``config`` (or resume ``resume_dir``); returns the run folder."""
-    resume_state, wall_offset, meta = None, 0.0, None
+          progress: bool = False, final_eval: bool = True, args_record: dict[str, Any] | None = None, *,
+          trust_run: bool = False, gym_packages: Sequence[str] = ()) -> Path:
+    """Train per ``config`` (or resume ``resume_dir``); returns the run folder.
+
+    Resuming imports no code the run's config names (see ``check_run_code``) unless
+    ``trust_run`` or the module is in ``gym_packages``. The run folder is locked for the whole
+    training: a second trainer on it gets a UserError naming the process that holds it.
+    """
+    resume = Path(resume_dir) if resume_dir is not None else None
     try:
-        if resume_dir is not None:
-            resume_state, meta, folder = runs.latest_valid_checkpoint(Path(resume_dir))
+        if resume is not None:
+            check_run_code(resume, config, trust=trust_run, named_modules=gym_packages, with_rewards=True)
         _validate(config)
     except Exception as exc:
         raise UserError(str(exc)) from exc
-    if resume_dir is not None:
-        run_dir = Path(resume_dir)
+    run_dir = resume if resume is not None else _new_run_dir(log_folder, config)
+    lock = runs.RunLock(run_dir)
+    try:
+        lock.acquire()
+    except (runs.RunLockedError, OSError) as exc:
+        raise UserError(str(exc)) from exc
+    try:
+        run = _open_run(config, run_dir, resume is not None)
+        return _train_locked(run, progress, final_eval, args_record)
+    finally:
+        lock.release()
+
+
+def _new_run_dir(log_folder: str, config: dict[str, Any]) -> Path:
+    try:
+        return runs.new_run_dir(log_folder, config["agent"], config["env"])
+    except OSError as exc:
+        raise UserError(f"cannot make a run folder under -f {log_folder}: {exc}") from exc
+
+
+def _open_run(config: dict[str, Any], run_dir: Path, resuming: bool) -> "Run":
+    """Build the run; on resume first clear a killed writer's leftovers and load the last good checkpoint."""
+    resume_state, wall_offset = None, 0.0
+    if resuming:
+        removed = runs.remove_stale_temporaries(run_dir) + runs.remove_stale_temporaries(run_dir / runs.CHECKPOINT_DIR)
+        if removed:
+            print(f"Removed leftovers of an interrupted write: {', '.join(removed)}")
+        try:
+            resume_state, meta, folder = runs.latest_valid_checkpoint(run_dir)
+        except runs.CheckpointError as exc:
+            raise UserError(str(exc)) from exc
         wall_offset = float(meta.get("wall_time", 0.0))
         truncate_metrics(run_dir / "metrics.csv", int(meta["num_timesteps"]))
         print(f"Resuming {run_dir} from {folder.name} ({meta['num_timesteps']} steps)")
-    else:
-        run_dir = runs.new_run_dir(log_folder, config["agent"], config["env"])
     try:
-        run = Run(config, run_dir, resume_state, wall_offset)
+        return Run(config, run_dir, resume_state, wall_offset)
     except Exception as exc:
-        if resume_dir is None:  # never leave a half-made folder that looks like a run
+        if not resuming:  # never leave a half-made folder that looks like a run
             shutil.rmtree(run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # nor the agent folder, if this run was all it held
                 run_dir.parent.rmdir()
         raise UserError(f"could not build the run: {type(exc).__name__}: {exc}") from exc
-    runs.write_yaml(run_dir / "config.yaml", config)
-    if args_record is not None:
-        runs.write_yaml(run_dir / "args.yaml", args_record)
-    runs.write_status(run_dir, "running", num_timesteps=run.start_steps)
-    hooks = RunHooks(run, progress)
+
+
+def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dict[str, Any] | None) -> Path:
+    """Learn and save; any error marks the run failed (where status.json can still be written)."""
+    config, run_dir = run.config, run.run_dir
+    hooks: RunHooks | None = None
+    start = time.time()
+    try:
+        runs.write_yaml(run_dir / "config.yaml", config)
+        if args_record is not None:
+            runs.write_yaml(run_dir / "args.yaml", args_record)
+        runs.write_status(run_dir, "running", num_timesteps=run.start_steps)
+        hooks = RunHooks(run, progress)
+        _learn(run, hooks)
+        steps = run.agent.num_timesteps
+        run.save_checkpoint(steps)
+        if hooks.stop_requested:
+            runs.write_status(run_dir, "interrupted", num_timesteps=steps)
+            plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
+            print(f"Interrupted at {steps} steps. Resume with: python train.py -i {run_dir}")
+            raise KeyboardInterrupt
+        run.save_model(runs.MODEL_DIR)
+        picture = plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
+        elapsed = time.time() - start
+        runs.write_status(run_dir, "finished", num_timesteps=steps, train_seconds=round(elapsed, 1))
+    except KeyboardInterrupt:
+        _mark(run, "interrupted", None)
+        raise
+    except BaseException as exc:
+        _mark(run, "failed", exc)
+        raise RunFailed(_failure_message(run, exc)) from exc
+    finally:
+        if hooks is not None:
+            hooks.close()
+        run.close()
+    if final_eval:
+        summary = evaluate_run(run_dir, n_episodes=config["eval_episodes"], trust=True,
+                               gym_packages=config["gym_packages"])
+        print(format_table(summary))
+    print(f"Run saved in {run_dir} ({steps} steps, {elapsed:.0f} s)")
+    if picture is not None:
+        print(f"What was learned: {picture}")
+    return run_dir
+
+
+def _learn(run: "Run", hooks: RunHooks) -> None:
+    """``agent.learn`` with Ctrl-C turned into "save a checkpoint and stop" (a second one aborts)."""
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -189,35 +340,24 @@ def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Pa
         print("\nCtrl-C: saving a checkpoint and stopping (press again to abort without saving)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_sigint)
-    start = time.time()
     try:
-        run.agent.learn(config["n_timesteps"], hooks)
-    except BaseException as exc:
-        hooks.close()
-        state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        runs.write_status(run_dir, state, num_timesteps=run.agent.num_timesteps, error=repr(exc)[:500])
-        run.close()
-        raise
+        run.agent.learn(run.config["n_timesteps"], hooks)
     finally:
         signal.signal(signal.SIGINT, previous)
-    hooks.close()
-    steps = run.agent.num_timesteps
-    run.save_checkpoint(steps)
-    if hooks.stop_requested:
-        runs.write_status(run_dir, "interrupted", num_timesteps=steps)
-        plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
-        run.close()
-        print(f"Interrupted at {steps} steps. Resume with: python train.py -i {run_dir}")
-        raise KeyboardInterrupt
-    run.save_model(runs.MODEL_DIR)
-    picture = plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
-    elapsed = time.time() - start
-    run.close()
-    runs.write_status(run_dir, "finished", num_timesteps=steps, train_seconds=round(elapsed, 1))
-    if final_eval:
-        summary = evaluate_run(run_dir, n_episodes=config["eval_episodes"])
-        print(format_table(summary))
-    print(f"Run saved in {run_dir} ({steps} steps, {elapsed:.0f} s)")
-    if picture is not None:
-        print(f"What was learned: {picture}")
-    return run_dir
+
+
+def _mark(run: "Run", state: str, exc: BaseException | None) -> None:
+    """status.json after an abnormal end, if it can still be written (a full disk may refuse)."""
+    error = {} if exc is None else {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    # a status already saying interrupted (Ctrl-C handled above) is kept
+    with contextlib.suppress(OSError):
+        runs.write_status(run.run_dir, state, num_timesteps=run.agent.num_timesteps, **error)
+
+
+def _failure_message(run: "Run", exc: BaseException) -> str:
+    """What failed, and what is left to resume from."""
+    ckpts = runs.list_checkpoints(run.run_dir)
+    left = (f"the last good checkpoint is {ckpts[-1][1].name}; resume with: python train.py -i {run.run_dir}"
+            if ckpts else "no checkpoint was saved")
+    return (f"training {run.run_dir} stopped at step {run.agent.num_timesteps}: {type(exc).__name__}: {exc}. "
+            f"The run is marked failed; {left}")
