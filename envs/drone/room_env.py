@@ -128,6 +128,7 @@ class DroneRoomEnv(gym.Env):
         self.pose = np.zeros(3)
         self._steps = 0
         self._frame: dict[str, Any] = {}
+        self._layout_rng: dict[str, Any] | None = None  # np_random's state before the last room.randomise
 
     # -- set-up ---------------------------------------------------------------------------
     def _load_egl(self) -> None:
@@ -193,6 +194,7 @@ class DroneRoomEnv(gym.Env):
         if limit is not None and limit < self.max_steps:
             raise ValueError(f"flight_time needs {self.max_steps} steps but the TimeLimit cuts episodes at {limit}, "
                              "before the episode metrics are written; pass max_episode_steps to gym.make as well")
+        self._layout_rng = self.np_random.bit_generator.state  # to rebuild this room in a copy (__setstate__)
         self.pose = np.array(self.room.randomise(self.np_random))
         self._steps = 0
         self.stats = EpisodeStats(self.dt)
@@ -271,6 +273,29 @@ class DroneRoomEnv(gym.Env):
         cv2.line(img, px(x, y), px(x + 0.5 * math.cos(yaw), y + 0.5 * math.sin(yaw)), (200, 80, 0), 2)
         cam = cv2.resize(self._frame["left"], (size * 4 // 3, size), interpolation=cv2.INTER_NEAREST)
         return np.concatenate([img, np.repeat(cam[:, :, None], 3, axis=2)], axis=1)
+
+    # -- pickling and copying ------------------------------------------------------------
+    # A pybullet client and OpenCV's matcher do not pickle. A copy gets its own DIRECT client
+    # with the same room rebuilt in it: the last reset's ``room.randomise`` is replayed from the
+    # generator state it started from (``_layout_rng``), which puts every obstacle and texture
+    # back where it was, so the copy renders what the original would. The matcher is rebuilt
+    # by DisparityEstimator's own __setstate__.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["client"], state["room"] = None, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = p.connect(p.DIRECT)
+        egl = self.renderer != p.ER_TINY_RENDERER
+        if egl:
+            self._load_egl()
+        self.room = Room(self.client, self.room_cfg, primitives=egl)
+        if self._layout_rng is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = self._layout_rng
+            self.room.randomise(rng)
 
     def close(self) -> None:
         if getattr(self, "client", None) is not None and p.isConnected(self.client):

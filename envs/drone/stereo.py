@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -120,17 +121,32 @@ class DisparityEstimator:
             raise ValueError(f"unknown disparity mode {mode!r}; choose one of {', '.join(DISPARITY_MODES)}")
         self.camera, self.mode = camera, mode
         self.texture_threshold, self.noise_px, self.dropout = texture_threshold, noise_px, dropout
+        self.matcher = self._make_matcher(mode)
+
+    @staticmethod
+    def _make_matcher(mode: str) -> Any:
+        """OpenCV's matcher for ``mode`` (None in fast mode). Its settings are all fixed here, so
+        pickling drops it and unpickling rebuilds it: OpenCV objects do not pickle."""
         block = 5
         if mode == "sgbm":
-            self.matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=NUM_DISPARITIES, blockSize=block,
-                                                 P1=8 * block * block, P2=32 * block * block, disp12MaxDiff=1,
-                                                 uniquenessRatio=10, speckleWindowSize=0, speckleRange=0)
-        elif mode == "bm":
-            self.matcher = cv2.StereoBM_create(numDisparities=NUM_DISPARITIES, blockSize=7)
-            self.matcher.setTextureThreshold(10)
-            self.matcher.setUniquenessRatio(10)
-        else:
-            self.matcher = None
+            return cv2.StereoSGBM_create(minDisparity=0, numDisparities=NUM_DISPARITIES, blockSize=block,
+                                         P1=8 * block * block, P2=32 * block * block, disp12MaxDiff=1,
+                                         uniquenessRatio=10, speckleWindowSize=0, speckleRange=0)
+        if mode == "bm":
+            matcher = cv2.StereoBM_create(numDisparities=NUM_DISPARITIES, blockSize=7)
+            matcher.setTextureThreshold(10)
+            matcher.setUniquenessRatio(10)
+            return matcher
+        return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["matcher"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.matcher = self._make_matcher(self.mode)
 
     @property
     def needs_right_eye(self) -> bool:

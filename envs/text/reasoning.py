@@ -71,7 +71,7 @@ class _ReasoningGymSource:
 
 
 class TextReasoningEnv(gym.Env):
-    metadata = {"render_modes": ["ansi", "rgb_array"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 1}  # one turn a second in videos
 
     def __init__(
         self,
