@@ -73,7 +73,7 @@ def _unhonoured_on_resume(parser: argparse.ArgumentParser, args: argparse.Namesp
         if action.dest in _RESUME_FLAGS or action.dest == "help":
             continue
         if getattr(args, action.dest) != action.default:
-            flags.append(action.option_strings[-1] if action.option_strings else action.dest)
+            flags.append("/".join(action.option_strings) or action.dest)
     return flags
 
 
@@ -128,22 +128,32 @@ def _report_errors(debug: bool, action: Callable[[], int]) -> int:
     """
     from selfgym.evaluation import UntrustedRunError
     from selfgym.runs import CheckpointError
-    from selfgym.train import UserError
+    from selfgym.train import RunFailed, UserError
 
     try:
         return action()
     except KeyboardInterrupt:
         return 130
+    except RunFailed as exc:  # its message says what failed and what is left to resume from
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except (UserError, UntrustedRunError, CheckpointError, FileNotFoundError, ValueError) as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:
         if debug:
             raise
-        print(f"error: {type(exc).__name__}: {exc} (--debug shows the traceback)", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (torch's shape errors, YAML errors span several)."""
+    return " ".join(str(exc).split())
 
 
 def train_main(argv: list[str] | None = None) -> int:
