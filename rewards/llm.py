@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfgym.envs.text.extract import extract_answer
+from selfgym.envs.text.extract import NUMBER, extract_answer, parse_number
 from selfgym.envs.text.spaces import as_text
 from selfgym.envs.text.tasks import Task, normalise_answer, score, stated_answer
 from selfgym.llm.policy import LLMPolicy
@@ -95,6 +95,17 @@ class TextReward(RewardModule):
         return [float(x) for x in self.score(texts_p, texts_c, infos, groups, **kwargs)]
 
 
+def vote_key(answer: str | None) -> str | None:
+    """What an answer votes as: a lone number in one canonical form (exact: ``"12.0"`` -> ``"12"``,
+    ``"0.50"`` -> ``"1/2"``, ``"1,200"`` -> ``"1200"``, as the env writes targets), else the answer."""
+    if answer is None or not NUMBER.fullmatch(answer.strip()):
+        return answer
+    value = parse_number(answer)
+    if value is None:
+        return answer
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
 class MajorityVoteReward(TextReward):
     """TTRL: the pseudo-label of a group is its most common parsable answer.
 
@@ -104,16 +115,19 @@ class MajorityVoteReward(TextReward):
             no consensus, no signal), ``"first"`` (the one seen first, like ``Counter.most_common``)
             or ``"all"`` (every tied answer counts as the label).
         min_ratio: no pseudo-label unless the top answer holds at least this fraction of the group.
+            Default 0.5, the value every reported TTRL result used (benchmarks/README.md): with 0 a
+            single stated answer among unparsable ones became the label.
         stated: only answers a completion states count as votes (``tasks.stated_answer``: answer
             tags, boxed, "answer is", "= N"), not the verifier's last-number fallback. Why: with
             the fallback, SmolLM2 learned within 8 GRPO steps to echo the question ("4 + 8"),
             whose last number every sample "agrees" on: full reward, held-out accuracy 0.49 -> 0.01
             (benchmarks/results/llm_ttrl_heldout200.md, seed 11). ``stated=false`` restores the
             lenient reading (the env's parsed answer).
-    Unparsable answers never vote and always get 0.
+    Unparsable answers never vote and always get 0. An answer that is one number votes as that
+    number ("12.0" and "12" vote together), also without a ``family`` column.
     """
 
-    def __init__(self, family: str | None = None, tie_break: str = "none", min_ratio: float = 0.0,
+    def __init__(self, family: str | None = None, tie_break: str = "none", min_ratio: float = 0.5,
                  stated: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if tie_break not in ("none", "first", "all"):
@@ -155,10 +169,10 @@ class MajorityVoteReward(TextReward):
         return out
 
     def score(self, prompts, completions, infos, groups, **columns):  # type: ignore[override]
-        answers = [self._answer(c, i) for c, i in zip(completions, infos)]
+        answers = [vote_key(self._answer(c, i)) for c, i in zip(completions, infos)]
         labels = self.labels(answers, groups)
         rewards = [float(a is not None and a in labels[g]) for a, g in zip(answers, groups)]
-        targets = [i.get("target") for i in infos]
+        targets = [vote_key(i.get("target")) for i in infos]
         labelled = [g for g in labels if labels[g]]
         self.last_metrics = {"label_rate": len(labelled) / max(len(labels), 1)}
         if all(t is not None for t in targets) and labelled:  # monitoring only: never used as reward

@@ -23,7 +23,9 @@ def test_majority_vote_counts_only_stated_answers() -> None:
     # whose last number "agreed" -> full reward for zero accuracy. Stated-only: no votes, no reward.
     echoes = ["4 + 8", "4 + 8", "<answer>4 + 8", "4 + 8.", "4 + 8 = 12"]
     prompts = ["What is 4 + 8?"] * len(echoes)
-    assert make_reward("majority_vote")(prompts=prompts, completions=echoes, family="arithmetic") == [0, 0, 0, 0, 1]
+    assert make_reward("majority_vote:min_ratio=0")(prompts=prompts, completions=echoes, family="arithmetic") == [0, 0, 0, 0, 1]
+    # the default min_ratio (0.5): one stated answer among five is no consensus
+    assert make_reward("majority_vote")(prompts=prompts, completions=echoes, family="arithmetic") == [0] * 5
     assert make_reward("majority_vote:stated=false")(prompts=prompts, completions=echoes, family="arithmetic") == [1, 1, 1, 1, 0]
     stated = ["3 + 6 = 9", "The answer is 9.", "<answer>9</answer>", "9", "\\boxed{9}", "3 + 6 is 9"]
     assert make_reward("majority_vote")(prompts=["q"] * 6, completions=stated, family="arithmetic") == [1, 1, 1, 1, 1, 0]
@@ -114,3 +116,19 @@ def test_reward_fn_in_trl_grpo_trainer_for_one_step(tmp_path) -> None:
                               processing_class=tok)
     trainer.train()
     assert trainer.state.global_step == 1
+
+
+def test_majority_vote_default_threshold_and_numerically_equal_answers() -> None:
+    from selfgym.rewards.llm import MajorityVoteReward, vote_key
+
+    assert MajorityVoteReward().min_ratio == 0.5  # what every reported result used
+    mv = make_reward("majority_vote")
+    # no family column (e.g. TRL without one): "12.0", "12" and "12.00" are one vote
+    completions = ["<answer>12.0</answer>", "<answer>12</answer>", "<answer>13</answer>", "<answer>12.00</answer>"]
+    assert mv(prompts=["q"] * 4, completions=completions) == [1, 1, 0, 1]
+    # exactly half is enough; under half is not
+    assert mv(prompts=["q"] * 4, completions=["<answer>7</answer>", "<answer>7.0</answer>", "<answer>8</answer>", "x"]) == [1, 1, 0, 0]
+    lone = ["<answer>7</answer>", "x", "y"]
+    assert mv(prompts=["q"] * 3, completions=lone) == [0, 0, 0]
+    assert make_reward("majority_vote:min_ratio=0")(prompts=["q"] * 3, completions=lone) == [1, 0, 0]
+    assert [vote_key(a) for a in ("12.0", "0.50", "1,200", "-3", "12 apples", None)] == ["12", "1/2", "1200", "-3", "12 apples", None]

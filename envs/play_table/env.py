@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +19,26 @@ SAFE_FORCE = 60.0  # N: robot contact forces above this are penalised
 _EE_LOW, _EE_HIGH = np.array(L.EE_LOW), np.array(L.EE_HIGH)
 _ROT_MAX = np.array([MAX_TILT, MAX_TILT, MAX_YAW])
 GOAL_TOL = {"drawer": 0.03, "door": 0.03, "lights": 0.5, "long_pos": 0.05, "cube_pos": 0.05}
+
+
+_free_play_warned = False
+
+
+def _warn_free_play_once() -> None:
+    """Free play has no reward: an RL run on it learns nothing, so say so (once per process,
+    not once per sub-env of a VecEnv)."""
+    global _free_play_warned
+    if _free_play_warned:
+        return
+    _free_play_warned = True
+    warnings.warn(
+        "PlayTable without a task is free play: its reward is always 0, so an RL agent learns nothing from it "
+        "(free play is for collecting play data). Pass task=, e.g. gym.make('selfgym/PlayTable-v0', task='open_drawer') "
+        f"or --env-kwargs task:open_drawer (tasks: {', '.join(T.TASK_NAMES)}), or use the goal env "
+        "selfgym/PlayTableGoal-v0 to reach goal states.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 class PlayTableEnv(gym.Env):
@@ -52,6 +73,8 @@ class PlayTableEnv(gym.Env):
                  renderer: str = "tiny", image_size: int = 84, render_size: int = 256,
                  terminate_on_success: bool = False) -> None:
         self.task = T.get_task(task)
+        if self.task is None and not self.goal_conditioned:
+            _warn_free_play_once()
         if not isinstance(terminate_on_success, (bool, np.bool_)):
             raise ValueError(f"PlayTableEnv: terminate_on_success must be true or false, got {terminate_on_success!r}")
         if terminate_on_success and (self.task is None or self.goal_conditioned):
