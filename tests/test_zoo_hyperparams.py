@@ -23,7 +23,7 @@ import yaml
 
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym import agents
-from selfgym.config import HYPERPARAMS_DIR, load_hyperparams
+from selfgym.config import HYPERPARAMS_DIR, TRAINER_KEYS, load_hyperparams
 from selfgym.envs import registered_ids
 from tests.conftest import REPO, cli_env
 
@@ -54,6 +54,14 @@ def agents_wrappers(entry: dict) -> list[str]:
     spec = entry.get("env_wrapper")
     items = spec if isinstance(spec, list) else [spec] if spec else []
     return [item if isinstance(item, str) else next(iter(item)) for item in items]
+
+
+@pytest.mark.parametrize(("agent", "env_id"), ALL_ENTRIES + [(path.stem, "default") for path in FILES])
+def test_every_setting_is_one_the_agent_takes(agent: str, env_id: str) -> None:
+    """No entry holds a setting its agent would refuse (e.g. rloo's old num_iterations)."""
+    settings = set(_table(agent)[env_id]) - set(TRAINER_KEYS)
+    valid = agents.valid_hyperparams(agents.get_agent_class(agent))
+    assert valid is not None and settings <= set(valid), sorted(settings - set(valid or []))
 
 
 def test_an_env_without_an_entry_gets_default() -> None:
