@@ -1,6 +1,6 @@
 """The GRPO-family update does not depend on the micro-batch size (``train_batch_size``):
-loss and gradient on one fixed rollout are the same for micro-batches of 1, 2 and the whole
-batch, on a tiny random Llama. Also: RLOO refuses GRPO's settings, and the trainers refuse an
+loss and gradient on one fixed rollout (GRPO, RLOO) or set of pairs (DPO) are the same for
+micro-batches of 1, 2 and the whole batch, on a tiny random Llama. Also: RLOO refuses GRPO's settings, and the trainers refuse an
 env that is not a TextTaskEnv."""
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ def _ragged_rollout(agent):
     return roll
 
 
+def _same_gradient(grads: list[torch.Tensor], reference: list[torch.Tensor]) -> bool:
+    """Equal up to float32 summation order: 1e-4 relative, or 1e-5 of the largest gradient entry."""
+    scale = max(float(g.abs().max()) for g in reference)
+    return all(torch.allclose(g, r, rtol=1e-4, atol=1e-5 * scale) for g, r in zip(grads, reference))
+
+
 def _loss_and_grads(agent, run) -> tuple[float, list[torch.Tensor]]:
     agent.optimizer.zero_grad(set_to_none=True)
     loss = run()
@@ -73,8 +79,7 @@ def test_grpo_loss_and_gradient_do_not_depend_on_the_micro_batch(tiny_dir, loss_
     for micro in (1, 2):
         loss, grads = results[micro]
         assert loss == pytest.approx(loss_full, rel=1e-5, abs=1e-7), (loss_type, micro, loss, loss_full)
-        for g, g_full in zip(grads, grads_full):
-            assert torch.allclose(g, g_full, rtol=1e-4, atol=1e-7), (loss_type, micro)
+        assert _same_gradient(grads, grads_full), (loss_type, micro)
 
 
 def test_rloo_loss_and_gradient_do_not_depend_on_the_micro_batch(tiny_dir) -> None:
@@ -92,7 +97,29 @@ def test_rloo_loss_and_gradient_do_not_depend_on_the_micro_batch(tiny_dir) -> No
     for micro in (1, 2):
         loss, grads = results[micro]
         assert loss == pytest.approx(loss_full, rel=1e-5)
-        assert all(torch.allclose(g, f, rtol=1e-4, atol=1e-7) for g, f in zip(grads, grads_full))
+        assert _same_gradient(grads, grads_full), micro
+
+
+def test_dpo_loss_and_gradient_do_not_depend_on_the_micro_batch(tiny_dir) -> None:
+    agent = _agent("self_rewarding_dpo", tiny_dir, lora={"r": 4}, dpo_beta=0.5)
+    prompts = ["What is 1 + 2?", "What is 3 + 4?", "Sort 3 1 2", "Count to 3"]
+    chosen = agent.policy.text_samples(prompts, ["<answer>3</answer>", "7", "1 2 3", "1, 2, 3"])
+    rejected = agent.policy.text_samples(prompts, ["4", "<answer>8</answer>", "3 2 1 0", "no"])
+    with torch.no_grad():
+        for p in agent.policy.trainable_parameters():
+            p.add_(0.05 * torch.randn_like(p))  # away from the reference: margins != 0
+        ref_c = agent.policy.reference_logprobs(chosen, 1.0).sum(1)
+        ref_r = agent.policy.reference_logprobs(rejected, 1.0).sum(1)
+    results = {}
+    for micro in (1, 2, 4):
+        agent.train_batch_size = micro
+        results[micro] = _loss_and_grads(agent, lambda: agent.accumulate_gradients(chosen, rejected, ref_c, ref_r)["loss"])
+    loss_full, grads_full = results[4]
+    assert loss_full != pytest.approx(np.log(2), abs=1e-4)  # margins moved: not the trivial loss
+    for micro in (1, 2):
+        loss, grads = results[micro]
+        assert loss == pytest.approx(loss_full, rel=1e-5)
+        assert _same_gradient(grads, grads_full), micro
 
 
 @pytest.mark.parametrize("setting", [{"clip_eps": 0.1}, {"loss_type": "dapo"}, {"scale_rewards": False}, {"num_iterations": 2}])

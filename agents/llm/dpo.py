@@ -20,6 +20,7 @@ import torch
 
 from selfgym.agents.llm.losses import dpo_loss
 from selfgym.agents.llm.trainer import LLMTrainer, Rollout, micro_batches
+from selfgym.llm.policy import Samples
 
 
 class SelfRewardingDPOAgent(LLMTrainer):
@@ -78,20 +79,28 @@ class SelfRewardingDPOAgent(LLMTrainer):
         stats: dict[str, list[float]] = {"loss": [], "reward_margin": [], "pair_accuracy": []}
         for _ in range(self.dpo_epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            loss_sum, margin_sum, correct = 0.0, 0.0, 0.0
-            for (_, rows, chosen_part), (_, _, rejected_part) in zip(micro_batches([chosen_s], mb), micro_batches([rejected_s], mb)):
-                logp_c = self.policy.logprobs(chosen_part, 1.0).sum(1)
-                logp_r = self.policy.logprobs(rejected_part, 1.0).sum(1)
-                loss, info = dpo_loss(logp_c, logp_r, ref_c[rows], ref_r[rows], self.dpo_beta, normalizer=float(len(pairs)))
-                loss.backward()
-                size = float(logp_c.shape[0])
-                loss_sum, margin_sum, correct = loss_sum + loss.item(), margin_sum + info["reward_margin"] * size, correct + info["pair_accuracy"] * size
+            for key, value in self.accumulate_gradients(chosen_s, rejected_s, ref_c, ref_r).items():
+                stats[key].append(value)
             torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.max_grad_norm)
             self.optimizer.step()
-            stats["loss"].append(loss_sum)
-            stats["reward_margin"].append(margin_sum / len(pairs))
-            stats["pair_accuracy"].append(correct / len(pairs))
         metrics.update({k: float(np.mean(v)) for k, v in stats.items()})
         metrics["chosen_length"] = float(chosen_s.completion_mask.sum(1).float().mean())
         metrics["rejected_length"] = float(rejected_s.completion_mask.sum(1).float().mean())
         return metrics
+
+    def accumulate_gradients(self, chosen: Samples, rejected: Samples, ref_chosen: torch.Tensor,
+                             ref_rejected: torch.Tensor) -> dict[str, float]:
+        """Backpropagate the DPO loss of all pairs, ``train_batch_size`` pairs at a time; return
+        the loss and the pair-weighted margin and accuracy. The gradients add up to the full batch's."""
+        n_pairs = float(chosen.completion_ids.shape[0])
+        loss_sum, margin_sum, correct = 0.0, 0.0, 0.0
+        parts = zip(micro_batches([chosen], self.train_batch_size), micro_batches([rejected], self.train_batch_size))
+        for (_, rows, chosen_part), (_, _, rejected_part) in parts:
+            logp_c = self.policy.logprobs(chosen_part, 1.0).sum(1)
+            logp_r = self.policy.logprobs(rejected_part, 1.0).sum(1)
+            loss, info = dpo_loss(logp_c, logp_r, ref_chosen[rows], ref_rejected[rows], self.dpo_beta, normalizer=n_pairs)
+            loss.backward()
+            size = float(logp_c.shape[0])
+            loss_sum += loss.item()
+            margin_sum, correct = margin_sum + info["reward_margin"] * size, correct + info["pair_accuracy"] * size
+        return {"loss": loss_sum, "reward_margin": margin_sum / n_pairs, "pair_accuracy": correct / n_pairs}
