@@ -219,7 +219,11 @@ def _validate(config: dict[str, Any]) -> None:
     validate_numbers(config)
     env_factory.import_env_packages(config["gym_packages"])
     env_factory.check_env_id(config["env"])
-    agents.check_hyperparams(config["agent"], config["hyperparams"])
+    agent_cls = agents.check_hyperparams(config["agent"], config["hyperparams"])
+    # offline agents find (or collect), check and hash their dataset here; config.yaml records
+    # its absolute path and sha256, and a resume checks the file still has that hash
+    if hasattr(agent_cls, "resolve_hyperparams"):
+        config["hyperparams"] = agent_cls.resolve_hyperparams(dict(config["hyperparams"]), config["env"])
 
 
 class RunFailed(Exception):
