@@ -43,6 +43,8 @@ BUILTIN_AGENTS: dict[str, str] = {
     # selfgym's own agents
     "persistent_ssl": "selfgym.agents.persistent_ssl:PersistentSSLAgent",
     "preference_learner": "selfgym.agents.preference_learner:PreferenceLearnerAgent",
+    "slim": "selfgym.agents.slim:SlimAgent",
+    "slim_summed": "selfgym.agents.slim:SlimSummedAgent",
     "grpo": "selfgym.agents.llm.grpo:GRPOAgent",
     "rloo": "selfgym.agents.llm.rloo:RLOOAgent",
     "self_rewarding_dpo": "selfgym.agents.llm.dpo:SelfRewardingDPOAgent",

@@ -224,6 +224,9 @@ def _validate(config: dict[str, Any]) -> None:
     # its absolute path and sha256, and a resume checks the file still has that hash
     if hasattr(agent_cls, "resolve_hyperparams"):
         config["hyperparams"] = agent_cls.resolve_hyperparams(dict(config["hyperparams"]), config["env"])
+    # multi-stream agents (slim) check each --reward stream has a valid weight
+    if hasattr(agent_cls, "check_config"):
+        agent_cls.check_config(config["hyperparams"], [rewards.make_reward(spec).name for spec in config["rewards"]])
 
 
 class RunFailed(Exception):
