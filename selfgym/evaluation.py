@@ -4,8 +4,8 @@
 (it prints the results before it writes them, so a read-only run still shows them).
 
 A run folder is data: ``load_run`` imports no code that the run's config.yaml names
-(``gym_packages``, a dotted ``env_wrapper`` or ``agent``) unless the caller trusts the run or
-names the module itself; see ``check_run_code``.
+(``gym_packages``, a ``module:EnvId`` env, a dotted ``env_wrapper`` or ``agent``) unless the
+caller trusts the run or names the module itself; see ``check_run_code``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def code_named_by_run(config: dict[str, Any], with_rewards: bool = False) -> lis
     too; evaluating does not.
     """
     named = [("gym_packages", str(m)) for m in config.get("gym_packages") or []]
+    env_id = str(config.get("env", ""))
+    if ":" in env_id:  # gymnasium imports the module of "module:EnvId"
+        named.append(("env", env_id))
     named += [("env_wrapper", path) for path, _ in env_factory.wrapper_list(config.get("env_wrapper"))]
     agent = str(config.get("agent", ""))
     if ":" in agent and agent not in agents.AGENTS:

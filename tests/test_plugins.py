@@ -143,7 +143,9 @@ def test_plugin_env_evaluates_with_video(run_cli, tmp_path, plugin_dir):
                     "--seed", "1", "-params", "n_steps:64", "--no-final-eval", extra_path=plugin_dir)
     assert train.returncode == 0, train.stderr
     run = _single_run(tmp_path, "ppo")
-    result = run_cli("evaluate.py", "--run", str(run), "-n", "2", "--video", "out.gif", extra_path=plugin_dir)
+    # a run folder is data: the env's package is imported because the user names it again
+    result = run_cli("evaluate.py", "--run", str(run), "-n", "2", "--video", "out.gif", "--gym-packages", "sg_plugin",
+                     extra_path=plugin_dir)
     assert result.returncode == 0, result.stderr
     assert "position" in result.stdout  # numeric info metrics at episode end are reported
     import imageio.v2 as imageio
