@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from selfgym.envs.play_table.dataset import observation_layout
 from selfgym.envs.play_table.env import PlayTableEnv
 from selfgym.envs.play_table.primitives import PlayPolicy
 from selfgym.envs.play_table.scene import CONTROL_HZ, PROPRIO_DIM
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     data = collect(args.hours, args.seed, args.noise, args.images)
     meta = {"hours": args.hours, "seed": args.seed, "noise": args.noise, "control_hz": CONTROL_HZ,
-            "steps": len(data["obs"]), "episodes": int(data["episode_ids"][-1]) + 1}
+            "steps": len(data["obs"]), "episodes": int(data["episode_ids"][-1]) + 1,
+            "kind": "play", "obs_layout": observation_layout()}
     np.savez_compressed(args.out, meta=json.dumps(meta), **data)
     print(f"wrote {args.out}: {meta['steps']} steps, {meta['episodes']} episode(s), {time.time() - t0:.0f} s")
 

@@ -4,17 +4,33 @@ A play log is one ``.npz`` file with aligned arrays over T control steps:
 ``obs`` (T, 37) float32 (proprioception + scene state, as PlayTable-v0 observes it), ``actions``
 (T, 7) float32 (the action taken at that step), ``scene_states`` (T, 22) float32,
 ``episode_ids`` (T,) int32 (play restarts only when an object left the table), optionally
-``images`` (T, H, W, 3) uint8, and ``meta`` (a JSON string).
+``images`` (T, H, W, 3) uint8, and ``meta`` (a JSON string whose ``obs_layout`` names what each
+observation float is, see ``observation_layout``). Expert demonstrations (``demos.py``) use the
+same format, one episode per demonstration, plus ``task_ids``.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from selfgym.envs.play_table.scene import PROPRIO_KEYS, SCENE_KEYS
+
 REQUIRED = ("obs", "actions", "scene_states", "episode_ids")
+
+
+def observation_layout() -> str:
+    """What a PlayTable state observation holds, in order (``name:size``), proprioception | scene.
+
+    Every log records it, so a learner can refuse a log whose floats mean something else than
+    the env's (a moved key keeps the size but breaks a policy silently).
+    """
+    def part(keys: dict[str, slice]) -> str:
+        return ",".join(f"{name}:{sl.stop - sl.start}" for name, sl in keys.items())
+    return f"{part(PROPRIO_KEYS)}|{part(SCENE_KEYS)}"
 
 
 class PlayDataset:
@@ -25,12 +41,21 @@ class PlayDataset:
     """
 
     def __init__(self, path: str | Path) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in REQUIRED if k not in data]
-            if missing:
-                raise ValueError(f"{path}: not a PlayTable play log, missing arrays {missing}")
-            self.arrays = {k: data[k] for k in data.files if k != "meta"}
-            self.meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"play log {path} not found")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [k for k in REQUIRED if k not in data]
+                if missing:
+                    raise ValueError(f"{path}: not a PlayTable play log, missing arrays {missing}")
+                self.arrays = {k: data[k] for k in data.files if k != "meta"}
+                self.meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+        except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, ValueError) as exc:
+            if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: not a readable .npz play log ({type(exc).__name__}: {exc})") from exc
+        self.path = path
         self.obs, self.actions = self.arrays["obs"], self.arrays["actions"]
         self.scene_states, self.episode_ids = self.arrays["scene_states"], self.arrays["episode_ids"]
         if not len(self.obs) == len(self.actions) == len(self.scene_states) == len(self.episode_ids):
@@ -39,22 +64,38 @@ class PlayDataset:
     def __len__(self) -> int:
         return len(self.obs)
 
-    def valid_starts(self, window: int) -> np.ndarray:
-        """Start indices k whose window and goal index k + window stay in one episode."""
+    @property
+    def layout(self) -> str | None:
+        """The log's ``observation_layout()`` as recorded when it was collected (None: not recorded)."""
+        return self.meta.get("obs_layout")
+
+    def valid_starts(self, window: int, goal_at_episode_end: bool = False) -> np.ndarray:
+        """Start indices k whose window (and goal index k + window, for hindsight goals) stay in one episode."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
+        ids, reach = self.episode_ids, window - 1 if goal_at_episode_end else window
+        k = np.arange(max(0, len(ids) - reach))
+        return k[ids[k] == ids[k + reach]]
+
+    def episode_last_index(self) -> np.ndarray:
+        """For every step, the index of its episode's last step (a demonstration's goal)."""
         ids = self.episode_ids
-        k = np.arange(max(0, len(ids) - window))
-        return k[ids[k] == ids[k + window]]
+        ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
+        return ends[np.searchsorted(ends, np.arange(len(ids)))]
 
     def sample_windows(self, batch_size: int, window: int = 32, rng: np.random.Generator | None = None,
-                       ) -> dict[str, np.ndarray]:
-        """A batch: obs (B, window, D), actions (B, window, A), goal (B, 22), goal_obs (B, D), start (B,)."""
+                       goal_at_episode_end: bool = False) -> dict[str, np.ndarray]:
+        """A batch: obs (B, window, D), actions (B, window, A), goal (B, 22), goal_obs (B, D), start (B,).
+
+        The goal is the state ``window`` steps after the start (hindsight relabelling of play), or
+        with ``goal_at_episode_end`` the last state of the window's episode (a demonstration's goal).
+        """
         rng = rng or np.random.default_rng()
-        starts = self.valid_starts(window)
+        starts = self.valid_starts(window, goal_at_episode_end)
         if len(starts) == 0:
             raise ValueError(f"no window of {window} steps fits in this play log ({len(self)} steps)")
         k = rng.choice(starts, size=batch_size)
         idx = k[:, None] + np.arange(window)[None, :]
-        return {"obs": self.obs[idx], "actions": self.actions[idx], "goal": self.scene_states[k + window],
-                "goal_obs": self.obs[k + window], "start": k}
+        goal_index = self.episode_last_index()[k] if goal_at_episode_end else k + window
+        return {"obs": self.obs[idx], "actions": self.actions[idx], "goal": self.scene_states[goal_index],
+                "goal_obs": self.obs[goal_index], "start": k}
