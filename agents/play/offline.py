@@ -1,0 +1,292 @@
+"""What every offline play agent does the same way: its dataset, normalisation, the training
+loop on the Agent protocol, and acting with a recurrent policy that replans every kappa steps.
+
+Steps. An offline agent never steps an env while it learns, so ``num_timesteps`` counts
+*gradient steps* (one batch of ``batch_size`` windows each): ``-n``, ``--save-freq``,
+``--eval-freq``, metrics.csv's ``steps`` column and checkpoints are all in gradient steps.
+
+Datasets. The hyperparameter ``dataset`` names an .npz log; ``resolve_dataset`` (called by
+train.py before any run folder exists) makes the path absolute, collects the log when it is
+missing and ``collect`` says how much, checks it can be read and has the env's observation
+layout, and adds its ``dataset_sha256``, so config.yaml records path and hash. On resume the
+recorded hash must match the file. Evaluation never opens the dataset: the normaliser's
+statistics are part of the agent's state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from selfgym.agents.base import TrainingHooks
+from selfgym.envs.play_table.collect import collect
+from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
+from selfgym.envs.play_table.demos import save_demos
+
+# dataset kind -> (what it is, the command that makes one)
+HOW_TO_MAKE = {
+    "play": ("a play log", "python -m selfgym.envs.play_table.collect --hours 1 --out {path}",
+             "-params collect:1.0 collects that many hours when the file is missing"),
+    "expert_demos": ("expert demonstrations", "python -m selfgym.envs.play_table.demos --per-task 50 --out {path}",
+                     "-params collect:50 collects that many demonstrations per task when the file is missing"),
+}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters with ``dataset`` absolute and ``dataset_sha256`` filled in (see module doc)."""
+    what, command, auto = HOW_TO_MAKE[kind]
+    name = hyperparams.get("dataset")
+    if not name:
+        raise ValueError(f"{agent} learns offline from {what} and no dataset is named. Make one with: "
+                         f"{command.format(path='data.npz')} and train with -params dataset:data.npz ({auto})")
+    path = Path(str(name)).expanduser().resolve()
+    if not path.exists():
+        amount = hyperparams.get("collect")
+        if not amount:
+            raise FileNotFoundError(f"dataset {path} not found. Make it with: {command.format(path=path)} "
+                                    f"(or {auto})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"dataset {path} not found: collecting {what} ({amount})", flush=True)
+        tmp = path.with_name(path.stem + ".collecting.npz")
+        if kind == "play":
+            data = collect(float(amount), seed=0)
+            meta = {"kind": "play", "hours": float(amount), "seed": 0, "noise": 0.15, "steps": len(data["obs"]),
+                    "episodes": int(data["episode_ids"][-1]) + 1, "obs_layout": observation_layout()}
+            np.savez_compressed(tmp, meta=json.dumps(meta), **data)
+        else:
+            save_demos(str(tmp), int(amount))
+        tmp.replace(path)
+    digest = sha256_of(path)
+    recorded = hyperparams.get("dataset_sha256")
+    if recorded and recorded != digest:
+        raise ValueError(f"dataset {path} changed since this run recorded it: sha256 {digest}, recorded {recorded}")
+    data = PlayDataset(path)
+    check_layout(data, kind)
+    return {**hyperparams, "dataset": str(path), "dataset_sha256": digest}
+
+
+def check_layout(data: PlayDataset, kind: str) -> None:
+    """Refuse a log whose observations are laid out unlike this PlayTable's (both named)."""
+    expected = observation_layout()
+    dim = sum(int(item.rsplit(":", 1)[1]) for part in expected.split("|") for item in part.split(","))
+    found = data.layout if data.layout is not None else f"{data.obs.shape[1]} floats (layout not recorded)"
+    if data.obs.shape[1] != dim or (data.layout is not None and data.layout != expected):
+        raise ValueError(f"dataset {data.path} was collected with observation layout {found}; "
+                         f"this env observes {expected} ({dim} floats). Collect it again with this version")
+    recorded_kind = data.meta.get("kind")
+    if recorded_kind is not None and recorded_kind != kind:
+        raise ValueError(f"dataset {data.path} holds {recorded_kind!r} data; this agent learns from {kind!r} "
+                         f"({HOW_TO_MAKE[kind][0]})")
+
+
+class Normalizer(nn.Module):
+    """Per-float mean/std of the dataset's observations (a buffer, so it is saved with the weights)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, values: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(values.mean(0)))
+        self.std.copy_(torch.as_tensor(np.maximum(values.std(0), 1e-2)))  # constant floats (a stuck light) stay finite
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return (values - self.mean) / self.std
+
+
+class OfflinePlayAgent:
+    """The offline-agent machinery; a subclass sets ``dataset_kind`` and defines ``build``,
+    ``loss`` and ``propose`` (the plan for a new window, or None for a plan-free policy).
+
+    Args (hyperparameters, ``hyperparams/<agent>.yml`` or ``-params``):
+        dataset: the .npz log to learn from (a play log, or expert demonstrations for ``bc``).
+        dataset_sha256: the log's hash; filled in by train.py, checked on resume.
+        collect: when ``dataset`` is missing, collect it: hours of play, or demonstrations per task.
+        window: training window length kappa (steps); the paper's 32.
+        replan_every: at test time the recurrent policy restarts (and Play-LMP draws a new plan
+            from the proposer) every this many steps; kappa, as trained.
+        batch_size: windows per gradient step.
+        learning_rate: Adam's.
+        hidden: width of every recurrent and MLP layer.
+        n_mixtures: logistic components per action dimension (1 = a unimodal head).
+        bins: discretisation of each action dimension over [-1, 1] (the paper's 256).
+        grad_clip: global gradient-norm clip.
+        log_interval: gradient steps per metrics.csv row.
+    """
+
+    dataset_kind = "play"
+    goal_at_episode_end = False
+
+    def __init__(self, env: Any, *, device: str = "auto", seed: int | None = None, logger: Any = None,
+                 reward_modules: list | None = None, dataset: str | None = None, dataset_sha256: str | None = None,
+                 collect: float | None = None, window: int = 32, replan_every: int = 32, batch_size: int = 64,
+                 learning_rate: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, bins: int = 256,
+                 grad_clip: float = 1.0, log_interval: int = 100) -> None:
+        space = env.observation_space
+        if not (isinstance(space, gym.spaces.Dict) and {"observation", "desired_goal"} <= set(space.spaces)):
+            raise ValueError(f"{type(self).__name__} acts in a goal env (Dict with 'observation' and 'desired_goal', "
+                             f"e.g. selfgym/PlayTableGoal-v0), got {space}")
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"{type(self).__name__} needs continuous (Box) actions, got {env.action_space}")
+        if reward_modules:
+            raise ValueError(f"{type(self).__name__} learns offline by imitation: it takes no --reward modules")
+        for name, value in (("window", window), ("replan_every", replan_every), ("batch_size", batch_size),
+                            ("n_mixtures", n_mixtures), ("hidden", hidden), ("log_interval", log_interval)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(bins, int) or bins < 2:
+            raise ValueError(f"bins must be a whole number >= 2, got {bins!r}")
+        self.dataset, self.dataset_sha256, self.window, self.replan_every = dataset, dataset_sha256, window, replan_every
+        self.batch_size, self.grad_clip, self.log_interval, self.logger = batch_size, grad_clip, log_interval, logger
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   "cpu" if device == "auto" else device)
+        self.obs_dim = int(space["observation"].shape[0])
+        self.goal_dim = int(space["desired_goal"].shape[0])
+        self.action_dim = int(env.action_space.shape[0])
+        self.goal_slice = slice(self.obs_dim - self.goal_dim, self.obs_dim)  # the scene part of an observation
+        self.hidden, self.n_mixtures, self.bins = hidden, n_mixtures, bins
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.sampler_rng = np.random.default_rng(seed)
+        self.normalizer = Normalizer(self.obs_dim).to(self.device)
+        self.model = self.build().to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
+        self.num_timesteps = 0
+        self.fitted = False  # the normaliser has the dataset's statistics
+        self._data: PlayDataset | None = None
+
+    # -- to define in a subclass -------------------------------------------------------------
+    def build(self) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of a batch of normalised windows, and the numbers to log."""
+        raise NotImplementedError
+
+    def propose(self, obs: torch.Tensor, goal: torch.Tensor, deterministic: bool) -> torch.Tensor | None:
+        """The plan for a window starting at ``obs`` (B, D) toward ``goal`` (B, G); None if plan-free."""
+        raise NotImplementedError
+
+    @classmethod
+    def resolve_hyperparams(cls, hyperparams: dict[str, Any], env_id: str) -> dict[str, Any]:
+        """train.py's hook, before any run folder exists: find, check and hash the dataset."""
+        return resolve_dataset(getattr(cls, "agent_name", cls.__name__), cls.dataset_kind, hyperparams)
+
+    # -- data --------------------------------------------------------------------------------
+    def normalize_goal(self, goal: torch.Tensor) -> torch.Tensor:
+        return (goal - self.normalizer.mean[self.goal_slice]) / self.normalizer.std[self.goal_slice]
+
+    def _load_data(self) -> PlayDataset:
+        if self._data is None:
+            if not self.dataset:
+                resolve_dataset(type(self).__name__, self.dataset_kind, {})  # raises, saying how to make one
+            data = PlayDataset(str(self.dataset))
+            check_layout(data, self.dataset_kind)
+            if data.obs.shape[1] != self.obs_dim or data.actions.shape[1] != self.action_dim:
+                raise ValueError(f"dataset {self.dataset}: observations {data.obs.shape[1]} / actions "
+                                 f"{data.actions.shape[1]} floats, the env has {self.obs_dim} / {self.action_dim}")
+            if not self.fitted:
+                self.normalizer.fit(data.obs)
+                self.fitted = True
+            self._data = data
+        return self._data
+
+    def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch = self._load_data().sample_windows(self.batch_size, self.window, self.sampler_rng,
+                                                 goal_at_episode_end=self.goal_at_episode_end)
+        to = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
+        return self.normalizer(to(batch["obs"])), to(batch["actions"]), self.normalize_goal(to(batch["goal"]))
+
+    # -- Agent protocol ----------------------------------------------------------------------
+    def learn(self, total_timesteps: int, hooks: TrainingHooks) -> None:
+        """Gradient steps until ``num_timesteps`` (gradient steps) reaches ``total_timesteps``."""
+        self._load_data()
+        self.model.train()
+        sums: dict[str, float] = {}
+        start, steps_at_start = time.time(), self.num_timesteps
+        while self.num_timesteps < total_timesteps:
+            loss, numbers = self.loss(*self.sample_batch())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            numbers["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
+            self.optimizer.step()
+            self.num_timesteps += 1
+            for key, value in numbers.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if self.num_timesteps % self.log_interval == 0:
+                self._log(sums, (self.num_timesteps - steps_at_start) / max(time.time() - start, 1e-9))
+                sums = {}
+            if not hooks.on_step(self.num_timesteps):
+                break
+
+    def _log(self, sums: dict[str, float], steps_per_s: float) -> None:
+        if self.logger is None:
+            return
+        self.logger.record("time/total_timesteps", self.num_timesteps)
+        self.logger.record("time/fps", steps_per_s)
+        self.logger.record("train/windows_per_s", steps_per_s * self.batch_size)
+        for key, total in sums.items():
+            self.logger.record(f"train/{key}", total / self.log_interval)
+        self.logger.dump(self.num_timesteps)
+
+    @torch.no_grad()
+    def predict(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """Actions for a batch of goal-env observations; ``state`` carries the recurrent policy's
+        memory and plan between calls (pass back what was returned, as SB3's recurrent agents do)."""
+        if not isinstance(observation, dict) or "observation" not in observation or "desired_goal" not in observation:
+            raise ValueError("predict needs goal-env observations: a dict with 'observation' and 'desired_goal'")
+        obs = torch.as_tensor(np.asarray(observation["observation"], np.float32), device=self.device).reshape(-1, self.obs_dim)
+        goal = torch.as_tensor(np.asarray(observation["desired_goal"], np.float32), device=self.device).reshape(-1, self.goal_dim)
+        obs, goal = self.normalizer(obs), self.normalize_goal(goal)
+        n = obs.shape[0]
+        if state is None or state["step"].shape[0] != n:
+            state = {"step": np.zeros(n, np.int64), "hidden": None, "plan": None}
+        if episode_start is not None:
+            state["step"][np.asarray(episode_start, bool).reshape(-1)] = 0
+        new_window = state["step"] % self.replan_every == 0
+        if new_window.any():  # a fresh window: restart the recurrent policy (as trained) and replan
+            rows = torch.as_tensor(np.flatnonzero(new_window), device=self.device)
+            if state["hidden"] is not None:
+                state["hidden"][:, rows] = 0.0
+            plan = self.propose(obs[rows], goal[rows], deterministic)
+            if plan is not None:
+                if state["plan"] is None:
+                    state["plan"] = torch.zeros(n, plan.shape[-1], device=self.device)
+                state["plan"][rows] = plan
+        self.model.eval()
+        dist, state["hidden"] = self.model.policy(obs.unsqueeze(1), goal, state["plan"], state["hidden"])
+        action = dist.mode() if deterministic else dist.sample()
+        state["step"] += 1
+        return action[:, 0].cpu().numpy().astype(np.float32), state
+
+    def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "normalizer": self.normalizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "num_timesteps": self.num_timesteps, "fitted": self.fitted,
+                "sampler_rng": json.dumps(self.sampler_rng.bit_generator.state),
+                "dataset_sha256": self.dataset_sha256 or ""}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.num_timesteps, self.fitted = int(state["num_timesteps"]), bool(state["fitted"])
+        self.sampler_rng.bit_generator.state = json.loads(state["sampler_rng"])
