@@ -96,8 +96,8 @@ def check_weights(weights: Any, module_names: list[str] | None = None) -> None:
     run folder exists; env components are checked when the agent is built (they need the env).
     """
     if not isinstance(weights, dict) or not weights:
-        raise ValueError("slim: weights must map each reward stream to a weight, e.g. -params 'weights:{diayn: 1.0, "
-                         f"safety: 1.0}}'; got {weights!r}")
+        raise ValueError("slim: weights must map each reward stream to a weight, e.g. -params \"weights:{'diayn': 1.0, "
+                         f"'safety': 1.0}}\"; got {weights!r}")
     for name, value in weights.items():
         if not _is_number(value) or float(value) < 0:
             raise ValueError(f"slim: the weight of stream {name!r} is {value!r}; give a finite number >= 0")
