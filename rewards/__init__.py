@@ -41,6 +41,8 @@ BUILTIN_REWARDS: dict[str, str] = {
     "self_judge": "selfgym.rewards.llm:SelfJudgeReward",
     "likelihood": "selfgym.rewards.llm:LikelihoodReward",
     "verifier": "selfgym.rewards.llm:VerifierReward",
+    # PlayTable, read off the state observation (rewards/play_table.py)
+    "object_reach": "selfgym.rewards.play_table:ObjectReach",
     # CalendarConflict (rewards/calendar.py)
     "calendar_format": "selfgym.rewards.calendar:FormatReward",
     "calendar_decision": "selfgym.rewards.calendar:DecisionReward",

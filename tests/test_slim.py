@@ -22,7 +22,7 @@ from stable_baselines3.common.logger import configure
 from selfgym.agents import make_agent
 from selfgym.agents.slim import SlimAgent
 from selfgym.agents.slim_parts import combined_advantage, gae, normalize_per_stream
-from selfgym.rewards import make_reward
+from selfgym.rewards import TransitionBatch, make_reward
 
 
 class NoHooks:
@@ -238,3 +238,16 @@ def test_check_config_refuses_nan_negative_and_missing_weights():
         with pytest.raises(ValueError, match="slim"):
             SlimAgent.check_config({"weights": weights}, names)
     SlimAgent.check_config({"weights": {"diayn": 0.0, "rnd": 2.0}}, ["rnd"])  # 0 logs a stream only
+
+
+# -- PlayTable's reach stream ------------------------------------------------------------------------
+def test_object_reach_is_minus_the_distance_from_the_hand_to_the_nearer_block():
+    obs = np.zeros((2, 37 + 8), np.float32)  # state, then a skill one-hot
+    obs[:, 0:3] = [0.4, 0.0, 0.3]  # end effector
+    obs[0, 15 + 8:15 + 11] = [0.4, 0.0, 0.0]  # long block 0.3 m below the hand
+    obs[0, 15 + 15:15 + 18] = [0.4, 0.1, 0.3]  # cube 0.1 m to the side: the nearer
+    obs[1, 15 + 8:15 + 11] = [0.4, 2.0, 0.3]  # both far: clipped at max_distance
+    obs[1, 15 + 15:15 + 18] = [0.4, -2.0, 0.3]
+    module = make_reward("object_reach:max_distance=0.5")
+    batch = TransitionBatch(obs=obs, actions=np.zeros((2, 7)), next_obs=obs, rewards=np.zeros(2), dones=np.zeros(2))
+    np.testing.assert_allclose(module(batch), [-0.1, -0.5], atol=1e-6)
