@@ -1,0 +1,163 @@
+"""Held-out test cases for the 18 tasks, and the rollout that scores a policy on them.
+
+The protocol of Lynch et al. (2019): for each task, reset the env to a held-out
+demonstration's initial state, give the state the demonstration ended in as the goal, roll
+the goal-conditioned policy out, and count the *task's* success detector (``tasks.py``), not
+the goal distance. Optionally the hand is first pushed away from its start pose
+(``perturbation`` metres, the paper's robustness test).
+
+A case is (task, reset seed, initial scene state s0, goal): ``PlayTableGoalEnv(task=...)``
+reset with the seed reproduces s0 exactly (checked at every rollout), and the goal is where
+the scripted expert's successful demonstration from s0 ended. Seeds start at
+``HELDOUT_SEED_BASE``, far from ``demos.py``'s, and ``leaked_cases`` checks by hash that no
+case's initial state occurs in a training log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from selfgym.envs.play_table import tasks as T
+from selfgym.envs.play_table.demos import TASK_SEED_STRIDE, demonstrate
+from selfgym.envs.play_table.env import PlayTableEnv, PlayTableGoalEnv
+from selfgym.envs.play_table.primitives import HIGH, OPEN, Waypoint, WaypointFollower
+from selfgym.envs.play_table.scene import PROPRIO_DIM
+
+HELDOUT_SEED_BASE = 1_000_000_000
+MAX_STEPS = 150  # 5 s at 30 Hz; the expert needs 26-100 steps
+
+
+@dataclass(frozen=True)
+class TestCases:
+    """Arrays over cases: task index, reset seed, initial scene state, goal scene state."""
+
+    __test__ = False  # not a pytest class
+    task_ids: np.ndarray
+    seeds: np.ndarray
+    starts: np.ndarray
+    goals: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, task_ids=self.task_ids, seeds=self.seeds, starts=self.starts, goals=self.goals,
+                            tasks=np.asarray(T.TASK_NAMES))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TestCases":
+        with np.load(path, allow_pickle=False) as data:
+            if tuple(data["tasks"]) != T.TASK_NAMES:
+                raise ValueError(f"{path}: test cases for tasks {list(data['tasks'])}, this PlayTable has {list(T.TASK_NAMES)}")
+            return cls(data["task_ids"], data["seeds"], data["starts"], data["goals"])
+
+    def digest(self) -> str:
+        """sha256 of the cases: two evaluations on equal digests used the same test set."""
+        h = hashlib.sha256()
+        for array in (self.task_ids, self.seeds, self.starts, self.goals):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
+
+def make_test_cases(per_task: int = 20, seed: int = HELDOUT_SEED_BASE, noise: float = 0.0,
+                    tasks: tuple[str, ...] = T.TASK_NAMES) -> TestCases:
+    """``per_task`` cases per task from the scripted expert's successful demonstrations, fixed by ``seed``."""
+    task_ids, seeds, starts, goals = [], [], [], []
+    for task in tasks:
+        index = T.TASK_NAMES.index(task)
+        env, attempt, kept = PlayTableEnv(task=task), 0, 0
+        while kept < per_task:
+            if attempt >= 5 * per_task:
+                raise RuntimeError(f"the scripted expert solved {task} only {kept} times in {attempt} attempts")
+            case_seed = seed + TASK_SEED_STRIDE * index + attempt
+            attempt += 1
+            demo = demonstrate(env, task, case_seed, noise)
+            if demo is None:
+                continue
+            task_ids.append(index)
+            seeds.append(case_seed)
+            starts.append(demo[0][0, PROPRIO_DIM:])
+            goals.append(demo[0][-1, PROPRIO_DIM:])
+            kept += 1
+        env.close()
+    return TestCases(np.asarray(task_ids, np.int32), np.asarray(seeds, np.int64), np.asarray(starts, np.float32),
+                     np.asarray(goals, np.float32))
+
+
+def state_hash(scene_state: np.ndarray) -> str:
+    return hashlib.sha256(np.round(np.asarray(scene_state, np.float64), 4).tobytes()).hexdigest()
+
+
+def leaked_cases(cases: TestCases, scene_states: np.ndarray) -> list[int]:
+    """Indices of the cases whose initial scene state occurs in a training log (by hash): must be empty."""
+    seen = {state_hash(s) for s in scene_states}
+    return [i for i, s in enumerate(cases.starts) if state_hash(s) in seen]
+
+
+def _perturb(env: PlayTableGoalEnv, obs: dict, distance: float, rng: np.random.Generator) -> dict:
+    """Move the open hand ``distance`` metres horizontally from its start, at travel height (scripted)."""
+    angle = rng.uniform(0, 2 * np.pi)
+    ee = obs["observation"][:3]
+    target = (float(ee[0] + distance * np.cos(angle)), float(ee[1] + distance * np.sin(angle)), HIGH)
+    follower = WaypointFollower([Waypoint((float(ee[0]), float(ee[1]), HIGH), 0.0, OPEN, 20),
+                                 Waypoint(target, 0.0, OPEN, 40)])
+    while not follower.done:
+        obs, *_ = env.step(follower.act(obs["observation"][:PROPRIO_DIM]))
+    return obs
+
+
+def run_case(policy: Any, env: PlayTableGoalEnv, cases: TestCases, i: int, deterministic: bool = True,
+             perturbation: float = 0.0, max_steps: int = MAX_STEPS) -> bool:
+    """Roll ``policy`` (SB3's ``predict`` signature, batch of one) out on case ``i``; the task's detector decides."""
+    task = T.TASKS[T.TASK_NAMES[int(cases.task_ids[i])]]
+    obs, _ = env.reset(seed=int(cases.seeds[i]), options={"goal": cases.goals[i]})
+    s0 = obs["achieved_goal"].copy()
+    if not np.allclose(s0, cases.starts[i], atol=1e-4):
+        raise RuntimeError(f"test case {i} ({task.name}, seed {cases.seeds[i]}) no longer resets to its stored "
+                           "initial state: the scene or reset changed since the cases were made; make them again")
+    if perturbation > 0:
+        obs = _perturb(env, obs, perturbation, np.random.default_rng(int(cases.seeds[i])))
+    state, start = None, np.ones(1, bool)
+    for _ in range(max_steps):
+        action, state = policy.predict({k: v[None] for k, v in obs.items()}, state, start, deterministic)
+        start = np.zeros(1, bool)
+        obs, _, terminated, _, _ = env.step(np.asarray(action).reshape(-1))
+        if task.success(s0, obs["achieved_goal"]):
+            return True
+        if terminated:
+            return False
+    return False
+
+
+def evaluate_cases(policy: Any, cases: TestCases, deterministic: bool = True, perturbation: float = 0.0,
+                   max_steps: int = MAX_STEPS, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Per-task success rates and their mean over tasks (each task weighs the same)."""
+    per_task: dict[str, list[bool]] = {}
+    for index in np.unique(cases.task_ids):
+        name = T.TASK_NAMES[int(index)]
+        env = PlayTableGoalEnv(task=name)
+        per_task[name] = [run_case(policy, env, cases, i, deterministic, perturbation, max_steps)
+                          for i in np.flatnonzero(cases.task_ids == index)]
+        env.close()
+        if progress is not None:
+            progress(f"{name}: {np.mean(per_task[name]):.2f}")
+    rates = {name: float(np.mean(v)) for name, v in per_task.items()}
+    return {"per_task": rates, "mean": float(np.mean(list(rates.values()))), "cases_per_task": len(cases) // len(rates),
+            "perturbation_m": perturbation, "max_steps": max_steps, "cases_sha256": cases.digest()}
+
+
+def format_suite(results: dict[str, dict[str, Any]]) -> str:
+    """The per-task table, one column per condition (e.g. "start pose", "perturbed 0.15 m")."""
+    names = list(results)
+    tasks = list(next(iter(results.values()))["per_task"])
+    width = max(len(t) for t in tasks + ["mean over tasks"])
+    lines = [f"{'task':<{width}}  " + "  ".join(f"{n:>16}" for n in names), "-" * (width + 18 * len(names))]
+    for task in tasks:
+        lines.append(f"{task:<{width}}  " + "  ".join(f"{results[n]['per_task'][task]:>16.2f}" for n in names))
+    lines.append(f"{'mean over tasks':<{width}}  " + "  ".join(f"{results[n]['mean']:>16.3f}" for n in names))
+    return "\n".join(lines)
