@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfgym import agents, env_factory, rewards, runs
+from selfgym import agents, env_factory, rewards, runs, skill_metrics
 from selfgym.config import parse_spec
 
 #: Dotted paths in these packages are installed library code, as safe to name as a registered
@@ -195,6 +195,8 @@ def format_table(summary: dict[str, Any]) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 20}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    if summary.get("task_suite"):
+        lines += ["", "Success per task (held-out test cases):", summary["task_suite"]["table"]]
     return "\n".join(lines)
 
 
@@ -259,12 +261,20 @@ def run_evaluation(run_dir: Path, n_episodes: int = 10, load_best: bool = False,
     fps = int(venv.metadata.get("render_fps") or 30)
     try:
         episodes = rollout(agent, venv, n_episodes, deterministic, frames)
+        skills = (skill_metrics.evaluate_skills(agent, venv, deterministic=deterministic)
+                  if skill_metrics.applies(agent, venv, config["env"]) else None)
     finally:
         venv.close()
     summary = summarize(episodes)
+    if skills is not None:  # a skill-conditioned agent: what each skill does to the blocks
+        summary["metrics"].update(skills["metrics"])
+        summary["skills"] = skills
     summary.update({"run": str(run_dir), "weights": folder.name, "env": config["env"], "agent": config["agent"],
                     "deterministic": deterministic, "num_timesteps": int(agent.num_timesteps),
                     "env_kwargs": config.get("env_kwargs") or {}})
+    suite = getattr(agent, "evaluate_task_suite", None)
+    if callable(suite):  # an agent with a task protocol (the play agents: the 18 PlayTable tasks) adds its table
+        summary["task_suite"] = suite(deterministic=deterministic)
     return Evaluation(summary, frames, fps)
 
 
@@ -272,6 +282,9 @@ def save_evaluation(evaluation: Evaluation, output: Path, video: str | None = No
     """Write the video (if asked) and the summary JSON, each atomically."""
     if video and evaluation.frames:
         evaluation.summary["video"] = str(write_video(video, evaluation.frames, fps=evaluation.fps))
+    if "skills" in evaluation.summary:
+        picture = skill_metrics.draw(evaluation.summary["skills"], Path(output).with_name("skills.png"))
+        evaluation.summary["skills_picture"] = str(picture)
     runs.atomic_write(Path(output), json.dumps(evaluation.summary, indent=1, default=float))
 
 
