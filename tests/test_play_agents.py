@@ -18,6 +18,10 @@ from selfgym.agents.play.networks import RecurrentPolicy, kl_diag_gaussians
 from selfgym.agents.play.offline import resolve_dataset
 from selfgym.agents.play_lmp import PlayLMPAgent
 from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
+from selfgym.envs.play_table.demos import collect_demos
+from selfgym.envs.play_table.heldout import TestCases, evaluate_cases, leaked_cases, make_test_cases
+from selfgym.envs.play_table.primitives import ScriptedExpert
+from selfgym.envs.play_table.tasks import TASK_NAMES
 
 OBS, GOAL, ACT = 37, 22, 7
 
@@ -239,3 +243,41 @@ def test_train_py_records_the_dataset_counts_gradient_steps_and_resumes(run_cli,
     missing = run_cli("train.py", *common, "-n", "10", "-params", "dataset:gone.npz", "collect:0")
     assert missing.returncode == 2 and "gone.npz not found. Make it with: python -m selfgym.envs.play_table.collect" in missing.stderr
     assert not (tmp_path / "logs" / "play_gcbc" / "selfgym-PlayTableGoal-v0_2").exists()
+
+
+# -- the 18-task protocol -------------------------------------------------------------------------
+class ExpertPolicy:
+    """The scripted expert behind SB3's predict signature: replans at an episode's start."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        if episode_start is not None and bool(episode_start[0]):
+            state = ScriptedExpert(self.task)
+        return state.act(observation["observation"][0])[None], state
+
+
+class StillPolicy:
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        return np.zeros((1, ACT), np.float32), state
+
+
+def test_heldout_cases_are_fixed_by_seed_reproducible_and_never_in_training_data(tmp_path):
+    tasks = ("open_drawer", "push_blue_button", "sweep_left")
+    cases = make_test_cases(2, tasks=tasks)
+    assert len(cases) == 6 and make_test_cases(2, tasks=tasks).digest() == cases.digest()
+    cases.save(tmp_path / "cases.npz")
+    assert TestCases.load(tmp_path / "cases.npz").digest() == cases.digest()
+    demos = collect_demos(2, tasks=tasks, progress=False)  # BC's training data, made the same way
+    assert leaked_cases(cases, demos["scene_states"]) == []
+    leaked = np.concatenate([demos["scene_states"], cases.starts[3:4]])
+    assert leaked_cases(cases, leaked) == [3]  # the check finds a case that did leak
+    # the task's detector decides: the expert from the stored start solves its cases, standing still does not
+    for task in tasks:
+        mine = TestCases(*(a[cases.task_ids == TASK_NAMES.index(task)] for a in
+                           (cases.task_ids, cases.seeds, cases.starts, cases.goals)))
+        assert evaluate_cases(ExpertPolicy(task), mine)["mean"] == 1.0
+        assert evaluate_cases(StillPolicy(), mine, max_steps=30)["mean"] == 0.0
+    moved = evaluate_cases(ExpertPolicy("push_blue_button"), cases, perturbation=0.15, max_steps=30)
+    assert moved["perturbation_m"] == 0.15 and set(moved["per_task"]) == set(tasks)

@@ -30,6 +30,7 @@ from selfgym.agents.base import TrainingHooks
 from selfgym.envs.play_table.collect import collect
 from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
 from selfgym.envs.play_table.demos import save_demos
+from selfgym.envs.play_table.heldout import evaluate_cases, format_suite, make_test_cases
 
 # dataset kind -> (what it is, the command that makes one)
 HOW_TO_MAKE = {
@@ -129,6 +130,10 @@ class OfflinePlayAgent:
         bins: discretisation of each action dimension over [-1, 1] (the paper's 256).
         grad_clip: global gradient-norm clip.
         log_interval: gradient steps per metrics.csv row.
+        suite_cases_per_task: held-out test cases per task in evaluate.py's 18-task table
+            (``envs/play_table/heldout.py``); 0 leaves the table out.
+        suite_perturbation: metres the hand is pushed from its start pose in the table's
+            robustness column (0: no such column).
     """
 
     dataset_kind = "play"
@@ -138,7 +143,8 @@ class OfflinePlayAgent:
                  reward_modules: list | None = None, dataset: str | None = None, dataset_sha256: str | None = None,
                  collect: float | None = None, window: int = 32, replan_every: int = 32, batch_size: int = 64,
                  learning_rate: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, bins: int = 256,
-                 grad_clip: float = 1.0, log_interval: int = 100) -> None:
+                 grad_clip: float = 1.0, log_interval: int = 100, suite_cases_per_task: int = 20,
+                 suite_perturbation: float = 0.15) -> None:
         space = env.observation_space
         if not (isinstance(space, gym.spaces.Dict) and {"observation", "desired_goal"} <= set(space.spaces)):
             raise ValueError(f"{type(self).__name__} acts in a goal env (Dict with 'observation' and 'desired_goal', "
@@ -151,6 +157,11 @@ class OfflinePlayAgent:
                             ("n_mixtures", n_mixtures), ("hidden", hidden), ("log_interval", log_interval)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(suite_cases_per_task, bool) or not isinstance(suite_cases_per_task, int) or suite_cases_per_task < 0:
+            raise ValueError(f"suite_cases_per_task must be a whole number >= 0, got {suite_cases_per_task!r}")
+        if not (isinstance(suite_perturbation, (int, float)) and 0.0 <= suite_perturbation <= 0.5):
+            raise ValueError(f"suite_perturbation must be in [0, 0.5] metres, got {suite_perturbation!r}")
+        self.suite_cases_per_task, self.suite_perturbation = suite_cases_per_task, float(suite_perturbation)
         if not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be a whole number >= 2, got {bins!r}")
         self.dataset, self.dataset_sha256, self.window, self.replan_every = dataset, dataset_sha256, window, replan_every
@@ -276,6 +287,18 @@ class OfflinePlayAgent:
         action = dist.mode() if deterministic else dist.sample()
         state["step"] += 1
         return action[:, 0].cpu().numpy().astype(np.float32), state
+
+    def evaluate_task_suite(self, deterministic: bool = True) -> dict[str, Any] | None:
+        """Lynch et al.'s protocol: per-task success on held-out expert test cases, from the start
+        pose and with the hand perturbed (evaluate.py prints the table, eval.json keeps it)."""
+        if self.suite_cases_per_task == 0:
+            return None
+        cases = make_test_cases(self.suite_cases_per_task)
+        results = {"start pose": evaluate_cases(self, cases, deterministic)}
+        if self.suite_perturbation > 0:
+            results[f"perturbed {self.suite_perturbation:g} m"] = evaluate_cases(
+                self, cases, deterministic, perturbation=self.suite_perturbation)
+        return {"results": results, "table": format_suite(results)}
 
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "normalizer": self.normalizer.state_dict(),
