@@ -231,7 +231,8 @@ def save_checkpoint(target: Path, state: dict[str, Any], meta: dict[str, Any]) -
         shutil.rmtree(tmp)
     try:
         tmp.mkdir()
-        torch.save(state, tmp / STATE_FILE)
+        with open(tmp / STATE_FILE, "wb") as f:  # closed even when torch.save fails: a full disk gets its space back
+            torch.save(state, f)
         meta = {"format": CHECKPOINT_FORMAT, **meta, "sha256": _sha256(tmp / STATE_FILE)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
         for f in (tmp / STATE_FILE, tmp / META_FILE):

@@ -320,8 +320,8 @@ def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dic
         _mark(run, "interrupted", None)
         raise
     except BaseException as exc:
-        _mark(run, "failed", exc)
-        raise RunFailed(_failure_message(run, exc)) from exc
+        marked = _mark(run, "failed", exc)
+        raise RunFailed(_failure_message(run, exc, marked)) from exc
     finally:
         if hooks is not None:
             hooks.close()
@@ -353,18 +353,28 @@ def _learn(run: "Run", hooks: RunHooks) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _mark(run: "Run", state: str, exc: BaseException | None) -> None:
+def _mark(run: "Run", state: str, exc: BaseException | None) -> bool:
     """status.json after an abnormal end, if it can still be written (a full disk may refuse)."""
     error = {} if exc is None else {"error": f"{type(exc).__name__}: {exc}"[:500]}
-    # a status already saying interrupted (Ctrl-C handled above) is kept
-    with contextlib.suppress(OSError):
+    try:
         runs.write_status(run.run_dir, state, num_timesteps=run.agent.num_timesteps, **error)
+    except OSError:
+        return False
+    return True
 
 
-def _failure_message(run: "Run", exc: BaseException) -> str:
-    """What failed, and what is left to resume from."""
+#: Below this many free bytes on the run's disk, a failure message says so (torch.save reports a
+#: full disk as "unexpected pos", not ENOSPC).
+_LOW_SPACE = 64 * 2**20
+
+
+def _failure_message(run: "Run", exc: BaseException, marked: bool) -> str:
+    """What failed, whether status.json says so, and what is left to resume from."""
     ckpts = runs.list_checkpoints(run.run_dir)
     left = (f"the last good checkpoint is {ckpts[-1][1].name}; resume with: python train.py -i {run.run_dir}"
             if ckpts else "no checkpoint was saved")
-    return (f"training {run.run_dir} stopped at step {run.agent.num_timesteps}: {type(exc).__name__}: {exc}. "
-            f"The run is marked failed; {left}")
+    status = "The run is marked failed in status.json" if marked else "status.json could not be updated either"
+    free = shutil.disk_usage(run.run_dir).free
+    disk = f" (the run's disk has only {free // 1024} KiB free)" if free < _LOW_SPACE else ""
+    return (f"training {run.run_dir} stopped at step {run.agent.num_timesteps}: {type(exc).__name__}: {exc}{disk}. "
+            f"{status}; {left}")

@@ -185,7 +185,7 @@ def test_a_full_disk_fails_the_run_cleanly_and_keeps_the_last_checkpoint(tmp_pat
     err = capsys.readouterr().err
     run = logs / "ppo" / "CartPole-v1_1"
     assert err.count("\n") == 1 and err.startswith("error: ") and "No space left on device" in err
-    assert "step_0000000128" in err and f"python train.py -i {run}" in err
+    assert "step_0000000128" in err and f"python train.py -i {run}" in err and "marked failed in status.json" in err
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "failed" and "No space left" in status["error"]
     assert [s for s, _ in runs.list_checkpoints(run)] == [64, 128]
@@ -202,6 +202,7 @@ def test_when_nothing_can_be_written_the_error_is_still_one_line(tmp_path, monke
     assert train_main([*TINY, "-n", "512", "--save-freq", "64", "-f", str(logs)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: training ") and err.count("\n") == 1 and "No space left on device" in err
+    assert "status.json could not be updated either" in err  # it says so rather than claim it
     run = logs / "ppo" / "CartPole-v1_1"
     steps = [s for s, _ in runs.list_checkpoints(run)]
     assert steps and runs.load_checkpoint(runs.checkpoint_dir(run, steps[-1]))
