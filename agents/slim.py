@@ -141,6 +141,12 @@ class SlimAgent:
             return np.eye(dim, dtype=np.float32)[torch.randint(dim, (n,), generator=generator).numpy()]
         return torch.randn(n, dim, generator=generator).numpy().astype(np.float32)
 
+    def skill_choices(self, n_continuous: int = 8) -> list[Any]:
+        """The skills evaluation rolls out: every category, or ``n_continuous`` fixed draws of z."""
+        if self.cfg.skill_type == "categorical":
+            return list(range(self.cfg.skill_dim))
+        return list(self.sample_skills(n_continuous, torch.Generator().manual_seed(12345)))
+
     def _inputs(self, obs: np.ndarray, skills: np.ndarray) -> torch.Tensor:
         flat = np.asarray(obs, np.float32).reshape(len(skills), -1)
         return torch.as_tensor(np.concatenate([flat, skills], axis=1), device=self.device)

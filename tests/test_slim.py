@@ -7,6 +7,7 @@ sees, after copying SLIM's weights into SB3's policy, so the reference is indepe
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
+from selfgym import skill_metrics
 from selfgym.agents import make_agent
 from selfgym.agents.slim import SlimAgent
 from selfgym.agents.slim_parts import combined_advantage, gae, normalize_per_stream
@@ -251,3 +253,66 @@ def test_object_reach_is_minus_the_distance_from_the_hand_to_the_nearer_block():
     module = make_reward("object_reach:max_distance=0.5")
     batch = TransitionBatch(obs=obs, actions=np.zeros((2, 7)), next_obs=obs, rewards=np.zeros(2), dones=np.zeros(2))
     np.testing.assert_allclose(module(batch), [-0.1, -0.5], atol=1e-6)
+
+
+# -- skill metrics -----------------------------------------------------------------------------------
+class _PushEnv:
+    """A one-env VecEnv stand-in with PlayTable's state layout: each step moves the cube by 5 cm
+    times the action; an episode is two steps, every reset puts the cube back."""
+
+    observation_space = gym.spaces.Box(-10, 10, (37,), np.float32)
+
+    def seed(self, seed):
+        self.start_y = 0.01 * seed
+
+    def reset(self):
+        self.obs, self.t = np.zeros((1, 37), np.float32), 0
+        self.obs[0, 15 + 16] = self.start_y  # cube y
+        return self.obs.copy()
+
+    def step(self, action):
+        self.obs[0, 15 + 15] += 0.05 * float(action[0])  # cube x
+        self.t += 1
+        info = {"reward_components": {"safety": -1.0 if action[0] > 0 else 0.0}}
+        if self.t < 2:
+            return self.obs.copy(), np.zeros(1), np.zeros(1, bool), [info]
+        info["terminal_observation"] = self.obs[0].copy()
+        return self.reset(), np.zeros(1), np.ones(1, bool), [info]
+
+
+class _SkillAgent:
+    eval_skill = None
+
+    def skill_choices(self):
+        return [0, 1, 2]
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        return np.array([float(self.eval_skill)]), state
+
+
+def test_skill_metrics_measure_what_each_skill_does_to_the_blocks(tmp_path: Path):
+    agent = _SkillAgent()
+    out = skill_metrics.evaluate_skills(agent, _PushEnv(), episodes_per_skill=2)
+    metrics = out["metrics"]
+    assert [s["displacement"] for s in out["per_skill"]] == pytest.approx([0.0, 0.1, 0.2])
+    assert metrics["skill_object_displacement"]["mean"] == pytest.approx(0.1)
+    assert metrics["skills_moving_object_5cm"]["mean"] == pytest.approx(2 / 3)  # 10 and 20 cm, not 0
+    assert metrics["skill_final_position_diversity"]["mean"] == pytest.approx((0.1 + 0.2 + 0.1) / 3)
+    assert metrics["safety_violations_per_episode"]["mean"] == pytest.approx((0 + 2 + 2) / 3)
+    assert agent.eval_skill is None
+    assert skill_metrics.draw(out, tmp_path / "skills.png").stat().st_size > 0
+
+
+def test_train_then_evaluate_a_slim_run_reports_skill_metrics(run_cli, tmp_path: Path):
+    result = run_cli("train.py", "--env", "selfgym/PlayTable-v0", "--agent", "slim", "--reward", "diayn:n_skills=3", "-n", "256",
+                     "--n-envs", "2", "-params", "n_steps:64", "n_epochs:1", "skill_dim:3", "--no-final-eval", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "logs" / "slim" / "selfgym-PlayTable-v0_1"
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    for column in ("stream_diayn_reward_mean", "stream_object_reach_value_loss", "stream_safety_reward_mean", "reward_diayn_loss"):
+        assert column in header, header
+    result = run_cli("evaluate.py", "--run", str(run), "-n", "1")
+    assert result.returncode == 0, result.stderr
+    assert "skills_moving_object_5cm" in result.stdout
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert len(evaluation["skills"]["per_skill"]) == 3 and (run / "skills.png").exists()

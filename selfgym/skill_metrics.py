@@ -1,0 +1,119 @@
+"""What skills do to objects: evaluate.py rolls out every skill of a skill-conditioned agent.
+
+Why: a skill-discovery agent's return says little (free play pays nothing); what matters is
+whether the skills move things and whether they differ. For PlayTable state observations
+(37 floats) each skill is rolled out ``episodes_per_skill`` times, episode j of every skill from
+the same start, and we report (SLIM's evaluation, Emukpere et al. 2024):
+
+* ``skill_object_displacement``: per skill, the mean over episodes of the largest 3-D
+  displacement of either block (start to end of episode), then mean and std over skills;
+* ``skills_moving_object_5cm``: the fraction of skills whose displacement exceeds 5 cm;
+* ``skill_final_position_diversity``: mean pairwise distance between the skills' mean final
+  block positions (both blocks, 6-D);
+* ``safety_violations_per_episode``: steps whose ``safety`` component is below 0.
+
+Grasp consistency is not measured yet. A skill-conditioned agent is one with an ``eval_skill``
+attribute and ``skill_choices()`` (the skills to roll out), as ``selfgym.agents.slim`` has.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecNormalize
+
+from selfgym import runs
+
+STATE_DIM = 37  # PlayTable's state observation: 15 proprioception + 22 scene floats
+MOVED = 0.05  # metres
+
+
+def applies(agent: Any, venv: Any, env_id: str) -> bool:
+    shape = getattr(venv.observation_space, "shape", None)
+    return hasattr(agent, "eval_skill") and hasattr(agent, "skill_choices") and "PlayTable" in env_id \
+        and shape == (STATE_DIM,)
+
+
+def object_positions(obs: np.ndarray) -> np.ndarray:
+    """(B, 2, 3) block positions; imported here because the layout lives beside pybullet, which
+    evaluating any other env must not import."""
+    from selfgym.rewards.play_table import object_positions as positions
+
+    return positions(obs)
+
+
+def _raw(venv: Any, obs: np.ndarray) -> np.ndarray:
+    obs = np.asarray(obs, np.float64).reshape(1, -1)
+    return venv.unnormalize_obs(obs) if isinstance(venv, VecNormalize) else obs
+
+
+def evaluate_skills(agent: Any, venv: Any, episodes_per_skill: int = 2, deterministic: bool = True,
+                    seed: int = 0) -> dict[str, Any]:
+    """Roll out each skill; returns ``{"metrics": {name: {mean, std}}, "per_skill": [...]}``.
+
+    Episode j of every skill starts from the same layout (reset seed ``seed + j``), so final
+    positions differ across skills because of the skills, not because of the start.
+    """
+    per_skill = []
+    try:
+        for skill in agent.skill_choices():
+            agent.eval_skill = skill
+            episodes = [_episode(agent, venv, seed + j, deterministic) for j in range(episodes_per_skill)]
+            per_skill.append({"skill": np.asarray(skill).tolist(),
+                              "displacement": float(np.mean([e["displacement"] for e in episodes])),
+                              "final_positions": [e["final"] for e in episodes],
+                              "violations_per_episode": float(np.mean([e["violations"] for e in episodes]))})
+    finally:
+        agent.eval_skill = None
+    displacement = np.array([s["displacement"] for s in per_skill])
+    finals = [np.mean(s["final_positions"], axis=0).ravel() for s in per_skill]
+    pairs = [float(np.linalg.norm(a - b)) for a, b in itertools.combinations(finals, 2)]
+    violations = np.array([s["violations_per_episode"] for s in per_skill])
+    metrics = {"skill_object_displacement": {"mean": float(displacement.mean()), "std": float(displacement.std())},
+               "skills_moving_object_5cm": {"mean": float((displacement > MOVED).mean()), "std": 0.0},
+               "skill_final_position_diversity": {"mean": float(np.mean(pairs)) if pairs else 0.0,
+                                                  "std": float(np.std(pairs)) if pairs else 0.0},
+               "safety_violations_per_episode": {"mean": float(violations.mean()), "std": float(violations.std())}}
+    return {"metrics": metrics, "per_skill": per_skill, "episodes_per_skill": int(episodes_per_skill)}
+
+
+def _episode(agent: Any, venv: Any, seed: int, deterministic: bool) -> dict[str, Any]:
+    venv.seed(seed)
+    obs, state, start, violations = venv.reset(), None, np.ones(1, bool), 0
+    first = object_positions(_raw(venv, obs))[0]
+    while True:
+        action, state = agent.predict(obs, state=state, episode_start=start, deterministic=deterministic)
+        obs, _, done, infos = venv.step(action)
+        violations += int(infos[0].get("reward_components", {}).get("safety", 0.0) < 0)
+        start = np.asarray(done, bool).reshape(1)
+        if done[0]:
+            last = object_positions(_raw(venv, infos[0]["terminal_observation"]))[0]
+            return {"displacement": float(np.linalg.norm(last - first, axis=1).max()), "final": last.tolist(),
+                    "violations": violations}
+
+
+def draw(skills: dict[str, Any], path: Path) -> Path:
+    """Top view of the desk: each block's final position per episode, coloured by skill."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    colours = plt.get_cmap("tab10")
+    for i, skill in enumerate(skills["per_skill"]):
+        finals = np.asarray(skill["final_positions"])  # (episodes, 2 blocks, 3)
+        for block, marker in ((0, "s"), (1, "o")):
+            ax.scatter(finals[:, block, 0], finals[:, block, 1], color=colours(i % 10), marker=marker,
+                       label=f"skill {i}" if block == 1 else None, alpha=0.8)
+    ax.set(xlabel="x (m)", ylabel="y (m)", title="final block positions per skill (square: long block, circle: cube)")
+    ax.title.set_fontsize(8)
+    ax.set_aspect("equal")
+    ax.legend(fontsize=6, loc="best")
+    with runs.atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)
