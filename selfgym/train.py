@@ -257,7 +257,7 @@ def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Pa
         raise UserError(str(exc)) from exc
     try:
         run = _open_run(config, run_dir, resume is not None)
-        return _train_locked(run, progress, final_eval, args_record)
+        return _train_locked(run, progress, final_eval, args_record, fresh=resume is None)
     finally:
         lock.release()
 
@@ -287,14 +287,23 @@ def _open_run(config: dict[str, Any], run_dir: Path, resuming: bool) -> "Run":
         return Run(config, run_dir, resume_state, wall_offset)
     except Exception as exc:
         if not resuming:  # never leave a half-made folder that looks like a run
-            shutil.rmtree(run_dir, ignore_errors=True)
-            with contextlib.suppress(OSError):  # nor the agent folder, if this run was all it held
-                run_dir.parent.rmdir()
+            _remove_new_run(run_dir)
         raise UserError(f"could not build the run: {type(exc).__name__}: {exc}") from exc
 
 
-def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dict[str, Any] | None) -> Path:
-    """Learn and save; any error marks the run failed (where status.json can still be written)."""
+def _remove_new_run(run_dir: Path) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # nor the agent folder, if this run was all it held
+        run_dir.parent.rmdir()
+
+
+def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dict[str, Any] | None,
+                  fresh: bool) -> Path:
+    """Learn and save; any error marks the run failed (where status.json can still be written).
+
+    A new run that fails before its first checkpoint has nothing to resume: its folder is removed,
+    so no failed run is left looking like one.
+    """
     config, run_dir = run.config, run.run_dir
     hooks: RunHooks | None = None
     start = time.time()
@@ -320,6 +329,10 @@ def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dic
         _mark(run, "interrupted", None)
         raise
     except BaseException as exc:
+        if fresh and not runs.list_checkpoints(run_dir):
+            _remove_new_run(run_dir)
+            raise RunFailed(f"training failed at step {run.agent.num_timesteps}, before its first checkpoint: "
+                            f"{type(exc).__name__}: {exc}; {run_dir} was removed (nothing to resume)") from exc
         marked = _mark(run, "failed", exc)
         raise RunFailed(_failure_message(run, exc, marked)) from exc
     finally:

@@ -235,3 +235,16 @@ def test_debug_shows_the_traceback(tmp_path):
 
     with pytest.raises(UserError, match="n_timesteps must be"):
         train_main([*TINY, "-n", "-5", "-f", str(tmp_path / "logs"), "--debug"])
+
+
+def broken_reward(obs, action, next_obs, info) -> float:
+    raise ZeroDivisionError("plug-in bug")
+
+
+def test_a_reward_plug_in_failing_at_step_one_leaves_no_run(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    assert train_main([*TINY, "-n", "128", "-f", str(logs), "--reward", f"{__name__}:broken_reward"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training failed at step 0, before its first checkpoint: ZeroDivisionError: plug-in bug")
+    assert err.count("\n") == 1 and "was removed (nothing to resume)" in err
+    assert no_run_folders(logs)
