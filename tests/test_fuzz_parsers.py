@@ -105,3 +105,7 @@ def test_calendar_answer_past_max_length_is_a_format_failure_with_its_reason():
     assert not decision.valid and "9031 characters" in decision.message and "8000" in decision.message
     assert calendar_text.parse_decision('prose {bad} then {"selected_event_to_accept": 2} trailing }', 5).accept == 2
     assert calendar_text.parse_decision("²", 5).message.startswith("unparsable answer")
+
+
+def test_the_calendar_parser_reads_exactly_the_action_space(calendar_env):
+    assert calendar_env.action_space.max_length == calendar_text.MAX_ANSWER_CHARS

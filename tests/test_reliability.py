@@ -248,3 +248,17 @@ def test_a_reward_plug_in_failing_at_step_one_leaves_no_run(tmp_path, capsys):
     assert err.startswith("error: training failed at step 0, before its first checkpoint: ZeroDivisionError: plug-in bug")
     assert err.count("\n") == 1 and "was removed (nothing to resume)" in err
     assert no_run_folders(logs)
+
+
+def test_checkpoints_carry_the_global_random_states(tmp_path):
+    """torch, numpy and Python RNGs survive a weights-only checkpoint: a resume draws the same numbers."""
+    import random
+
+    import numpy as np
+
+    from selfgym.train import load_rng_state, rng_state
+
+    folder = runs.save_checkpoint(tmp_path / "ckpt", {"rng": rng_state()}, {"num_timesteps": 0})
+    first = (torch.rand(3).tolist(), np.random.rand(3).tolist(), np.random.randn(), random.random())
+    load_rng_state(runs.load_checkpoint(folder)[0]["rng"])
+    assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), np.random.randn(), random.random()) == first
