@@ -79,7 +79,7 @@ class SlimAgent:
             self.actor = Actor(in_dim, env.action_space, list(cfg.net_arch), cfg.log_std_init).to(self.device)
             self.critics = StackedMLP(len(self.gammas), in_dim, list(cfg.net_arch)).to(self.device)
         params = [*self.actor.parameters(), *self.critics.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)  # SB3 PPO's Adam
+        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, foreach=True)  # SB3 PPO's Adam
         self.skill_gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         self.predict_gen = torch.Generator().manual_seed(1 if seed is None else int(seed) + 1)
         self.eval_skill: Any = None

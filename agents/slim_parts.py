@@ -165,8 +165,8 @@ class Actor(nn.Module):
     def dist(self, x: torch.Tensor) -> torch.distributions.Distribution:
         out = self.net(x)
         if self.discrete:
-            return torch.distributions.Categorical(logits=out)
-        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
+            return torch.distributions.Categorical(logits=out, validate_args=False)
+        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
 
     def log_prob_entropy(self, x: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dist = self.dist(x)
@@ -231,11 +231,13 @@ def clip_grad_per_network_(actor: nn.Module, critics: StackedMLP, max_norm: floa
     Why not one global norm (SB3): a stream on a large scale has large critic gradients, and a
     global clip would shrink the actor's step with them; clipped apart, it cannot.
     """
-    nn.utils.clip_grad_norm_(actor.parameters(), max_norm)
-    grads = [p.grad for p in critics.parameters() if p.grad is not None]
-    if not grads:
-        return
-    norms = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads))  # (K,)
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    actor_grads = [p.grad for p in actor.parameters() if p.grad is not None]
+    critic_grads = [p.grad for p in critics.parameters() if p.grad is not None]
+    if actor_grads:
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(actor_grads)))
+        torch._foreach_mul_(actor_grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
+    if critic_grads:
+        norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in critic_grads]).sum(0).sqrt()  # (K,)
+        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in critic_grads:
+            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
