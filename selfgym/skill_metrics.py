@@ -50,7 +50,7 @@ def _raw(venv: Any, obs: np.ndarray) -> np.ndarray:
     return venv.unnormalize_obs(obs) if isinstance(venv, VecNormalize) else obs
 
 
-def evaluate_skills(agent: Any, venv: Any, episodes_per_skill: int = 2, deterministic: bool = True,
+def evaluate_skills(agent: Any, venv: Any, episodes_per_skill: int = 5, deterministic: bool = True,
                     seed: int = 0) -> dict[str, Any]:
     """Roll out each skill; returns ``{"metrics": {name: {mean, std}}, "per_skill": [...]}``.
 
