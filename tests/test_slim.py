@@ -316,3 +316,18 @@ def test_train_then_evaluate_a_slim_run_reports_skill_metrics(run_cli, tmp_path:
     assert "skills_moving_object_5cm" in result.stdout
     evaluation = json.loads((run / "eval.json").read_text())
     assert len(evaluation["skills"]["per_skill"]) == 3 and (run / "skills.png").exists()
+
+
+def test_diayn_on_an_object_centric_slice_ignores_the_arm():
+    module = make_reward("diayn:n_skills=3,obs_slice=[15,37]")
+    module.setup(gym.spaces.Box(-10, 10, (37 + 3,), np.float32), gym.spaces.Box(-1, 1, (7,), np.float32))
+    assert module.nets["discriminator"][0].in_features == 22  # PlayTable's scene state only
+    obs = np.zeros((4, 40), np.float32)
+    obs[:, 37 + 1] = 1.0  # skill 1
+    moved_arm = obs.copy()
+    moved_arm[:, :15] = 0.3
+    rewards = [module(TransitionBatch(obs=o, actions=np.zeros((4, 7)), next_obs=o, rewards=np.zeros(4), dones=np.zeros(4)))
+               for o in (obs, moved_arm)]
+    np.testing.assert_array_equal(rewards[0], rewards[1])
+    with pytest.raises(ValueError, match="obs_slice"):
+        make_reward("diayn:n_skills=3,obs_slice=[15,45]").setup(gym.spaces.Box(-10, 10, (40,), np.float32), None)
