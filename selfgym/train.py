@@ -230,7 +230,10 @@ def _validate(config: dict[str, Any]) -> None:
 
 
 class RunFailed(Exception):
-    """Training stopped on an error after the run folder existed; status.json says "failed"."""
+    """Training stopped on an error after the run folder existed (a full disk, a plug-in bug).
+
+    Its message says whether status.json could be marked failed, and what is left to resume from.
+    """
 
 
 def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Path | None = None,
