@@ -123,14 +123,20 @@ class SlimAgent:
                                  f"categorical and skill_dim: {n_skills} (now {cfg.skill_type}, {cfg.skill_dim})")
         return streams, {s: modules[s] for s in streams if s in modules}, components
 
-    def _stream_rewards(self, batch: TransitionBatch, comp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """(T, N, K) rewards of every stream, in ``self.streams`` order."""
-        out = np.zeros((*shape, len(self.streams)), np.float32)
+    def _step_rewards(self, batch: TransitionBatch, infos: list[dict[str, Any]]) -> np.ndarray:
+        """(N, K) rewards of this step: env components and non-learned modules now (after ``watch``,
+        as ``selfgym.rewards.sb3`` does); learned modules stay NaN until the rollout ends."""
+        for module in self.modules.values():
+            module.watch(batch)
+        out = np.full((len(infos), len(self.streams)), np.nan, np.float32)
         for k, name in enumerate(self.streams):
-            if name in self.modules:
-                out[..., k] = self.modules[name](batch).reshape(shape)
-            else:
-                out[..., k] = comp[..., self.components.index(name)]
+            module = self.modules.get(name)
+            if module is None:
+                out[:, k] = [info.get("reward_components", {}).get(name, np.nan) for info in infos]
+                if np.isnan(out[:, k]).any():
+                    raise ValueError(f"slim: the env stopped reporting reward component {name!r}")
+            elif not module.learned:
+                out[:, k] = module(batch)
         return out
 
     # -- skills and acting -------------------------------------------------------------------------
@@ -191,7 +197,7 @@ class SlimAgent:
     def _collect(self, hooks: TrainingHooks) -> dict[str, Any] | None:
         cfg, n_envs, steps = self.cfg, self.env.num_envs, self.cfg.n_steps
         skill_idx = lambda s: s.argmax(1) if cfg.skill_type == "categorical" else np.zeros(len(s), np.int64)  # noqa: E731
-        buf: dict[str, list] = {k: [] for k in ("x", "actions", "log_probs", "values", "starts", "boot", "comp",
+        buf: dict[str, list] = {k: [] for k in ("x", "actions", "log_probs", "values", "starts", "boot", "fixed",
                                                 "obs", "next_obs", "skills", "rewards", "dones", "infos")}
         for _ in range(steps):
             x = self._inputs(self._last_obs, self._skills)
@@ -213,12 +219,15 @@ class SlimAgent:
                     boot[i] = self.gammas * v_end
                 if "episode" in infos[i]:
                     self._episode_returns.append(float(infos[i]["episode"]["r"]))
+            last_obs = np.asarray(self._last_obs, np.float32).reshape(n_envs, -1)
+            step = TransitionBatch(obs=np.concatenate([last_obs, self._skills], 1), actions=actions,
+                                   next_obs=np.concatenate([next_obs, self._skills], 1), rewards=np.asarray(rewards, np.float32),
+                                   dones=dones, infos=infos, extras={"skill": skill_idx(self._skills)}, n_envs=n_envs)
             for key, value in (("x", x), ("actions", actions), ("log_probs", log_prob), ("values", values),
                                ("starts", self._last_starts), ("boot", boot), ("skills", self._skills.copy()),
-                               ("obs", np.asarray(self._last_obs, np.float32).reshape(n_envs, -1)),
-                               ("next_obs", next_obs), ("rewards", rewards), ("dones", dones), ("infos", infos)):
+                               ("obs", last_obs), ("next_obs", next_obs), ("rewards", rewards), ("dones", dones),
+                               ("infos", infos), ("fixed", self._step_rewards(step, infos))):
                 buf[key].append(value)
-            buf["comp"].append([[info.get("reward_components", {}).get(c, np.nan) for c in self.components] for info in infos])
             self._last_obs, self._last_starts = obs, dones.astype(np.float32)
             if dones.any():
                 self._skills = self._skills.copy()
@@ -231,19 +240,19 @@ class SlimAgent:
             next_obs=np.concatenate([np.concatenate(buf["next_obs"]), skills], 1),
             rewards=np.concatenate(buf["rewards"]).astype(np.float32), dones=np.concatenate(buf["dones"]),
             infos=[info for step in buf["infos"] for info in step], extras={"skill": skill_idx(skills)}, n_envs=n_envs)
-        comp = np.asarray(buf["comp"], np.float32).reshape(steps, n_envs, len(self.components))
-        if np.isnan(comp).any():
-            raise ValueError(f"slim: the env stopped reporting reward component(s) {self.components} in some steps")
         with torch.no_grad():
             last_values = self.critics(self._inputs(self._last_obs, self._skills)).cpu().numpy()
-        return {"batch": batch, "comp": comp, "x": torch.cat(buf["x"]), "actions": torch.as_tensor(batch.actions),
+        return {"batch": batch, "fixed": np.stack(buf["fixed"]), "x": torch.cat(buf["x"]), "actions": torch.as_tensor(batch.actions),
                 "log_probs": torch.cat(buf["log_probs"]), "values": np.stack(buf["values"]),
                 "starts": np.stack(buf["starts"]), "boot": np.stack(buf["boot"]), "last_values": last_values,
                 "last_starts": self._last_starts.copy()}
 
     def _train(self, rollout: dict[str, Any]) -> None:
         cfg, (steps, n_envs) = self.cfg, rollout["starts"].shape
-        streams = self._stream_rewards(rollout["batch"], rollout["comp"], (steps, n_envs))
+        streams = rollout["fixed"].copy()  # (T, N, K); learned modules are computed now, over the rollout
+        for k, name in enumerate(self.streams):
+            if name in self.modules and self.modules[name].learned:
+                streams[..., k] = self.modules[name](rollout["batch"]).reshape(steps, n_envs)
         rewards = streams @ self.weights.numpy()[:, None] if cfg.critic == "summed" else streams
         advantages, returns = gae(rewards + rollout["boot"], rollout["values"], rollout["starts"], rollout["last_values"],
                                   rollout["last_starts"], self.gammas, self.lambdas)

@@ -4,8 +4,9 @@ Same batch (``n_steps * n_envs`` transitions), same network width (64-64 tanh ac
 critic), same epochs and minibatch size, one torch thread. Timed per update:
 
 * SB3: ``RolloutBuffer.compute_returns_and_advantage`` + ``PPO.train()`` on a filled buffer;
-* SLIM: ``SlimAgent._train`` on a rollout of the same size: the stream rewards (K cheap,
-  non-learned streams), per-stream GAE, the PPO epochs with K critics.
+* SLIM: ``SlimAgent._train`` on a rollout of the same size: per-stream GAE over K streams
+  (non-learned streams are computed during collection, as SB3's rewards are), the PPO epochs
+  with K critics.
 
 Rounds alternate SB3 and SLIM; we report medians and the ratio. The target is SLIM <= 1.3x SB3.
 
@@ -85,7 +86,7 @@ def slim_update(n_streams: int, n_envs: int, n_steps: int, batch_size: int, n_ep
         actions = torch.as_tensor(rng.normal(size=(size, 1)), dtype=torch.float32)
         batch = TransitionBatch(obs=x.numpy(), actions=actions.numpy(), next_obs=x.numpy(),
                                 rewards=rng.normal(size=size).astype(np.float32), dones=np.zeros(size, bool), n_envs=n_envs)
-        agent._train({"batch": batch, "comp": np.zeros((n_steps, n_envs, 0), np.float32), "x": x, "actions": actions,
+        agent._train({"batch": batch, "fixed": rng.normal(size=(n_steps, n_envs, n_streams)).astype(np.float32), "x": x, "actions": actions,
                       "log_probs": torch.as_tensor(rng.normal(size=size) - 1.0, dtype=torch.float32),
                       "values": rng.normal(size=(n_steps, n_envs, n_streams)).astype(np.float32),
                       "starts": np.zeros((n_steps, n_envs), np.float32), "boot": np.zeros((n_steps, n_envs, n_streams), np.float32),
