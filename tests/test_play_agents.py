@@ -225,7 +225,8 @@ def test_train_py_records_the_dataset_counts_gradient_steps_and_resumes(run_cli,
     log = write_log(tmp_path / "play.npz", [120, 90])
     common = ["--env", "selfgym/PlayTableGoal-v0", "--agent", "play_gcbc", "--seed", "0", "--eval-freq", "0",
               "--no-final-eval", "--save-freq", "10"]
-    small = ["-params", "dataset:play.npz", "hidden:16", "batch_size:8", "window:8", "log_interval:5"]
+    small = ["-params", "dataset:play.npz", "hidden:16", "batch_size:8", "window:8", "log_interval:5",
+             "suite_log_every:20", "suite_log_cases:1"]
     done = run_cli("train.py", *common, "-n", "10", *small)
     assert done.returncode == 0, done.stderr
     run = tmp_path / "logs" / "play_gcbc" / "selfgym-PlayTableGoal-v0_1"
@@ -234,11 +235,15 @@ def test_train_py_records_the_dataset_counts_gradient_steps_and_resumes(run_cli,
     assert config["hyperparams"]["dataset_sha256"] == resolve_dataset("x", "play", {"dataset": str(log)})["dataset_sha256"]
     header, *rows = (run / "metrics.csv").read_text().splitlines()
     assert "train_nll" in header.split(",") and [r.split(",")[0] for r in rows] == ["5", "10"]
-    resumed = run_cli("train.py", "-i", str(run), "-n", "20")
+    resumed = run_cli("train.py", "-i", str(run), "-n", "20", "--no-final-eval")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "status.json").read_text())["num_timesteps"] == 20
+    header, *rows = (run / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["5", "10", "15", "20"]
+    columns = dict(zip(header.split(","), rows[-1].split(",")))  # per-task success on held-out cases at step 20
+    assert {f"suite_{task}" for task in TASK_NAMES} <= set(columns) and 0.0 <= float(columns["suite_mean_success"]) <= 1.0
     write_log(log, [120, 90], seed=5)  # the dataset changes under the run
-    refused = run_cli("train.py", "-i", str(run), "-n", "30")
+    refused = run_cli("train.py", "-i", str(run), "-n", "30", "--no-final-eval")
     assert refused.returncode == 2 and "changed since this run recorded it" in refused.stderr
     missing = run_cli("train.py", *common, "-n", "10", "-params", "dataset:gone.npz", "collect:0")
     assert missing.returncode == 2 and "gone.npz not found. Make it with: python -m selfgym.envs.play_table.collect" in missing.stderr

@@ -30,7 +30,7 @@ from selfgym.agents.base import TrainingHooks
 from selfgym.envs.play_table.collect import collect
 from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
 from selfgym.envs.play_table.demos import save_demos
-from selfgym.envs.play_table.heldout import evaluate_cases, format_suite, make_test_cases
+from selfgym.envs.play_table.heldout import TestCases, evaluate_cases, format_suite, make_test_cases
 
 # dataset kind -> (what it is, the command that makes one)
 HOW_TO_MAKE = {
@@ -134,6 +134,10 @@ class OfflinePlayAgent:
             (``envs/play_table/heldout.py``); 0 leaves the table out.
         suite_perturbation: metres the hand is pushed from its start pose in the table's
             robustness column (0: no such column).
+        suite_log_every: every this many gradient steps, score the policy on
+            ``suite_log_cases`` held-out cases per task (start pose) and log per-task success
+            in metrics.csv (``suite_<task>``, ``suite_mean_success``); 0 never.
+        suite_log_cases: cases per task for ``suite_log_every`` (the first of the held-out set).
     """
 
     dataset_kind = "play"
@@ -144,7 +148,7 @@ class OfflinePlayAgent:
                  collect: float | None = None, window: int = 32, replan_every: int = 32, batch_size: int = 64,
                  learning_rate: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, bins: int = 256,
                  grad_clip: float = 1.0, log_interval: int = 100, suite_cases_per_task: int = 20,
-                 suite_perturbation: float = 0.15) -> None:
+                 suite_perturbation: float = 0.15, suite_log_every: int = 0, suite_log_cases: int = 3) -> None:
         space = env.observation_space
         if not (isinstance(space, gym.spaces.Dict) and {"observation", "desired_goal"} <= set(space.spaces)):
             raise ValueError(f"{type(self).__name__} acts in a goal env (Dict with 'observation' and 'desired_goal', "
@@ -162,6 +166,11 @@ class OfflinePlayAgent:
         if not (isinstance(suite_perturbation, (int, float)) and 0.0 <= suite_perturbation <= 0.5):
             raise ValueError(f"suite_perturbation must be in [0, 0.5] metres, got {suite_perturbation!r}")
         self.suite_cases_per_task, self.suite_perturbation = suite_cases_per_task, float(suite_perturbation)
+        for name, value in (("suite_log_every", suite_log_every), ("suite_log_cases", suite_log_cases)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        self.suite_log_every, self.suite_log_cases = suite_log_every, suite_log_cases
+        self._log_cases: TestCases | None = None
         if not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be a whole number >= 2, got {bins!r}")
         self.dataset, self.dataset_sha256, self.window, self.replan_every = dataset, dataset_sha256, window, replan_every
@@ -241,11 +250,25 @@ class OfflinePlayAgent:
             self.num_timesteps += 1
             for key, value in numbers.items():
                 sums[key] = sums.get(key, 0.0) + value
+            if self.suite_log_every and self.num_timesteps % self.suite_log_every == 0:
+                self._log_suite()
             if self.num_timesteps % self.log_interval == 0:
                 self._log(sums, (self.num_timesteps - steps_at_start) / max(time.time() - start, 1e-9))
                 sums = {}
             if not hooks.on_step(self.num_timesteps):
                 break
+
+    def _log_suite(self) -> None:
+        """Per-task success on a few held-out cases, into the next metrics.csv row."""
+        if self.logger is None or self.suite_log_cases == 0:
+            return
+        if self._log_cases is None:
+            self._log_cases = make_test_cases(self.suite_log_cases)
+        result = evaluate_cases(self, self._log_cases, deterministic=True)
+        for task, rate in result["per_task"].items():
+            self.logger.record(f"suite/{task}", rate)
+        self.logger.record("suite/mean_success", result["mean"])
+        self.model.train()
 
     def _log(self, sums: dict[str, float], steps_per_s: float) -> None:
         if self.logger is None:
