@@ -185,7 +185,37 @@ def write_results(results: dict) -> None:
                          f"{', '.join(f'{v:.3f}' for v in s['seeds'])} |")
         lines += ["", *(f"- {claim}: {c['verdict']} (difference 95% CI [{c['ci95'][0]:.3f}, {c['ci95'][1]:.3f}])"
                         for claim, c in summary["claims"].items()), ""]
+    lines += per_task_table(results) + data_curve(results)
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def per_task_table(results: dict) -> list[str]:
+    """Success per task, mean over each agent's seeds, for every condition."""
+    main_runs = {tag: r for tag, r in results["runs"].items() if "results" in r and tag.rsplit("_s", 1)[0] in AGENTS}
+    if not main_runs:
+        return []
+    conditions = list(next(iter(main_runs.values()))["results"])
+    tasks = list(next(iter(main_runs.values()))["results"][conditions[0]]["per_task"])
+    header = [f"{agent} {condition}" for condition in conditions for agent in AGENTS]
+    lines = ["## Per task (mean over seeds)", "", "| task | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for task in tasks:
+        cells = []
+        for condition in conditions:
+            for agent in AGENTS:
+                rates = [r["results"][condition]["per_task"][task] for tag, r in main_runs.items() if r["agent"] == agent]
+                cells.append(f"{np.mean(rates):.2f}" if rates else "-")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def data_curve(results: dict) -> list[str]:
+    """Play-LMP seed 0: mean success against hours of play."""
+    lines = ["## Play-LMP against hours of play (seed 0)", "", "| hours | condition | mean success |", "|---|---|---|"]
+    for hours in HOURS:
+        run = results["runs"].get("play_lmp_s0" if hours == 1.0 else f"play_lmp_{hours:g}h_s0", {})
+        for condition, r in run.get("results", {}).items():
+            lines.append(f"| {hours:g} | {condition} | {r['mean']:.3f} |")
+    return lines + [""]
 
 
 def main() -> None:
