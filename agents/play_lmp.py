@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from selfgym.agents.play.networks import PlanProposer, PlanRecognizer, RecurrentPolicy, kl_diag_gaussians
 from selfgym.agents.play.offline import OfflinePlayAgent
+from selfgym.envs.play_table.heldout import TestCases, start_observations
+from selfgym.envs.play_table.tasks import TASK_NAMES
 
 
 class LMPModel(nn.Module):
@@ -69,3 +72,17 @@ class PlayLMPAgent(OfflinePlayAgent):
     def propose(self, obs: torch.Tensor, goal: torch.Tensor, deterministic: bool) -> torch.Tensor:
         mu_p, log_std_p = self.model.proposer(obs, goal)
         return mu_p if deterministic else mu_p + torch.exp(log_std_p) * torch.randn_like(mu_p)
+
+    @torch.no_grad()
+    def describe_cases(self, cases: TestCases) -> dict[str, Any]:
+        """The plan space (the paper's figure): the proposer's mean plan for every test case,
+        projected to 2-D by PCA, with the case's task; the paper's plans cluster by task."""
+        obs = self.normalizer(torch.as_tensor(start_observations(cases), device=self.device))
+        goal = self.normalize_goal(torch.as_tensor(cases.goals, device=self.device))
+        means = self.model.proposer(obs, goal)[0].cpu().numpy().astype(np.float64)
+        centred = means - means.mean(0)
+        _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+        share = singular ** 2 / max(float((singular ** 2).sum()), 1e-12)
+        return {"plan_pca": {"tasks": [TASK_NAMES[int(i)] for i in cases.task_ids],
+                             "xy": (centred @ axes[:2].T).round(4).tolist(),
+                             "explained_variance": share[:2].round(4).tolist()}}

@@ -173,6 +173,26 @@ def run_all(work: Path, parallel: int) -> dict:
     return results
 
 
+def plot_plan_space(plan_pca: dict, path: Path) -> None:
+    """The paper's figure: Play-LMP's proposed plans for the test cases in 2-D, one colour per task."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xy, tasks = np.array(plan_pca["xy"]), np.array(plan_pca["tasks"])
+    fig, ax = plt.subplots(figsize=(8, 6))
+    cmap = plt.get_cmap("tab20")
+    for i, task in enumerate(dict.fromkeys(tasks)):
+        ax.scatter(*xy[tasks == task].T, s=14, color=cmap(i % 20), label=task)
+    ax.set_xlabel(f"PC 1 ({plan_pca['explained_variance'][0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({plan_pca['explained_variance'][1]:.0%})")
+    ax.set_title("Play-LMP proposer means of the held-out test cases (PCA)")
+    ax.legend(fontsize=6, ncol=2, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_results(results: dict) -> None:
     OUT.parent.mkdir(exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=1))
@@ -187,6 +207,8 @@ def write_results(results: dict) -> None:
                         for claim, c in summary["claims"].items()), ""]
     lines += per_task_table(results) + data_curve(results)
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    if "plan_pca" in results["runs"].get("play_lmp_s0", {}):
+        plot_plan_space(results["runs"]["play_lmp_s0"]["plan_pca"], OUT.parent / "play_lmp_plan_space.png")
 
 
 def per_task_table(results: dict) -> list[str]:

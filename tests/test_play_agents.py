@@ -286,3 +286,14 @@ def test_heldout_cases_are_fixed_by_seed_reproducible_and_never_in_training_data
         assert evaluate_cases(StillPolicy(), mine, max_steps=30)["mean"] == 0.0
     moved = evaluate_cases(ExpertPolicy("push_blue_button"), cases, perturbation=0.15, max_steps=30)
     assert moved["perturbation_m"] == 0.15 and set(moved["per_task"]) == set(tasks)
+
+
+def test_play_lmp_reports_its_plan_space_for_the_test_cases(tmp_path):
+    agent = PlayLMPAgent(GoalSpaces(), seed=0, dataset=str(write_log(tmp_path / "p.npz", [100])), hidden=16,
+                         latent_dim=4, batch_size=4)
+    cases = make_test_cases(2, tasks=("open_drawer", "push_blue_button"))
+    pca = agent.describe_cases(cases)["plan_pca"]
+    assert pca["tasks"] == ["open_drawer"] * 2 + ["push_blue_button"] * 2
+    xy = np.array(pca["xy"])
+    assert xy.shape == (4, 2) and np.allclose(xy.mean(0), 0, atol=1e-3) and xy.std() > 0
+    assert 0 < sum(pca["explained_variance"]) <= 1.0 + 1e-6

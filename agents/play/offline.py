@@ -321,7 +321,11 @@ class OfflinePlayAgent:
         if self.suite_perturbation > 0:
             results[f"perturbed {self.suite_perturbation:g} m"] = evaluate_cases(
                 self, cases, deterministic, perturbation=self.suite_perturbation)
-        return {"results": results, "table": format_suite(results)}
+        return {"results": results, "table": format_suite(results), **self.describe_cases(cases)}
+
+    def describe_cases(self, cases: TestCases) -> dict[str, Any]:
+        """More about the test cases for eval.json (Play-LMP: its plan space); nothing by default."""
+        return {}
 
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "normalizer": self.normalizer.state_dict(),

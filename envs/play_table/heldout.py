@@ -99,6 +99,17 @@ def leaked_cases(cases: TestCases, scene_states: np.ndarray) -> list[int]:
     return [i for i, s in enumerate(cases.starts) if state_hash(s) in seen]
 
 
+def start_observations(cases: TestCases) -> np.ndarray:
+    """The full observation (proprioception + scene) each case starts from, (N, 37)."""
+    out = np.zeros((len(cases), PROPRIO_DIM + cases.starts.shape[1]), np.float32)
+    for index in np.unique(cases.task_ids):
+        env = PlayTableGoalEnv(task=T.TASK_NAMES[int(index)])
+        for i in np.flatnonzero(cases.task_ids == index):
+            out[i] = env.reset(seed=int(cases.seeds[i]), options={"goal": cases.goals[i]})[0]["observation"]
+        env.close()
+    return out
+
+
 def _perturb(env: PlayTableGoalEnv, obs: dict, distance: float, rng: np.random.Generator) -> dict:
     """Move the open hand ``distance`` metres horizontally from its start, at travel height (scripted)."""
     angle = rng.uniform(0, 2 * np.pi)
