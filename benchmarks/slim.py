@@ -36,7 +36,7 @@ ARMS = {
     "diayn": ["--agent", "slim", "-params", "weights:{'diayn': 1.0}"],
 }
 MEASURES = ("skills_moving_object_5cm", "skill_object_displacement", "skill_final_position_diversity",
-            "safety_violations_per_episode")
+            "safety_violations_per_episode", "skill_grasp_rate")  # the last is exploratory (protocol amendment 2)
 
 
 def commands(arm: str, seed: int, budget: int, logs: Path) -> tuple[list[str], Path]:

@@ -25,6 +25,11 @@ def object_positions(obs: np.ndarray) -> np.ndarray:
     return np.stack([obs[:, s] for s in _OBJECTS], axis=1)
 
 
+def hand(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 3) end-effector positions and (B,) gripper widths (0 closed .. 0.08 m open)."""
+    return obs[:, _EE], obs[:, PROPRIO_KEYS["gripper_width"]].reshape(-1)
+
+
 class ObjectReach(RewardModule):
     """``-min_i |ee - object_i|`` (metres) after the step: the nearer block pulls the hand.
 

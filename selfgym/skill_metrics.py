@@ -10,9 +10,14 @@ the same start, and we report (SLIM's evaluation, Emukpere et al. 2024):
 * ``skills_moving_object_5cm``: the fraction of skills whose displacement exceeds 5 cm;
 * ``skill_final_position_diversity``: mean pairwise distance between the skills' mean final
   block positions (both blocks, 6-D);
-* ``safety_violations_per_episode``: steps whose ``safety`` component is below 0.
+* ``safety_violations_per_episode``: steps whose ``safety`` component is below 0;
+* ``skill_grasp_rate``: per skill, the fraction of its episodes with a grasp (at some step a
+  block is within 6 cm of the hand, 4 cm above its start height, and the gripper is narrower
+  than 7 cm: our detector, not the paper's), mean over skills;
+* ``skill_grasp_consistency`` (only when some skill grasps): over the skills that grasp at
+  least once, the mean fraction of their episodes that grasp (1: a grasping skill always does).
 
-Grasp consistency is not measured yet. A skill-conditioned agent is one with an ``eval_skill``
+A skill-conditioned agent is one with an ``eval_skill``
 attribute and ``skill_choices()`` (the skills to roll out), as ``selfgym.agents.slim`` has.
 """
 
@@ -29,6 +34,7 @@ from selfgym import runs
 
 STATE_DIM = 37  # PlayTable's state observation: 15 proprioception + 22 scene floats
 MOVED = 0.05  # metres
+GRASP_REACH, GRASP_LIFT, GRASP_WIDTH = 0.06, 0.04, 0.07  # metres: block near the hand, raised, gripper closed on it
 
 
 def applies(agent: Any, venv: Any, env_id: str) -> bool:
@@ -37,12 +43,26 @@ def applies(agent: Any, venv: Any, env_id: str) -> bool:
         and shape == (STATE_DIM,)
 
 
-def object_positions(obs: np.ndarray) -> np.ndarray:
-    """(B, 2, 3) block positions; imported here because the layout lives beside pybullet, which
+def _play_table() -> Any:
+    """PlayTable's observation layout, imported here because it lives beside pybullet, which
     evaluating any other env must not import."""
-    from selfgym.rewards.play_table import object_positions as positions
+    from selfgym.rewards import play_table
 
-    return positions(obs)
+    return play_table
+
+
+def object_positions(obs: np.ndarray) -> np.ndarray:
+    """(B, 2, 3) block positions from raw state observations."""
+    return _play_table().object_positions(obs)
+
+
+def grasping(obs: np.ndarray, start: np.ndarray) -> bool:
+    """A block held: near the hand, raised above its start height, gripper closed on it."""
+    blocks = object_positions(obs)[0]
+    ee, width = _play_table().hand(obs)
+    near = np.linalg.norm(blocks - ee[0], axis=1) < GRASP_REACH
+    lifted = blocks[:, 2] - start[:, 2] > GRASP_LIFT
+    return bool(width[0] < GRASP_WIDTH and np.any(near & lifted))
 
 
 def _raw(venv: Any, obs: np.ndarray) -> np.ndarray:
@@ -64,6 +84,7 @@ def evaluate_skills(agent: Any, venv: Any, episodes_per_skill: int = 5, determin
             episodes = [_episode(agent, venv, seed + j, deterministic) for j in range(episodes_per_skill)]
             per_skill.append({"skill": np.asarray(skill).tolist(),
                               "displacement": float(np.mean([e["displacement"] for e in episodes])),
+                              "grasp_rate": float(np.mean([e["grasped"] for e in episodes])),
                               "final_positions": [e["final"] for e in episodes],
                               "violations_per_episode": float(np.mean([e["violations"] for e in episodes]))})
     finally:
@@ -77,22 +98,28 @@ def evaluate_skills(agent: Any, venv: Any, episodes_per_skill: int = 5, determin
                "skill_final_position_diversity": {"mean": float(np.mean(pairs)) if pairs else 0.0,
                                                   "std": float(np.std(pairs)) if pairs else 0.0},
                "safety_violations_per_episode": {"mean": float(violations.mean()), "std": float(violations.std())}}
+    grasp = np.array([s["grasp_rate"] for s in per_skill])
+    metrics["skill_grasp_rate"] = {"mean": float(grasp.mean()), "std": float(grasp.std())}
+    if (grasp > 0).any():
+        metrics["skill_grasp_consistency"] = {"mean": float(grasp[grasp > 0].mean()), "std": float(grasp[grasp > 0].std())}
     return {"metrics": metrics, "per_skill": per_skill, "episodes_per_skill": int(episodes_per_skill)}
 
 
 def _episode(agent: Any, venv: Any, seed: int, deterministic: bool) -> dict[str, Any]:
     venv.seed(seed)
-    obs, state, start, violations = venv.reset(), None, np.ones(1, bool), 0
+    obs, state, start, violations, grasped = venv.reset(), None, np.ones(1, bool), 0, False
     first = object_positions(_raw(venv, obs))[0]
     while True:
         action, state = agent.predict(obs, state=state, episode_start=start, deterministic=deterministic)
         obs, _, done, infos = venv.step(action)
         violations += int(infos[0].get("reward_components", {}).get("safety", 0.0) < 0)
         start = np.asarray(done, bool).reshape(1)
+        now = _raw(venv, infos[0]["terminal_observation"] if done[0] else obs)
+        grasped = grasped or grasping(now, first)
         if done[0]:
-            last = object_positions(_raw(venv, infos[0]["terminal_observation"]))[0]
+            last = object_positions(now)[0]
             return {"displacement": float(np.linalg.norm(last - first, axis=1).max()), "final": last.tolist(),
-                    "violations": violations}
+                    "violations": violations, "grasped": grasped}
 
 
 def draw(skills: dict[str, Any], path: Path) -> Path:

@@ -257,8 +257,9 @@ def test_object_reach_is_minus_the_distance_from_the_hand_to_the_nearer_block():
 
 # -- skill metrics -----------------------------------------------------------------------------------
 class _PushEnv:
-    """A one-env VecEnv stand-in with PlayTable's state layout: each step moves the cube by 5 cm
-    times the action; an episode is two steps, every reset puts the cube back."""
+    """A one-env VecEnv stand-in with PlayTable's state layout: each step moves the cube 5 cm along x
+    times the action; action 2 also lifts it 2.5 cm with the hand on it, and closes the gripper
+    on it in the episode from seed 0 only. Episodes are two steps; a reset puts the cube back."""
 
     observation_space = gym.spaces.Box(-10, 10, (37,), np.float32)
 
@@ -267,11 +268,17 @@ class _PushEnv:
 
     def reset(self):
         self.obs, self.t = np.zeros((1, 37), np.float32), 0
+        self.obs[0, 6] = 0.08  # gripper open
         self.obs[0, 15 + 16] = self.start_y  # cube y
         return self.obs.copy()
 
     def step(self, action):
-        self.obs[0, 15 + 15] += 0.05 * float(action[0])  # cube x
+        cube = slice(15 + 15, 15 + 18)
+        self.obs[0, cube.start] += 0.05 * float(action[0])
+        if action[0] >= 2:
+            self.obs[0, cube.stop - 1] += 0.025
+            self.obs[0, 0:3] = self.obs[0, cube]
+            self.obs[0, 6] = 0.045 if self.start_y == 0 else 0.08
         self.t += 1
         info = {"reward_components": {"safety": -1.0 if action[0] > 0 else 0.0}}
         if self.t < 2:
@@ -294,11 +301,16 @@ def test_skill_metrics_measure_what_each_skill_does_to_the_blocks(tmp_path: Path
     agent = _SkillAgent()
     out = skill_metrics.evaluate_skills(agent, _PushEnv(), episodes_per_skill=2)
     metrics = out["metrics"]
-    assert [s["displacement"] for s in out["per_skill"]] == pytest.approx([0.0, 0.1, 0.2])
-    assert metrics["skill_object_displacement"]["mean"] == pytest.approx(0.1)
+    finals = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.2, 0.0, 0.05]])  # the cube's move per skill
+    assert [s["displacement"] for s in out["per_skill"]] == pytest.approx(np.linalg.norm(finals, axis=1), abs=1e-6)
+    assert metrics["skill_object_displacement"]["mean"] == pytest.approx(np.linalg.norm(finals, axis=1).mean(), abs=1e-6)
     assert metrics["skills_moving_object_5cm"]["mean"] == pytest.approx(2 / 3)  # 10 and 20 cm, not 0
-    assert metrics["skill_final_position_diversity"]["mean"] == pytest.approx((0.1 + 0.2 + 0.1) / 3)
+    pairs = [np.linalg.norm(finals[i] - finals[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert metrics["skill_final_position_diversity"]["mean"] == pytest.approx(np.mean(pairs), abs=1e-6)
     assert metrics["safety_violations_per_episode"]["mean"] == pytest.approx((0 + 2 + 2) / 3)
+    assert [s["grasp_rate"] for s in out["per_skill"]] == [0.0, 0.0, 0.5]  # skill 2 grasps from seed 0 only
+    assert metrics["skill_grasp_rate"]["mean"] == pytest.approx(0.5 / 3)
+    assert metrics["skill_grasp_consistency"]["mean"] == pytest.approx(0.5)
     assert agent.eval_skill is None
     assert skill_metrics.draw(out, tmp_path / "skills.png").stat().st_size > 0
 
