@@ -60,7 +60,7 @@ class SlimAgent:
         self.cfg = cfg = SlimConfig(**hyperparams)
         cfg.check()
         self.env, self.logger, self.num_timesteps = env, logger, 0
-        self.device = torch.device("cpu" if device == "auto" else device)
+        self.device = torch.device("cpu" if device == "auto" else device)  # small MLPs: "auto" means the CPU
         if not isinstance(env.observation_space, gym.spaces.Box):
             raise ValueError(f"slim needs a Box observation space, got {env.observation_space}")
         self.obs_dim = int(np.prod(env.observation_space.shape))
@@ -215,7 +215,7 @@ class SlimAgent:
                 next_obs[i] = np.asarray(infos[i]["terminal_observation"], np.float32).reshape(-1)
                 if infos[i].get("TimeLimit.truncated", False):  # bootstrap a time-out from V(s_T, z), as SB3 does
                     with torch.no_grad():
-                        v_end = self.critics(self._inputs(next_obs[i:i + 1], self._skills[i:i + 1]))[0].numpy()
+                        v_end = self.critics(self._inputs(next_obs[i:i + 1], self._skills[i:i + 1]))[0].cpu().numpy()
                     boot[i] = self.gammas * v_end
                 if "episode" in infos[i]:
                     self._episode_returns.append(float(infos[i]["episode"]["r"]))
@@ -261,10 +261,10 @@ class SlimAgent:
             if module.learned:
                 logs.update({f"reward/{name}/{k}": v for k, v in module.update(rollout["batch"]).items()})
         n_critics = advantages.shape[-1]
-        adv = torch.as_tensor(advantages.reshape(-1, n_critics))
-        ret = torch.as_tensor(returns.reshape(-1, n_critics))
-        weights = self.weights if cfg.critic == "multi" else torch.ones(1)
-        x, actions, old_log_probs = rollout["x"], rollout["actions"], rollout["log_probs"]
+        adv = torch.as_tensor(advantages.reshape(-1, n_critics), device=self.device)
+        ret = torch.as_tensor(returns.reshape(-1, n_critics), device=self.device)
+        weights = (self.weights if cfg.critic == "multi" else torch.ones(1)).to(self.device)
+        x, actions, old_log_probs = rollout["x"], rollout["actions"].to(self.device), rollout["log_probs"]
         stats: list[dict[str, float]] = []
         for _ in range(cfg.n_epochs):
             order = torch.randperm(len(x))

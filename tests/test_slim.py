@@ -220,6 +220,8 @@ def test_an_unknown_stream_is_named_with_the_valid_ones():
         make_agent("slim", venv, {"weights": {"diayn": 1.0, "reachh": 1.0}}, seed=0)
     message = str(err.value)
     assert "'reachh'" in message and "safety" in message and "diayn" in message
+    with pytest.raises(ValueError, match="skill_type: categorical"):  # DIAYN reads categorical skills only
+        make_agent("slim", venv, {"weights": {"diayn": 1.0}, "skill_type": "continuous"}, seed=0)
     venv.close()
 
 
