@@ -297,3 +297,13 @@ def test_play_lmp_reports_its_plan_space_for_the_test_cases(tmp_path):
     xy = np.array(pca["xy"])
     assert xy.shape == (4, 2) and np.allclose(xy.mean(0), 0, atol=1e-3) and xy.std() > 0
     assert 0 < sum(pca["explained_variance"]) <= 1.0 + 1e-6
+
+
+def test_a_missing_dataset_is_collected_when_the_hyperparameters_say_how_much(tmp_path):
+    play = resolve_dataset("play_lmp", "play", {"dataset": str(tmp_path / "new" / "play.npz"), "collect": 0.002})
+    data = PlayDataset(play["dataset"])
+    assert len(data) == 216 and data.meta["kind"] == "play" and data.layout == observation_layout()
+    assert not list((tmp_path / "new").glob("*.collecting*"))  # written under a temporary name, then renamed
+    demos = resolve_dataset("bc", "expert_demos", {"dataset": str(tmp_path / "demos.npz"), "collect": 1})
+    data = PlayDataset(demos["dataset"])
+    assert data.meta["kind"] == "expert_demos" and int(data.episode_ids[-1]) + 1 == len(TASK_NAMES)

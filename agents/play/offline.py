@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from selfgym.agents.base import TrainingHooks
-from selfgym.envs.play_table.collect import collect
+from selfgym.envs.play_table.collect import save_play
 from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
 from selfgym.envs.play_table.demos import save_demos
 from selfgym.envs.play_table.heldout import TestCases, evaluate_cases, format_suite, make_test_cases
@@ -66,10 +66,7 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[
         print(f"dataset {path} not found: collecting {what} ({amount})", flush=True)
         tmp = path.with_name(path.stem + ".collecting.npz")
         if kind == "play":
-            data = collect(float(amount), seed=0)
-            meta = {"kind": "play", "hours": float(amount), "seed": 0, "noise": 0.15, "steps": len(data["obs"]),
-                    "episodes": int(data["episode_ids"][-1]) + 1, "obs_layout": observation_layout()}
-            np.savez_compressed(tmp, meta=json.dumps(meta), **data)
+            save_play(str(tmp), float(amount))
         else:
             save_demos(str(tmp), int(amount))
         tmp.replace(path)

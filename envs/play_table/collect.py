@@ -58,13 +58,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--noise", type=float, default=0.15, help="std of Gaussian action noise on the primitives")
     ap.add_argument("--images", action="store_true", help="also store 84x84 static-camera images (large)")
     args = ap.parse_args(argv)
+    save_play(args.out, args.hours, args.seed, args.noise, args.images)
+
+
+def save_play(path: str, hours: float, seed: int = 0, noise: float = 0.15, images: bool = False) -> dict:
+    """Collect play and write the log with its meta (layout, kind); returns the meta."""
     t0 = time.time()
-    data = collect(args.hours, args.seed, args.noise, args.images)
-    meta = {"hours": args.hours, "seed": args.seed, "noise": args.noise, "control_hz": CONTROL_HZ,
+    data = collect(hours, seed, noise, images)
+    meta = {"hours": hours, "seed": seed, "noise": noise, "control_hz": CONTROL_HZ,
             "steps": len(data["obs"]), "episodes": int(data["episode_ids"][-1]) + 1,
             "kind": "play", "obs_layout": observation_layout()}
-    np.savez_compressed(args.out, meta=json.dumps(meta), **data)
-    print(f"wrote {args.out}: {meta['steps']} steps, {meta['episodes']} episode(s), {time.time() - t0:.0f} s")
+    np.savez_compressed(path, meta=json.dumps(meta), **data)
+    print(f"wrote {path}: {meta['steps']} steps, {meta['episodes']} episode(s), {time.time() - t0:.0f} s")
+    return meta
 
 
 if __name__ == "__main__":

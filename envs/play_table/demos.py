@@ -48,7 +48,7 @@ def demonstrate(env: PlayTableEnv, task: str, seed: int, noise: float) -> tuple[
 
 def collect_demos(per_task: int, seed: int = 0, noise: float = 0.05, tasks: tuple[str, ...] = TASK_NAMES,
                   progress: bool = True) -> dict[str, np.ndarray]:
-    """``per_task`` successful demonstrations of each task (attempts that fail are skipped, up to 3x)."""
+    """``per_task`` successful demonstrations of each task (failed attempts are skipped; at most 3x, or 10)."""
     if per_task < 1:
         raise ValueError(f"--per-task must be >= 1, got {per_task}")
     parts: dict[str, list[np.ndarray]] = {"obs": [], "actions": [], "episode_ids": [], "task_ids": []}
@@ -56,7 +56,7 @@ def collect_demos(per_task: int, seed: int = 0, noise: float = 0.05, tasks: tupl
     for task_index, task in enumerate(tasks):
         env = PlayTableEnv(task=task)
         kept, attempt = 0, 0
-        while kept < per_task and attempt < 3 * per_task:
+        while kept < per_task and attempt < max(3 * per_task, 10):
             demo = demonstrate(env, task, seed + TASK_SEED_STRIDE * TASK_NAMES.index(task) + attempt, noise)
             attempt += 1
             if demo is None:
