@@ -25,15 +25,16 @@ _free_play_warned = False
 
 
 def _warn_free_play_once() -> None:
-    """Free play has no reward: an RL run on it learns nothing, so say so (once per process,
-    not once per sub-env of a VecEnv)."""
+    """Free play has no task reward: an RL run on the env reward alone learns nothing, so say so
+    (once per process, not once per sub-env of a VecEnv)."""
     global _free_play_warned
     if _free_play_warned:
         return
     _free_play_warned = True
     warnings.warn(
-        "PlayTable without a task is free play: its reward is always 0, so an RL agent learns nothing from it "
-        "(free play is for collecting play data). Pass task=, e.g. gym.make('selfgym/PlayTable-v0', task='open_drawer') "
+        "PlayTable without a task is free play: its env reward is always 0, so an agent trained on that reward "
+        "alone learns nothing (free play is for collecting play data, and for agents that make their own rewards, "
+        "such as --reward diayn or --agent slim). Pass task=, e.g. gym.make('selfgym/PlayTable-v0', task='open_drawer') "
         f"or --env-kwargs task:open_drawer (tasks: {', '.join(T.TASK_NAMES)}), or use the goal env "
         "selfgym/PlayTableGoal-v0 to reach goal states.",
         UserWarning,
