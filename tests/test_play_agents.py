@@ -169,6 +169,11 @@ def test_offline_agent_saved_and_loaded_reproduces_its_actions(tmp_path, name):
     fresh.load_state_dict(torch.load(tmp_path / "agent.pt", weights_only=True))
     np.testing.assert_array_equal(_rollout_actions(fresh, observations), before)
     assert fresh.num_timesteps == 5
+    torch.manual_seed(7)
+    sampled = _rollout_actions(agent, observations, deterministic=False)
+    torch.manual_seed(7)
+    np.testing.assert_array_equal(_rollout_actions(fresh, observations, deterministic=False), sampled)
+    assert np.abs(sampled).max() <= 1.0 and not np.array_equal(sampled, before)
     assert before.shape == (20, ACT) and np.abs(before).max() <= 1.0
     # the sampler continues where it was: the next batch is the same for both
     np.testing.assert_array_equal(agent.sample_batch()[1].numpy(), fresh.sample_batch()[1].numpy())

@@ -64,7 +64,7 @@ class LogisticMixture:
         flat = probs.reshape(-1, probs.shape[-1])
         choice = torch.multinomial(flat, 1, generator=generator).reshape(*probs.shape[:-1], 1)
         mean, log_scale = self.means.gather(-1, choice).squeeze(-1), self.log_scales.gather(-1, choice).squeeze(-1)
-        u = torch.rand(mean.shape, generator=generator).clamp(1e-5, 1 - 1e-5)
+        u = torch.rand(mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
         return (mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))).clamp(-1.0, 1.0)
 
 
