@@ -223,6 +223,10 @@ def test_a_dataset_changed_since_the_run_recorded_it_is_refused(tmp_path):
     write_log(log, [100], seed=1)
     with pytest.raises(ValueError, match="changed since this run recorded it"):
         resolve_dataset("play_lmp", "play", resolved)
+    log.unlink()  # gone: refused, never silently collected again (it could not have the recorded hash)
+    with pytest.raises(FileNotFoundError, match=f"dataset {log} of this run is missing"):
+        resolve_dataset("play_lmp", "play", {**resolved, "collect": 0.01})
+    assert not log.exists()
 
 
 # -- through train.py -----------------------------------------------------------------------------

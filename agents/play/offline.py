@@ -57,6 +57,9 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[
         raise ValueError(f"{agent} learns offline from {what} and no dataset is named. Make one with: "
                          f"{command.format(path='data.npz')} and train with -params dataset:data.npz ({auto})")
     path = Path(str(name)).expanduser().resolve()
+    recorded = hyperparams.get("dataset_sha256")
+    if not path.exists() and recorded:  # a resumed run: a new collection could not have its recorded hash
+        raise FileNotFoundError(f"dataset {path} of this run is missing (recorded sha256 {recorded}); put it back")
     if not path.exists():
         amount = hyperparams.get("collect")
         if not amount:
@@ -71,7 +74,6 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[
             save_demos(str(tmp), int(amount))
         tmp.replace(path)
     digest = sha256_of(path)
-    recorded = hyperparams.get("dataset_sha256")
     if recorded and recorded != digest:
         raise ValueError(f"dataset {path} changed since this run recorded it: sha256 {digest}, recorded {recorded}")
     data = PlayDataset(path)
