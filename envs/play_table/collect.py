@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 
 import numpy as np
 
@@ -25,7 +26,9 @@ def collect(hours: float, seed: int = 0, noise: float = 0.15, images: bool = Fal
     steps = int(round(hours * 3600 * CONTROL_HZ))
     if steps < 1:
         raise ValueError(f"--hours {hours} is less than one control step")
-    env = PlayTableEnv(render_mode="rgb_array" if images else None, render_size=84)
+    with warnings.catch_warnings():  # free play is what a collector wants; the env's warning is for RL runs
+        warnings.filterwarnings("ignore", message="PlayTable without a task is free play")
+        env = PlayTableEnv(render_mode="rgb_array" if images else None, render_size=84)
     policy = PlayPolicy(noise=noise, seed=seed)
     obs, _ = env.reset(seed=seed)
     out = {"obs": np.zeros((steps, obs.shape[0]), np.float32), "actions": np.zeros((steps, 7), np.float32),
