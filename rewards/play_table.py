@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from selfgym.envs.play_table.scene import PROPRIO_DIM, PROPRIO_KEYS, SCENE_DIM, SCENE_KEYS
+from selfgym.envs.play_table.observation import PROPRIO_DIM, PROPRIO_KEYS, SCENE_DIM, SCENE_KEYS
 from selfgym.rewards.base import RewardModule, TransitionBatch
 
 _EE = PROPRIO_KEYS["ee_pos"]

@@ -212,7 +212,8 @@ def write_status(run_dir: Path, state: str, **extra: Any) -> None:
     atomic_write(Path(run_dir) / "status.json", json.dumps(data, indent=1))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (checkpoints, datasets)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -233,7 +234,7 @@ def save_checkpoint(target: Path, state: dict[str, Any], meta: dict[str, Any]) -
         tmp.mkdir()
         with open(tmp / STATE_FILE, "wb") as f:  # closed even when torch.save fails: a full disk gets its space back
             torch.save(state, f)
-        meta = {"format": CHECKPOINT_FORMAT, **meta, "sha256": _sha256(tmp / STATE_FILE)}
+        meta = {"format": CHECKPOINT_FORMAT, **meta, "sha256": sha256_file(tmp / STATE_FILE)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
         for f in (tmp / STATE_FILE, tmp / META_FILE):
             _fsync_path(f)
@@ -273,7 +274,7 @@ def load_checkpoint(folder: Path, verify: bool = True) -> tuple[dict[str, Any], 
     state_path = folder / STATE_FILE
     if not state_path.exists():
         raise CheckpointError(f"checkpoint {folder} is incomplete: {STATE_FILE} is missing")
-    if verify and meta.get("sha256") and _sha256(state_path) != meta["sha256"]:
+    if verify and meta.get("sha256") and sha256_file(state_path) != meta["sha256"]:
         raise CheckpointError(f"checkpoint {folder} is corrupt: {STATE_FILE} does not match the checksum in {META_FILE}")
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)

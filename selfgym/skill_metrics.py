@@ -31,8 +31,9 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecNormalize
 
 from selfgym import runs
+from selfgym.envs.play_table.observation import STATE_DIM
+from selfgym.rewards import play_table
 
-STATE_DIM = 37  # PlayTable's state observation: 15 proprioception + 22 scene floats
 MOVED = 0.05  # metres
 GRASP_REACH, GRASP_LIFT, GRASP_WIDTH = 0.06, 0.04, 0.07  # metres: block near the hand, raised, gripper closed on it
 
@@ -43,23 +44,15 @@ def applies(agent: Any, venv: Any, env_id: str) -> bool:
         and shape == (STATE_DIM,)
 
 
-def _play_table() -> Any:
-    """PlayTable's observation layout, imported here because it lives beside pybullet, which
-    evaluating any other env must not import."""
-    from selfgym.rewards import play_table
-
-    return play_table
-
-
 def object_positions(obs: np.ndarray) -> np.ndarray:
     """(B, 2, 3) block positions from raw state observations."""
-    return _play_table().object_positions(obs)
+    return play_table.object_positions(obs)
 
 
 def grasping(obs: np.ndarray, start: np.ndarray) -> bool:
     """A block held: near the hand, raised above its start height, gripper closed on it."""
     blocks = object_positions(obs)[0]
-    ee, width = _play_table().hand(obs)
+    ee, width = play_table.hand(obs)
     near = np.linalg.norm(blocks - ee[0], axis=1) < GRASP_REACH
     lifted = blocks[:, 2] - start[:, 2] > GRASP_LIFT
     return bool(width[0] < GRASP_WIDTH and np.any(near & lifted))

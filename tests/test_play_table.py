@@ -11,7 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym.envs.play_table.env import PlayTableEnv, PlayTableGoalEnv
 from selfgym.envs.play_table.primitives import PlayPolicy, ScriptedExpert
-from selfgym.envs.play_table.scene import PROPRIO_DIM, SCENE_DIM
+from selfgym.envs.play_table.observation import PROPRIO_DIM, SCENE_DIM
 from selfgym.envs.play_table.tasks import TASK_NAMES, TASKS
 
 IDS = ["selfgym/PlayTable-v0", "selfgym/PlayTablePixels-v0", "selfgym/PlayTableGoal-v0"]

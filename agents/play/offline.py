@@ -15,7 +15,6 @@ statistics are part of the agent's state.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from selfgym import runs
 from selfgym.agents.base import TrainingHooks
 from selfgym.envs.play_table.collect import save_play
 from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
@@ -39,14 +39,6 @@ HOW_TO_MAKE = {
     "expert_demos": ("expert demonstrations", "python -m selfgym.envs.play_table.demos --per-task 50 --out {path}",
                      "-params collect:50 collects that many demonstrations per task when the file is missing"),
 }
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +65,7 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[
         else:
             save_demos(str(tmp), int(amount))
         tmp.replace(path)
-    digest = sha256_of(path)
+    digest = runs.sha256_file(path)
     if recorded and recorded != digest:
         raise ValueError(f"dataset {path} changed since this run recorded it: sha256 {digest}, recorded {recorded}")
     data = PlayDataset(path)

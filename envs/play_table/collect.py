@@ -18,7 +18,8 @@ import numpy as np
 from selfgym.envs.play_table.dataset import observation_layout
 from selfgym.envs.play_table.env import PlayTableEnv
 from selfgym.envs.play_table.primitives import PlayPolicy
-from selfgym.envs.play_table.scene import CONTROL_HZ, PROPRIO_DIM
+from selfgym.envs.play_table.observation import PROPRIO_DIM
+from selfgym.envs.play_table.scene import CONTROL_HZ
 
 
 def collect(hours: float, seed: int = 0, noise: float = 0.15, images: bool = False,

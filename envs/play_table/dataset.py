@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfgym.envs.play_table.scene import PROPRIO_KEYS, SCENE_KEYS
+from selfgym.envs.play_table.observation import PROPRIO_KEYS, SCENE_KEYS
 
 REQUIRED = ("obs", "actions", "scene_states", "episode_ids")
 

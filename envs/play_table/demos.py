@@ -20,7 +20,8 @@ import numpy as np
 from selfgym.envs.play_table.dataset import observation_layout
 from selfgym.envs.play_table.env import PlayTableEnv
 from selfgym.envs.play_table.primitives import ScriptedExpert
-from selfgym.envs.play_table.scene import CONTROL_HZ, PROPRIO_DIM
+from selfgym.envs.play_table.observation import PROPRIO_DIM
+from selfgym.envs.play_table.scene import CONTROL_HZ
 from selfgym.envs.play_table.tasks import TASK_NAMES
 
 MAX_DEMO_STEPS = 150

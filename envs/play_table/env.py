@@ -11,7 +11,8 @@ from gymnasium import spaces
 
 from selfgym.envs.play_table import layout as L
 from selfgym.envs.play_table import tasks as T
-from selfgym.envs.play_table.scene import ARM_HIGH, ARM_LOW, PROPRIO_DIM, SCENE_DIM, SCENE_KEYS, Scene
+from selfgym.envs.play_table.observation import PROPRIO_DIM, SCENE_DIM, SCENE_KEYS
+from selfgym.envs.play_table.scene import ARM_HIGH, ARM_LOW, Scene
 
 POS_STEP, ROT_STEP = 0.02, 0.1  # metres / radians per control step at action 1
 MAX_TILT, MAX_YAW = 0.5, 1.5  # target roll/pitch (about pointing down) and yaw limits (rad)

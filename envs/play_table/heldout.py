@@ -26,7 +26,7 @@ from selfgym.envs.play_table import tasks as T
 from selfgym.envs.play_table.demos import TASK_SEED_STRIDE, demonstrate
 from selfgym.envs.play_table.env import PlayTableEnv, PlayTableGoalEnv
 from selfgym.envs.play_table.primitives import HIGH, OPEN, Waypoint, WaypointFollower
-from selfgym.envs.play_table.scene import PROPRIO_DIM
+from selfgym.envs.play_table.observation import PROPRIO_DIM
 
 HELDOUT_SEED_BASE = 1_000_000_000
 MAX_STEPS = 150  # 5 s at 30 Hz; the expert needs 26-100 steps

@@ -16,7 +16,7 @@ import numpy as np
 from selfgym.envs.play_table import layout as L
 from selfgym.envs.play_table import tasks as T
 from selfgym.envs.play_table.env import POS_STEP, ROT_STEP
-from selfgym.envs.play_table.scene import SCENE_KEYS as K
+from selfgym.envs.play_table.observation import SCENE_KEYS as K
 
 OPEN, CLOSED = 1.0, -1.0
 HIGH = 0.16  # travel height above the table

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from selfgym.envs.play_table import layout as L
-from selfgym.envs.play_table.scene import SCENE_KEYS as K
+from selfgym.envs.play_table.observation import SCENE_KEYS as K
 
 LONG_FLAT_Z = L.LONG_SIZE[2] / 2  # resting height of the long block lying flat
 LONG_UP_Z = L.LONG_SIZE[0] / 2  # resting height standing upright
