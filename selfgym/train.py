@@ -13,6 +13,7 @@ import random
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -353,20 +354,28 @@ def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dic
 
 
 def _learn(run: "Run", hooks: RunHooks) -> None:
-    """``agent.learn`` with Ctrl-C turned into "save a checkpoint and stop" (a second one aborts)."""
-    previous = signal.getsignal(signal.SIGINT)
+    """``agent.learn`` with Ctrl-C and SIGTERM (what schedulers and ``kill`` send) turned into
+    "save a checkpoint and stop"; a second signal aborts at once."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        run.agent.learn(run.config["n_timesteps"], hooks)
+        return
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in stop_signals}
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if hooks.stop_requested:  # second Ctrl-C: stop at once
+    def on_stop_signal(signum: int, frame: Any) -> None:
+        if hooks.stop_requested:  # the second signal: stop at once
             raise KeyboardInterrupt
         hooks.stop_requested = True
-        print("\nCtrl-C: saving a checkpoint and stopping (press again to abort without saving)", file=sys.stderr)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: saving a checkpoint and stopping (send it again to abort without saving)", file=sys.stderr)
 
-    signal.signal(signal.SIGINT, on_sigint)
+    for signum in stop_signals:
+        signal.signal(signum, on_stop_signal)
     try:
         run.agent.learn(run.config["n_timesteps"], hooks)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _mark(run: "Run", state: str, exc: BaseException | None) -> bool:

@@ -64,11 +64,13 @@ def test_sigkill_then_resume_continues_from_last_checkpoint(tmp_path):
     assert (run / "status.json").read_text().count("finished") == 1
 
 
-def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_saves_a_checkpoint_and_stops(tmp_path, signum):
+    """Ctrl-C, and SIGTERM as a scheduler or kill sends it, both end with a checkpoint and status."""
     run = tmp_path / "logs" / "sac" / "Pendulum-v1_1"
     proc = start(tmp_path, "-n", "100000", *SAC_ARGS)
     wait_for_checkpoint(run, 200, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Resume with: python train.py -i" in out
