@@ -33,3 +33,16 @@ def run_cli(tmp_path: Path):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> str:
+    """A folder holding the tiny random Llama and its byte tokenizer, loadable by path like any model."""
+    pytest.importorskip("transformers")
+    from selfgym.llm.tiny import byte_tokenizer, tiny_llama  # transformers is an optional extra
+
+    path = tmp_path_factory.mktemp("tiny_llm")
+    tok = byte_tokenizer()
+    tiny_llama(len(tok)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

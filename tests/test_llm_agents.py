@@ -19,17 +19,6 @@ torch.set_num_threads(1)
 ENV = "selfgym/TextReasoning-v0"
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from selfgym.llm.tiny import byte_tokenizer, tiny_llama
-
-    path = tmp_path_factory.mktemp("tiny_llm")
-    tok = byte_tokenizer()
-    tiny_llama(len(tok)).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 class _Hooks:
     def __init__(self, stop_at: int = 10**9) -> None:
         self.calls, self.stop_at = [], stop_at

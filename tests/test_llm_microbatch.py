@@ -20,17 +20,6 @@ torch.set_num_threads(1)
 ENV = "selfgym/TextReasoning-v0"
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from selfgym.llm.tiny import byte_tokenizer, tiny_llama
-
-    path = tmp_path_factory.mktemp("tiny_llm_mb")
-    tok = byte_tokenizer()
-    tiny_llama(len(tok)).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def _agent(name, tiny_dir, **hp):
     venv = make_vec_env(ENV, 4, 0, {"split": "test", "test_size": 4})
     params = dict(model=tiny_dir, group_size=2, max_new_tokens=6, heldout_size=0, learning_rate=1e-3)
