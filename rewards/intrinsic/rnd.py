@@ -92,7 +92,7 @@ class RND(TorchReward):
                 idx = torch.as_tensor(order[start : start + self.batch_size])
                 err = self._errors(x[idx])
                 if self.update_proportion < 1.0:
-                    mask = torch.as_tensor(self._rng.random(len(idx)) < self.update_proportion, dtype=err.dtype)
+                    mask = torch.as_tensor(self._rng.random(len(idx)) < self.update_proportion, dtype=err.dtype, device=err.device)
                     loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
                 else:
                     loss = err.mean()
