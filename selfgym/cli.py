@@ -1,6 +1,8 @@
-"""The command lines: ``train.py`` / ``selfgym-train`` and ``evaluate.py`` / ``selfgym-evaluate``.
+"""The command lines: ``train.py`` / ``selfgym-train``, ``evaluate.py`` / ``selfgym-evaluate`` and
+``compare.py`` / ``selfgym-compare``.
 
-Thin: flags -> plain-data config -> ``selfgym.train.train`` or ``selfgym.evaluation.evaluate_run``.
+Thin: flags -> plain-data config -> ``selfgym.train.train``, ``selfgym.evaluation.evaluate_run`` or
+``selfgym.compare.compare``.
 Only the light core is imported at the top; the trainer, the evaluator and the run-folder code
 (torch) are imported once the flags are parsed, so ``--help`` and flag errors answer at once.
 """
@@ -253,6 +255,42 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         if summary.get("video"):
             print(f"video: {summary['video']}")
         print(f"wrote {out}")
+        return 0
+
+    return _report_errors(args.debug, main)
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="compare.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Aggregate runs by configuration (config.yaml equal but for the seed and execution settings): a table of the final metric "
+                    "(mean, IQM, 95% stratified-bootstrap intervals via rliable) and learning curves across seeds.")
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_EXP_DIR", help="run folders, or folders holding them (e.g. logs/)")
+    p.add_argument("--metric", action="append", default=None, metavar="COLUMN",
+                   help="metrics.csv column, repeatable (default: eval_success_rate if logged, else eval_return_mean, "
+                        "else success_rate, else ep_return_mean)")
+    p.add_argument("--out", default="compare", help="folder for table.md, summary.json and the PNGs")
+    p.add_argument("--mix-envs", action="store_true",
+                   help="allow runs of several envs: side by side, aggregated on min-max normalised scores, "
+                        "with a performance profile")
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap replicates for the table's intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (the intervals are reproducible)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    """``compare.py`` / ``selfgym-compare``."""
+    parser = compare_parser()
+    args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error(f"--reps must be >= 1, got {args.reps}")
+    from selfgym.compare import compare
+
+    def main() -> int:
+        result = compare(args.paths, args.metric, args.out, args.mix_envs, args.reps, args.seed)
+        print(result.text, end="")
+        print("wrote " + ", ".join(map(str, result.files)))
         return 0
 
     return _report_errors(args.debug, main)
