@@ -137,7 +137,7 @@ class TorchReward(RewardModule):
                 torch.manual_seed(int(self.seed))
             self.nets = self.build().to(self.device)
         params = [p for p in self.nets.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=self.lr)
+        self.optimizer = torch.optim.Adam(params, lr=self.lr) if params else None  # RE3's encoder is frozen
 
     def ensure_built(self, batch: TransitionBatch) -> None:
         if self.nets is not None:
@@ -173,9 +173,9 @@ class TorchReward(RewardModule):
             return
         space = _space_from_plain(state["action_space"]) if "action_space" in state else self.action_space
         self._build(int(state["obs_dim"]), space)
-        assert self.nets is not None and self.optimizer is not None
+        assert self.nets is not None
         self.nets.load_state_dict(state["nets"])
-        if state.get("optimizer"):
+        if state.get("optimizer") and self.optimizer is not None:
             self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # torch keeps and mutates the given tensors
 
 

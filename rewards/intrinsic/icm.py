@@ -19,15 +19,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from selfgym.rewards.base import TransitionBatch
-from selfgym.rewards.intrinsic._torch import TorchReward, action_dim, action_features, mlp
+from selfgym.rewards.intrinsic._torch import action_dim, action_features, mlp
+from selfgym.rewards.intrinsic.encoders import EncodedReward
 
 
-class ICM(TorchReward):
+class ICM(EncodedReward):
     """Bonus ``0.5 * mean_k (f(phi(s), a) - phi(s'))_k^2``.
 
     Args:
         feature_dim: size of phi(s).
-        hidden: hidden widths of the encoder, inverse and forward models.
+        hidden: hidden widths of the encoder (its MLP head after the shared CNN on images),
+            inverse and forward models.
+        obs_key, cnn: which Dict entry to read and which CNN for images (``EncodedReward``).
         beta: weight of the forward loss against the inverse loss (the paper's 0.2).
         epochs, batch_size: training per ``update`` call.
     """
@@ -54,7 +57,7 @@ class ICM(TorchReward):
         assert self.obs_dim is not None and self.action_space is not None
         n_act = action_dim(self.action_space)
         return nn.ModuleDict({
-            "encoder": mlp(self.obs_dim, self.hidden, self.feature_dim),
+            "encoder": self.encoder(self.hidden, self.feature_dim),
             "inverse_model": mlp(2 * self.feature_dim, self.hidden, n_act),
             "forward_model": mlp(self.feature_dim + n_act, self.hidden, self.feature_dim),
         })

@@ -17,14 +17,17 @@ import torch
 from torch import nn
 
 from selfgym.rewards.base import TransitionBatch
-from selfgym.rewards.intrinsic._torch import RunningObsNorm, TorchReward, mlp
+from selfgym.rewards.intrinsic._torch import RunningObsNorm
+from selfgym.rewards.intrinsic.encoders import EncodedReward
 
 
-class RND(TorchReward):
+class RND(EncodedReward):
     """Bonus ``||f_pred(s') - f_target(s')||^2`` (mean over the embedding) on the next state.
 
     Args:
-        hidden: widths of the MLP hidden layers (target and predictor alike).
+        hidden: widths of the MLP hidden layers (target and predictor alike; on images, of the
+            MLP head after the shared CNN, ``encoders.build_encoder``).
+        obs_key, cnn: which Dict entry to read and which CNN for images (``EncodedReward``).
         embed_dim: size of the random embedding.
         epochs, batch_size: predictor training per ``update`` call.
         update_proportion: fraction of each batch the predictor trains on (CleanRL uses 0.25,
@@ -54,11 +57,11 @@ class RND(TorchReward):
 
     def build(self) -> nn.ModuleDict:
         assert self.obs_dim is not None
-        target = mlp(self.obs_dim, self.hidden, self.embed_dim)
+        target = self.encoder(self.hidden, self.embed_dim)
         for p in target.parameters():
             p.requires_grad_(False)
         self.norm = RunningObsNorm(self.obs_dim, self.obs_clip)
-        return nn.ModuleDict({"target": target, "predictor": mlp(self.obs_dim, self.hidden, self.embed_dim)})
+        return nn.ModuleDict({"target": target, "predictor": self.encoder(self.hidden, self.embed_dim)})
 
     def _inputs(self, obs: Any) -> torch.Tensor:
         x = self.tensor(self.obs_features(obs))
