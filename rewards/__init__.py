@@ -36,6 +36,8 @@ BUILTIN_REWARDS: dict[str, str] = {
     "icm": "selfgym.rewards.intrinsic.icm:ICM",
     "diayn": "selfgym.rewards.intrinsic.diayn:DIAYN",
     "simhash": "selfgym.rewards.intrinsic.simhash:SimHashCount",
+    "e3b": "selfgym.rewards.intrinsic.e3b:E3B",
+    "re3": "selfgym.rewards.intrinsic.re3:RE3",
     # self-generated rewards for LLM policies (rewards/llm.py)
     "majority_vote": "selfgym.rewards.llm:MajorityVoteReward",
     "self_judge": "selfgym.rewards.llm:SelfJudgeReward",
