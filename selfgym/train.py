@@ -184,7 +184,7 @@ _SCHEDULE_LIMITS = {"coef": None, "final_ratio": None, "kappa": (0.0, 1.0), "dec
 
 
 def validate_numbers(config: dict[str, Any]) -> None:
-    """Every count, the seed and each reward's numbers in range, before any folder exists."""
+    """Every count and the seed in range, and no NaN in the hyperparameters or env kwargs."""
     for key, (flag, least, sentinel) in _COUNTS.items():
         value = config.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -195,16 +195,17 @@ def validate_numbers(config: dict[str, Any]) -> None:
     for section in ("hyperparams", "env_kwargs"):
         if (key := find_nan(config[section], "")) is not None:
             raise ValueError(f"{section} {key!r} is NaN; give a number")
-    for spec in config["rewards"]:
-        _check_reward_numbers(spec, rewards.make_reward(spec))
 
 
-def _check_reward_numbers(spec: str, module: Any) -> None:
-    """A reward's weight and schedule must be finite and in range: NaN would only surface mid-run."""
+def checked_reward(spec: str) -> Any:
+    """The reward module for ``spec``, after its numbers are checked: every given number finite
+    (before the module is built, so its constructor never sees a NaN), then the weight and
+    schedule in range (NaN or a bad schedule would only surface mid-run)."""
     _, kwargs = parse_spec(spec) if isinstance(spec, str) else spec
     for key, value in kwargs.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--reward {spec}: {key}={value} is not a finite number")
+    module = rewards.make_reward(spec)
     for attr, limits in _SCHEDULE_LIMITS.items():
         value = getattr(module, attr, None)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -213,11 +214,13 @@ def _check_reward_numbers(spec: str, module: Any) -> None:
         if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value >= high):
             bounds = "a finite number" if limits is None else f"in [{low}, {high})" if high is not None else f">= {low}"
             raise ValueError(f"--reward {spec}: {attr}={value} must be {bounds}")
+    return module
 
 
 def _validate(config: dict[str, Any]) -> None:
     """Check names and numbers before any folder is created: env id, agent, hyperparameters, rewards."""
     validate_numbers(config)
+    reward_modules = [checked_reward(spec) for spec in config["rewards"]]
     env_factory.import_env_packages(config["gym_packages"])
     env_factory.check_env_id(config["env"])
     agent_cls = agents.check_hyperparams(config["agent"], config["hyperparams"])
@@ -227,7 +230,7 @@ def _validate(config: dict[str, Any]) -> None:
         config["hyperparams"] = agent_cls.resolve_hyperparams(dict(config["hyperparams"]), config["env"])
     # multi-stream agents (slim) check each --reward stream has a valid weight
     if hasattr(agent_cls, "check_config"):
-        agent_cls.check_config(config["hyperparams"], [rewards.make_reward(spec).name for spec in config["rewards"]])
+        agent_cls.check_config(config["hyperparams"], [module.name for module in reward_modules])
 
 
 class RunFailed(Exception):

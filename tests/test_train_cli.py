@@ -76,6 +76,8 @@ def test_evaluate_finds_latest_run_and_reports(run_cli, tmp_path):
         (["--reward", "task:coeff=2"], "coef"),
         (["-params", "gamma:nan"], "hyperparams 'gamma' is NaN"),
         (["--env-kwargs", "sutton_barto_reward:nan"], "env_kwargs 'sutton_barto_reward' is NaN"),
+        # checked before the module is built: its constructor's int(nan) gave no parameter name
+        (["--reward", "e3b:feature_dim=nan"], "e3b:feature_dim=nan: feature_dim=nan is not a finite number"),
     ],
 )
 def test_bad_input_is_explained_and_leaves_no_run(run_cli, tmp_path, args, expected):
