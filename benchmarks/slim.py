@@ -9,7 +9,8 @@ mean over seeds (rliable: ``pip install rliable``; without it the table shows se
     python benchmarks/slim.py                            # about 2 hours on 2 cores
     python benchmarks/slim.py --budget 40000 --seeds 0 --out slim_pilot   # a pilot
 
-Writes ``benchmarks/results/<out>.{json,md}`` and each run's skills picture to
+Writes ``benchmarks/results/<out>.{json,md}`` (each finished run also at once to ``<out>_runs.jsonl``)
+and each run's skills picture to
 ``benchmarks/results/<out>_skills/``; the run folders go to ``logs/<out>_runs/`` (not committed).
 """
 
@@ -57,8 +58,11 @@ def run_one(arm: str, seed: int, budget: int, logs: Path, pictures: Path) -> dic
     summary = json.loads((run / "eval.json").read_text())
     pictures.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "skills.png", pictures / f"{arm}_seed{seed}.png")
-    return {"arm": arm, "seed": seed, "run": str(run), "train_command": " ".join(train[1:]),
-            "measures": {m: summary["metrics"][m]["mean"] for m in MEASURES}}
+    row = {"arm": arm, "seed": seed, "run": str(run), "train_command": " ".join(train[1:]),
+           "measures": {m: summary["metrics"][m]["mean"] for m in MEASURES}}
+    with open(pictures.parent / f"{pictures.name.removesuffix('_skills')}_runs.jsonl", "a") as rows:
+        rows.write(json.dumps(row) + "\n")  # each finished run is kept even if the whole table never is
+    return row
 
 
 def interval(values: list[float]) -> tuple[float, float] | None:
