@@ -50,7 +50,7 @@ def test_hub_calls_then_turn_limit():
 
 def test_hub_then_decision_and_zero_turns():
     def answer(p: str) -> str:  # one list call per round, then a decision
-        return '{"action": "list"}' if "calls left this round: 3" in p else "1"
+        return '{"action": "list"}' if "calls left this round: 3" in p else '{"selected_event_to_accept": 1}'
 
     r = bench.run_llm(ScriptedPolicy(answer), [0], 3, 3, 8)
     assert r["hub"]["list"] == 3 and r["format_failure_rate"] == 0.0

@@ -104,8 +104,51 @@ def test_calendar_parser_is_linear_on_braces():
 def test_calendar_answer_past_max_length_is_a_format_failure_with_its_reason():
     decision = calendar_text.parse_decision(" " * 9000 + '{"selected_event_to_accept": 1}', 5)
     assert not decision.valid and "9031 characters" in decision.message and "8000" in decision.message
-    assert calendar_text.parse_decision('prose {bad} then {"selected_event_to_accept": 2} trailing }', 5).accept == 2
     assert calendar_text.parse_decision("²", 5).message.startswith("unparsable answer")
+
+
+@pytest.mark.parametrize("answer", [
+    'prose {bad} then {"selected_event_to_accept": 2} trailing }',  # an object buried in prose
+    'Sure! {"selected_event_to_accept": 2}',
+    '{"selected_event_to_accept": 2} I picked the deadline.',
+    '{"selected_event_to_accept": 2}{"selected_event_to_accept": 3}',
+    '```python\n{"selected_event_to_accept": 2}\n```',
+    'Here: ```json\n{"selected_event_to_accept": 2}\n```',
+    '<think>deadline first',  # an unclosed think block
+    "2",  # a bare id is not the JSON answer
+    "[2, 0, 1, 3, 4]",
+])
+def test_calendar_text_answer_must_be_exactly_one_object(answer):
+    decision = calendar_text.parse_decision(answer, 5)
+    assert not decision.valid and decision.message.startswith("unparsable answer")
+    assert calendar_text.extract_json(answer) is None
+
+
+@pytest.mark.parametrize("answer", [
+    '{"selected_event_to_accept": 2}',
+    '  \n{"priority_ranking": [2, 0, 1, 3, 4], "reasoning": "x", "selected_event_to_accept": 2}\n',
+    '```json\n{"selected_event_to_accept": 2}\n```',
+    '```\n{"selected_event_to_accept": 2}\n```',
+    '<think>The deadline wins.</think>\n{"selected_event_to_accept": 2}',
+    '<think>x</think>```json\n{"selected_event_to_accept": 2}```',
+])
+def test_calendar_text_answer_forms_accepted(answer):
+    decision = calendar_text.parse_decision(answer, 5)
+    assert decision.valid and decision.accept == 2, decision.message
+
+
+prose = st.text(alphabet=st.characters(blacklist_characters="{}`<", blacklist_categories=("Cs",)), max_size=20)
+
+
+@FUZZ
+@given(obj=json_values.filter(lambda v: isinstance(v, dict)), before=prose, after=prose)
+def test_calendar_object_with_text_around_it_is_never_an_answer(obj, before, after):
+    """The object is the answer only when nothing but whitespace surrounds it."""
+    parsed = calendar_text.extract_json(before + json.dumps(obj) + after)
+    if before.strip() or after.strip():
+        assert parsed is None
+    else:
+        assert json.dumps(parsed) == json.dumps(obj)  # compared as text: NaN != NaN
 
 
 def test_the_calendar_parser_reads_exactly_the_action_space(calendar_env):

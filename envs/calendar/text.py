@@ -83,35 +83,52 @@ def render(user: User, round_idx: int, n_rounds: int, events: Sequence[Event] | 
 
 #: Longest answer parsed: the action space's max_length. Longer text is a format failure.
 MAX_ANSWER_CHARS = 8000
-#: How many ``{`` positions are tried as the start of the JSON object: bounds the parse of any
-#: text to a constant number of linear passes (a string of 4,000 braces once took 25 s).
-MAX_JSON_STARTS = 16
 _DECODER = json.JSONDecoder()
+_FENCE = "```"
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
 
-def _decode_object(text: str, start: int) -> dict[str, Any] | None:
-    """The JSON object starting at ``text[start]`` (text after it is ignored), or None."""
+def _decode_whole(text: str) -> dict[str, Any] | None:
+    """``text`` (already stripped) if it is exactly one JSON object and nothing else, or None."""
+    if not text.startswith("{"):
+        return None
     try:
-        obj, _ = _DECODER.raw_decode(text, start)
+        obj, end = _DECODER.raw_decode(text)
     except (ValueError, RecursionError):  # malformed, a number past int's digit limit, too deep
         return None
-    return obj if isinstance(obj, dict) else None
+    return obj if isinstance(obj, dict) and end == len(text) else None
+
+
+def _unfence(text: str) -> str | None:
+    """The body of a text that is one markdown code block (```json ... ``` or ``` ... ```), else None."""
+    if not (text.startswith(_FENCE) and text.endswith(_FENCE) and len(text) >= 2 * len(_FENCE)):
+        return None
+    body = text[len(_FENCE):-len(_FENCE)]
+    if body.startswith("json"):
+        body = body[4:]
+    if not body[:1].isspace() and not body.startswith("{"):
+        return None  # another language tag (```python) or text glued to the fence
+    return body.strip()
 
 
 def extract_json(text: str) -> dict[str, Any] | None:
-    """The first JSON object in ``text`` (tolerates ```json fences and prose around it).
+    """The answer object if ``text`` is exactly one JSON object, else None (never raises).
 
-    Linear in ``len(text)``: the object is decoded from each of the first ``MAX_JSON_STARTS``
-    ``{`` characters, each decode one pass; never raises.
+    Accepted, after stripping whitespace: the object alone, or the object as the only content
+    of one markdown code block (```json / ```); either may follow one closed ``<think>...</think>``
+    block (the reasoning section Qwen3-style models, as PEARL trains, emit first). Nothing else:
+    an object buried in prose, two objects, or text after the object is not an answer, so the
+    format reward pays only for the format the prompt asks for. PEARL's own parser is unreleased
+    (papers.md section 3); this is its JSON answer format read strictly. One decode pass: linear.
     """
-    start = text.find("{")
-    for _ in range(MAX_JSON_STARTS):
-        if start < 0:
+    body = text.strip()
+    if body.startswith(_THINK_OPEN):
+        close = body.find(_THINK_CLOSE)
+        if close < 0:
             return None
-        if (obj := _decode_object(text, start)) is not None:
-            return obj
-        start = text.find("{", start + 1)
-    return None
+        body = body[close + len(_THINK_CLOSE):].strip()
+    fenced = _unfence(body)
+    return _decode_whole(fenced if fenced is not None else body)
 
 
 def _small_int(text: str) -> int | None:
@@ -149,10 +166,8 @@ def parse_decision(action: Any, m: int) -> Decision:
             return Decision(False, message=f"answer is {len(action)} characters; at most {MAX_ANSWER_CHARS} are read")
         obj = extract_json(action)
         if obj is None:
-            bare = _small_int(action.strip())
-            if bare is not None:  # a bare id is a fine answer too
-                return parse_decision(bare, m)
-            return Decision(False, message=f"unparsable answer: no JSON object found in {action[:80]!r}")
+            return Decision(False, message="unparsable answer: the answer must be one JSON object and nothing else "
+                                           f"(optionally in a ```json block); got {action[:80]!r}")
         return parse_decision(obj, m)
     if isinstance(action, dict):
         ranking, accept = None, None
