@@ -7,7 +7,8 @@ After the step the correct event is revealed (``info["feedback"]["correct_event"
 observation's history). Malformed actions are format failures with ``info["message"]``.
 
 ``obs_mode="structured"``: a flat float32 vector (layout in ``env.obs_layout``) for SB3.
-``obs_mode="text"``: the prompt for an LLM policy; text agents may call the StrategyHub
+``obs_mode="text"``: the prompt for an LLM policy (``text_style="verbose"``, full sentences, or
+``"compact"``, the same information in short lines for small models); text agents may call the StrategyHub
 with ``{"action": "list"}``/``{"action": "update", ...}`` up to ``hub_turns`` times a round
 (those steps do not advance the round and earn reward 0).
 """
@@ -47,10 +48,15 @@ class CalendarConflictEnv(gym.Env):
     def __init__(self, n_events: int = 5, n_rounds: int = 104, window: int = 5, obs_mode: str = "structured",
                  split: str = "train", n_users: int = 100, data_seed: int = 0, users: list[int] | None = None,
                  margin: float = 0.1, feedback_stats: bool = True, hub_turns: int = 3, reward: str = "decision",
-                 format_coef: float = 0.5, decision_coef: float = 1.0,
+                 format_coef: float = 0.5, decision_coef: float = 1.0, text_style: str = "verbose",
                  render_mode: str | None = None) -> None:
         if obs_mode not in ("structured", "text"):
             raise ValueError(f"obs_mode must be 'structured' or 'text', got {obs_mode!r}")
+        if text_style not in textmod.TEXT_STYLES:
+            raise ValueError(f"text_style must be one of {textmod.TEXT_STYLES}, got {text_style!r}")
+        if text_style != "verbose" and obs_mode != "text":
+            raise ValueError(f"text_style={text_style!r} needs obs_mode='text' (got obs_mode={obs_mode!r})")
+        self.text_style = text_style
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if reward not in REWARD_MODES:
@@ -218,8 +224,9 @@ class CalendarConflictEnv(gym.Env):
         hist = [(d.rounds[r].events, int(self.chosen[r]), int(d.winners[r])) for r in range(max(0, t - self.w), t)]
         anchor_week = (events[0].start // WEEK) if events else None
         upcoming = [e for e in d.calendar if anchor_week is not None and e.start // WEEK == anchor_week][:12]
-        return textmod.render(d.user, t, self.n, events, hist, upcoming, self.hub.render(),
-                              self.hub_turns - self._turns, self._tool_result)
+        render = textmod.render_compact if self.text_style == "compact" else textmod.render
+        return render(d.user, t, self.n, events, hist, upcoming, self.hub.render(), self.hub_turns - self._turns,
+                      self._tool_result)
 
     def render(self) -> Any:
         if self.render_mode is None or self.data is None:

@@ -81,6 +81,70 @@ def render(user: User, round_idx: int, n_rounds: int, events: Sequence[Event] | 
     return text.encode("ascii", "replace").decode("ascii")
 
 
+#: Text styles of the prompt: "verbose" (full sentences, PEARL-like) or "compact" (for small models).
+TEXT_STYLES = ("verbose", "compact")
+
+COMPACT_INSTRUCTIONS = (
+    "{name}'s calendar assistant: events overlap; pick the one {name} attends. Learn hidden priorities from past rounds.\n"
+    "Reply with JSON only: {{\"priority_ranking\":[ids, best first],\"selected_event_to_accept\":id}}\n"
+    "Memory tool ({turns} calls left this round): {{\"action\":\"list\"}} or "
+    "{{\"action\":\"update\",\"strategies\":[\"...\"]}} (<=10, <=350 chars each)"
+)
+
+
+def _short_time(minutes: int) -> str:
+    """'Tue 03-04 14:30': ``format_time`` without the year (always the same)."""
+    full = format_time(minutes)  # '2025-03-04 Tue 14:30'
+    return f"{full[11:14]} {full[5:10]} {full[15:]}"
+
+
+def compact_event(i: int, ev: Event, user: User, day: str = "") -> str:
+    """One short line with every attribute ``describe_event`` shows (the date left out when it is ``day``)."""
+    others = [a for a in ev.attendees if a != user.name]
+    flags = [f for f, on in (("recurring", ev.recurring), ("deadline", ev.deadline), ("external", ev.external)) if on]
+    lead_days = max(0, (ev.start - ev.created) // (24 * 60))
+    when = _short_time(ev.start)
+    parts = [f"{i} {ev.title}", ev.kind, f"{when[10:] if when[:9] == day else when} {ev.duration}m", ev.location,
+             f"by {'me' if ev.organizer == user.name else ev.organizer}", f"w {','.join(others) if others else '-'}"]
+    parts += flags
+    parts.append(f"booked {lead_days}d ahead")
+    return "|".join(parts)
+
+
+def _compact_week(events: Sequence[Event]) -> str:
+    """'Mon 04-21: 14:00 Reading group 60m | Tue 04-22: 10:00 ..., 12:15 ...' (each day named once)."""
+    days: dict[str, list[str]] = {}
+    for e in events:
+        when = _short_time(e.start)
+        days.setdefault(when[:9], []).append(f"{when[10:]} {e.title} {e.duration}m")
+    return " | ".join(f"{day}: {', '.join(items)}" for day, items in days.items())
+
+
+def render_compact(user: User, round_idx: int, n_rounds: int, events: Sequence[Event] | None,
+                   history: Sequence[tuple[Sequence[Event], int, int]], upcoming: Sequence[Event], hub_text: str,
+                   hub_turns_left: int, tool_result: str = "") -> str:
+    """The prompt of ``render`` in as few tokens as possible: short lines, ids, no repeated words."""
+    lines = [COMPACT_INSTRUCTIONS.format(name=user.name, turns=hub_turns_left),
+             f"{user.name}: {user.role}, {user.org} ({user.org_kind}); manager {user.manager or '-'}; "
+             f"supervises {','.join(user.reports) or '-'}"]
+    if upcoming:
+        lines.append("Week: " + _compact_week(upcoming))
+    if history:
+        lines.append("Past rounds (you>wanted):")
+        for events_h, chosen, winner in history:
+            options = ";".join(f"{i} {e.title}" for i, e in enumerate(events_h))
+            lines.append(f"{options} | {'invalid' if chosen < 0 else chosen}>{winner} {'ok' if chosen == winner else 'x'}")
+    lines.append("Memory: " + ("empty" if hub_text == "StrategyHub is empty." else hub_text.split("\n", 1)[-1].replace("\n", " ")))
+    if tool_result:
+        lines.append(f"Tool: {tool_result}")
+    if events is not None:
+        day = _short_time(events[0].start)[:9]
+        lines.append(f"Round {round_idx + 1}/{n_rounds}, {day}:")
+        lines += [compact_event(i, e, user, day) for i, e in enumerate(events)]
+    text = "\n".join(lines)
+    return text.encode("ascii", "replace").decode("ascii")
+
+
 #: Longest answer parsed: the action space's max_length. Longer text is a format failure.
 MAX_ANSWER_CHARS = 8000
 _DECODER = json.JSONDecoder()
