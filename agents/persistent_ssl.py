@@ -13,6 +13,11 @@ the monocular estimate. Strategies:
 
 The controller is the paper's flight plan: forward while no obstacle is seen; else turn in
 place, and keep turning ``extra_turn_steps`` once the view is clear.
+
+Overrides are counted two ways, both logged and reported per episode: per frame (every step
+on which stereo overrode) and per event (a run of consecutive override frames in one env
+counts once). The run's picture (``persistence.png``, see ``persistent_ssl_log``) plots
+overrides, collisions, time on the monocular cue and the monocular error against flight time.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import numpy as np
 import torch
 
 from selfgym.agents.base import TrainingHooks
+from selfgym.agents.persistent_ssl_log import FlightWindow, draw_persistence
 from selfgym.envs.drone.monocular import MonocularEstimator, roc_threshold
 from selfgym.envs.drone.room_env import frame_key
 
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
-EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides", "mono_fraction",
-                "mono_disparity_error", "mono_distance_error", "mono_tpr", "mono_fpr")
+EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides",
+                "training_wheel_override_events", "mono_fraction", "mono_disparity_error", "mono_distance_error",
+                "mono_tpr", "mono_fpr")
 
 
 class PersistentSSLAgent:
@@ -92,7 +99,10 @@ class PersistentSSLAgent:
         self.on_mono = False
         self.switch_steps: list[int] = []  # steps at which the flight cue changed
         self.num_timesteps = 0
-        self.total_overrides = 0
+        self.total_overrides = 0  # frames
+        self.total_override_events = 0
+        self.flight = FlightWindow(float(env.get_attr("dt", [0])[0]))
+        self._frame_gt = np.full(self.n_envs, np.nan)  # true disparity of each env's current frame (logging only)
         self._since_check = 0
         self._reset_env_state(range(self.n_envs))
         self._obs: Any = None
@@ -103,7 +113,8 @@ class PersistentSSLAgent:
         name = "_pred_ctrl" if for_predict else "_train_ctrl"
         ctrl = getattr(self, name, None)
         if ctrl is None or len(ctrl["hold"]) != n:
-            ctrl = {"hist": [deque(maxlen=max(self.smoothing, 1)) for _ in range(n)], "hold": np.zeros(n, np.int64)}
+            ctrl = {"hist": [deque(maxlen=max(self.smoothing, 1)) for _ in range(n)], "hold": np.zeros(n, np.int64),
+                    "prev_override": np.zeros(n, bool)}
             setattr(self, name, ctrl)
         return ctrl
 
@@ -113,6 +124,7 @@ class PersistentSSLAgent:
             if i < len(ctrl["hold"]):
                 ctrl["hist"][i].clear()
                 ctrl["hold"][i] = 0
+                ctrl["prev_override"][i] = False
 
     def _act(self, obs: dict[str, np.ndarray], learn: bool, for_predict: bool = False) -> np.ndarray:
         images, stereo = np.asarray(obs["image"]), np.asarray(obs["stereo"], np.float32)
@@ -144,7 +156,13 @@ class PersistentSSLAgent:
                     self.roc_est.append(raw)
                     self.roc_label.append(cue)
                 self.estimator.add(inputs, cue)
-            self.total_overrides += int(override and learn)
+            new_event = override and not ctrl["prev_override"][i]
+            ctrl["prev_override"][i] = override
+            if learn:
+                self.total_overrides += int(override)
+                self.total_override_events += int(new_event)
+                gt = self._frame_gt[i] if i < self.n_envs else float("nan")
+                self.flight.frame(override, new_event, on_mono, abs(est - gt))
             if obstacle:
                 turn, hold[i] = True, self.extra_turn_steps
             elif hold[i] > 0:
@@ -192,6 +210,9 @@ class PersistentSSLAgent:
             actions = self._act(self._obs, learn=True)
             self._obs, _, dones, infos = self.env.step(actions)
             self.num_timesteps += self.n_envs
+            for i, info in enumerate(infos):
+                self._frame_gt[i] = np.nan if dones[i] else float(info.get("gt", {}).get("disparity", np.nan))
+            self.flight.collided(sum(bool(info.get("frame", {}).get("collision", False)) for info in infos))
             for i in np.flatnonzero(dones):
                 self._reset_env_state([i])
                 record = {k: float(infos[i][k]) for k in EPISODE_KEYS if k in infos[i]}
@@ -206,6 +227,8 @@ class PersistentSSLAgent:
                 self._log(episodes, (self.num_timesteps - start_steps) / max(time.time() - start, 1e-9))
             if not hooks.on_step(self.num_timesteps):
                 break
+        if self.logger is not None and self.flight.frames:  # the last, partial window
+            self._log(episodes, (self.num_timesteps - start_steps) / max(time.time() - start, 1e-9))
 
     def _log(self, episodes: deque, fps: float) -> None:
         lg = self.logger
@@ -217,6 +240,9 @@ class PersistentSSLAgent:
         lg.record("ssl/roc_fpr", self.fpr)
         lg.record("ssl/buffer", self.estimator.n_samples)
         lg.record("ssl/overrides_total", self.total_overrides)
+        lg.record("ssl/override_events_total", self.total_override_events)
+        for key, value in self.flight.row().items():
+            lg.record(key, value)
         if episodes:
             for key in ("return", "length"):
                 vals = [e[key] for e in episodes if key in e]
@@ -227,6 +253,10 @@ class PersistentSSLAgent:
                 if vals:
                     lg.record(f"episode/{key}", float(np.mean(vals)))
         lg.dump(self.num_timesteps)
+
+    def draw_picture(self, run_dir: Any, title: str = "") -> Any:
+        """The run's picture: overrides, collisions, time on mono and mono error against flight time."""
+        return draw_persistence(run_dir, title)
 
     def predict(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = False) -> tuple[np.ndarray, Any]:
@@ -246,7 +276,8 @@ class PersistentSSLAgent:
             "roc_label": torch.tensor(list(self.roc_label), dtype=torch.float32),
             "tau_est": self.tau_est, "tpr": self.tpr, "fpr": self.fpr, "on_mono": self.on_mono,
             "switch_steps": list(self.switch_steps), "num_timesteps": self.num_timesteps,
-            "total_overrides": self.total_overrides, "strategy": self.strategy,
+            "total_overrides": self.total_overrides, "total_override_events": self.total_override_events,
+            "flight": self.flight.state_dict(), "strategy": self.strategy,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -260,3 +291,6 @@ class PersistentSSLAgent:
         self.tau_est, self.tpr, self.fpr = float(state["tau_est"]), float(state["tpr"]), float(state["fpr"])
         self.on_mono, self.switch_steps = bool(state["on_mono"]), list(state["switch_steps"])
         self.num_timesteps, self.total_overrides = int(state["num_timesteps"]), int(state["total_overrides"])
+        self.total_override_events = int(state.get("total_override_events", 0))
+        if "flight" in state:
+            self.flight.load_state_dict(state["flight"])

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,8 +242,12 @@ class RunFailed(Exception):
 
 def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Path | None = None,
           progress: bool = False, final_eval: bool = True, args_record: dict[str, Any] | None = None, *,
-          trust_run: bool = False, gym_packages: Sequence[str] = ()) -> Path:
+          trust_run: bool = False, gym_packages: Sequence[str] = (),
+          on_metrics: Callable[[dict[str, float]], None] | None = None) -> Path:
     """Train per ``config`` (or resume ``resume_dir``); returns the run folder.
+
+    ``on_metrics`` is called with every metrics.csv row once it is written (tune.py reports
+    them to Ray Tune this way).
 
     Resuming imports no code the run's config names (see ``check_run_code``) unless
     ``trust_run`` or the module is in ``gym_packages``. The run folder is locked for the whole
@@ -264,6 +268,7 @@ def train(config: dict[str, Any], log_folder: str = "logs", resume_dir: str | Pa
         raise UserError(str(exc)) from exc
     try:
         run = _open_run(config, run_dir, resume is not None)
+        run.csv.on_row = on_metrics
         return _train_locked(run, progress, final_eval, args_record, fresh=resume is None)
     finally:
         lock.release()
@@ -325,11 +330,11 @@ def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dic
         run.save_checkpoint(steps)
         if hooks.stop_requested:
             runs.write_status(run_dir, "interrupted", num_timesteps=steps)
-            plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
+            _draw_picture(run)
             print(f"Interrupted at {steps} steps. Resume with: python train.py -i {run_dir}")
             raise KeyboardInterrupt
         run.save_model(runs.MODEL_DIR)
-        picture = plot_learning_curve(run_dir, f"{config['agent']} on {config['env']}")
+        picture = _draw_picture(run)
         elapsed = time.time() - start
         runs.write_status(run_dir, "finished", num_timesteps=steps, train_seconds=round(elapsed, 1))
     except KeyboardInterrupt:
@@ -354,6 +359,14 @@ def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dic
     if picture is not None:
         print(f"What was learned: {picture}")
     return run_dir
+
+
+def _draw_picture(run: "Run") -> Path | None:
+    """The run's picture: the agent's own (``draw_picture(run_dir, title)``, e.g. persistent_ssl's
+    flight metrics against flight time) where it has one, else the learning curve."""
+    title = f"{run.config['agent']} on {run.config['env']}"
+    draw = getattr(run.agent, "draw_picture", None)
+    return draw(run.run_dir, title) if callable(draw) else plot_learning_curve(run.run_dir, title)
 
 
 def _learn(run: "Run", hooks: RunHooks) -> None:

@@ -181,6 +181,7 @@ def test_train_then_evaluate_reports_drone_metrics(run_cli, tmp_path):
                   "disparity_mode:fast_from_depth", "-params", "min_samples:200", "roc_window:200")
     assert out.returncode == 0, out.stderr[-2000:]
     run = tmp_path / "logs" / "persistent_ssl" / "selfgym-DroneRoom-v0_1"
+    assert (run / "persistence.png").exists() and "What was learned: logs/persistent_ssl/selfgym-DroneRoom-v0_1/persistence.png" in out.stdout
     out = run_cli("evaluate.py", "--run", str(run), "-n", "2")
     assert out.returncode == 0, out.stderr[-2000:]
     for key in ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides", "mono_fraction",

@@ -14,7 +14,8 @@ def disparity_to_distance(disparity: float, fb: float, lo: float = 0.1, hi: floa
 class EpisodeStats:
     def __init__(self, dt: float) -> None:
         self.dt = dt
-        self.steps = self.collisions = self.overrides = self.mono_steps = self.reports = 0
+        self.steps = self.collisions = self.overrides = self.override_events = self.mono_steps = self.reports = 0
+        self._last_override = False
         self.distance = 0.0
         self.abs_err: list[float] = []
         self.dist_err: list[float] = []
@@ -29,7 +30,9 @@ class EpisodeStats:
               on_mono: bool, override: bool) -> None:
         self.reports += 1
         self.mono_steps += int(on_mono)
-        self.overrides += int(override)
+        self.overrides += int(override)  # frames
+        self.override_events += int(override and not self._last_override)  # runs of consecutive override frames
+        self._last_override = override
         if not np.isfinite(estimate):
             return  # no estimate yet (the learner has no data)
         self.abs_err.append(abs(estimate - gt_disparity))
@@ -53,6 +56,7 @@ class EpisodeStats:
         }
         if self.reports:
             out["training_wheel_overrides"] = float(self.overrides)
+            out["training_wheel_override_events"] = float(self.override_events)
             out["mono_fraction"] = self.mono_steps / self.reports
         if self.abs_err:
             out["mono_disparity_error"] = float(np.mean(self.abs_err))
