@@ -11,7 +11,8 @@ Streams, each named and weighted by the ``weights`` hyperparameter:
 
 * every ``--reward`` module the trainer hands over (DIAYN, RND, ``component:x``, ...); a
   registered module named in ``weights`` but not passed with ``--reward`` is built with its
-  defaults (DIAYN gets ``n_skills = skill_dim``), so ``--agent slim`` alone runs;
+  defaults (DIAYN gets ``n_skills = skill_dim``, METRA ``skill_dim`` and ``skill_type``), so
+  ``--agent slim`` alone runs;
 * every key of the env's ``info["reward_components"]`` named in ``weights`` (PlayTable:
   ``safety``; with a task also ``reach``, ``progress``, ``success``).
 
@@ -109,7 +110,9 @@ class SlimAgent:
             if name in env_components:
                 components.append(name)
             elif name in REWARDS:
-                kwargs = {"n_skills": cfg.skill_dim} if "n_skills" in (accepted_kwargs(REWARDS.get(name)) or []) else {}
+                offered = {"n_skills": cfg.skill_dim, "skill_dim": cfg.skill_dim, "skill_type": cfg.skill_type}
+                accepted = accepted_kwargs(REWARDS.get(name)) or []
+                kwargs = {key: value for key, value in offered.items() if key in accepted}
                 modules[name] = make_reward((name, kwargs))
             else:
                 raise ValueError(
@@ -121,6 +124,10 @@ class SlimAgent:
             if n_skills is not None and (cfg.skill_type != "categorical" or n_skills != cfg.skill_dim):
                 raise ValueError(f"slim: reward module {name!r} reads {n_skills} categorical skills; set skill_type: "
                                  f"categorical and skill_dim: {n_skills} (now {cfg.skill_type}, {cfg.skill_dim})")
+            skill = (getattr(module, "skill_dim", None), getattr(module, "skill_type", None))
+            if skill[0] is not None and skill != (cfg.skill_dim, cfg.skill_type):
+                raise ValueError(f"slim: reward module {name!r} reads {skill[0]}-D {skill[1]} skills; set skill_dim: "
+                                 f"{skill[0]} and skill_type: {skill[1]} (now {cfg.skill_dim}, {cfg.skill_type})")
         return streams, {s: modules[s] for s in streams if s in modules}, components
 
     def _step_rewards(self, batch: TransitionBatch, infos: list[dict[str, Any]]) -> np.ndarray:

@@ -35,6 +35,7 @@ BUILTIN_REWARDS: dict[str, str] = {
     "rnd": "selfgym.rewards.intrinsic.rnd:RND",
     "icm": "selfgym.rewards.intrinsic.icm:ICM",
     "diayn": "selfgym.rewards.intrinsic.diayn:DIAYN",
+    "metra": "selfgym.rewards.intrinsic.metra:METRA",
     "simhash": "selfgym.rewards.intrinsic.simhash:SimHashCount",
     "e3b": "selfgym.rewards.intrinsic.e3b:E3B",
     "re3": "selfgym.rewards.intrinsic.re3:RE3",

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from selfgym.rewards.base import TransitionBatch
 from selfgym.rewards.intrinsic._torch import TorchReward, flat_obs, mlp
+from selfgym.rewards.intrinsic.state_slice import check_fits, feature_indices
 
 SKILL_KEY = "skill"
 
@@ -79,22 +80,22 @@ class DIAYN(TorchReward):
 
     The skill is read from ``batch.extras["skill"]`` when given, otherwise from the observation
     as ``SkillWrapper`` lays it out (last ``n_skills`` entries, or the ``"skill"`` key). The
-    discriminator sees the state without the skill; ``obs_slice=[start, stop]`` restricts it to
-    those features (e.g. PlayTable's scene state ``[15, 37]``: skills told apart by what they do to
-    objects, not by where the arm is, as SLIM's tabletop skills need).
+    discriminator sees the state without the skill; ``obs_slice`` restricts it to some features:
+    ``[start, stop]`` or PlayTable names (``obs_slice=objects``: the two blocks' poses;
+    ``cube_pos+long_pos``; see ``state_slice.py``), so that skills are told apart by what they do
+    to objects, not by where the arm is, as SLIM's tabletop skills need.
     """
 
     def __init__(self, n_skills: int = 8, hidden: Sequence[int] = (128, 128), epochs: int = 1,
-                 batch_size: int = 256, obs_slice: Sequence[int] | None = None, **kwargs: Any) -> None:
+                 batch_size: int = 256, obs_slice: Sequence[int] | str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("lr", 3e-4)
         super().__init__(**kwargs)
         if n_skills < 2:
             raise ValueError(f"reward module {self.name!r}: n_skills must be >= 2, got {n_skills}")
         self.n_skills, self.hidden = int(n_skills), [int(h) for h in hidden]
         self.epochs, self.batch_size = int(epochs), int(batch_size)
-        if obs_slice is not None and (len(obs_slice) != 2 or not 0 <= int(obs_slice[0]) < int(obs_slice[1])):
-            raise ValueError(f"reward module {self.name!r}: obs_slice must be [start, stop] with 0 <= start < stop, got {obs_slice}")
-        self.obs_slice = None if obs_slice is None else slice(int(obs_slice[0]), int(obs_slice[1]))
+        self.obs_slice = obs_slice
+        self.obs_index = feature_indices(obs_slice, f"reward module {self.name!r}")
         self._rng = np.random.default_rng(self.seed)
 
     def setup(self, observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -108,10 +109,10 @@ class DIAYN(TorchReward):
                 f"wrap the env with selfgym.rewards.intrinsic.diayn:SkillWrapper (n_skills={self.n_skills}), e.g. "
                 f"-params 'env_wrapper:{{\"selfgym.rewards.intrinsic.diayn:SkillWrapper\": {{\"n_skills\": {self.n_skills}}}}}'"
             )
+        n_features = (sum(int(np.prod(s.shape)) for k, s in observation_space.spaces.items() if k != SKILL_KEY)
+                      if isinstance(observation_space, gym.spaces.Dict) else observation_space.shape[0] - self.n_skills)
+        check_fits(self.obs_index, n_features, self.obs_slice, f"reward module {self.name!r}")
         super().setup(observation_space, action_space)
-        if self.obs_slice is not None and self.obs_dim != self.obs_slice.stop - self.obs_slice.start:
-            raise ValueError(f"reward module {self.name!r}: obs_slice [{self.obs_slice.start}, {self.obs_slice.stop}] "
-                             "reaches past the observation's features (the skill excluded)")
 
     def build(self) -> nn.ModuleDict:
         assert self.obs_dim is not None
@@ -119,7 +120,7 @@ class DIAYN(TorchReward):
 
     def obs_features(self, obs: Any) -> np.ndarray:
         features = flat_obs(obs, skip_keys=(SKILL_KEY,)) if isinstance(obs, dict) else flat_obs(obs)[:, : -self.n_skills]
-        return features if self.obs_slice is None else features[:, self.obs_slice]
+        return features if self.obs_index is None else features[:, self.obs_index]
 
     def skills(self, batch: TransitionBatch) -> np.ndarray:
         if SKILL_KEY in batch.extras:
