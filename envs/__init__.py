@@ -44,6 +44,9 @@ _register("CalendarConflict-v0", "selfgym.envs.calendar.env:CalendarConflictEnv"
 # --- Text environments (envs/text) ---------------------------------------------------------
 _register("TextReasoning-v0", "selfgym.envs.text.reasoning:TextReasoningEnv", max_episode_steps=2)
 
+# --- CookingWorld (envs/cooking): task-agnostic text world for autotelic agents (LMA3) -------
+_register("CookingWorld-v0", "selfgym.envs.cooking.env:CookingWorldEnv", 50)
+
 # --- SparseGrid (envs/grid): sparse reward in the far corner, for exploration bonuses -------
 _register("SparseGrid-v0", "selfgym.envs.grid.sparse_grid:SparseGridEnv", 60)
 _register("SparseGridShuffled-v0", "selfgym.envs.grid.sparse_grid:SparseGridEnv", 60, shuffle_actions=True, one_hot=True)

@@ -25,6 +25,7 @@ from selfgym.envs import registered_ids
 SB3_CHECK_FAILS = {
     "selfgym/TextReasoning-v0": (TypeError, "its spaces are Text: SB3 supports no Text space, and its checker's NaN "
                                             "test (np.isnan) cannot take strings"),
+    "selfgym/CookingWorld-v0": (TypeError, "its observations are Text, as TextReasoning-v0's"),
     "selfgym/PlayTableGoal-v0": (AttributeError, "gym.make wraps it in TimeLimit, and SB3's checker calls "
                                                  "env.compute_reward, which Gymnasium 1.x wrappers no longer forward; the "
                                                  "unwrapped env passes, and HER works (it calls env_method, which does)"),

@@ -1,0 +1,1 @@
+"""CookingWorld: a task-agnostic cooking text world (rooms, food, knife, stove / oven / barbecue)."""
