@@ -39,6 +39,10 @@ BUILTIN_REWARDS: dict[str, str] = {
     "simhash": "selfgym.rewards.intrinsic.simhash:SimHashCount",
     "e3b": "selfgym.rewards.intrinsic.e3b:E3B",
     "re3": "selfgym.rewards.intrinsic.re3:RE3",
+    "ride": "selfgym.rewards.intrinsic.ride:RIDE",
+    "ngu": "selfgym.rewards.intrinsic.ngu:NGU",
+    "disagreement": "selfgym.rewards.intrinsic.disagreement:Disagreement",
+    "pseudo_counts": "selfgym.rewards.intrinsic.pseudo_counts:PseudoCounts",
     # self-generated rewards for LLM policies (rewards/llm.py)
     "majority_vote": "selfgym.rewards.llm:MajorityVoteReward",
     "self_judge": "selfgym.rewards.llm:SelfJudgeReward",

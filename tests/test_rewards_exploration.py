@@ -1,5 +1,6 @@
-"""E3B, RE3 and the shared encoder: bonuses fall on revisited states, episodic memory clears at
-episode ends, image and vector observations both work, state round trips, bad spaces refused."""
+"""E3B, RE3, RIDE, NGU, Disagreement, pseudo-counts and the shared encoder: bonuses fall on
+revisited states, episodic memory clears at episode ends per env, 8 envs give what 8 single envs
+give, image and vector observations both work, state round trips, bad spaces refused."""
 
 from __future__ import annotations
 
@@ -115,11 +116,12 @@ def test_re3_bonus_is_low_on_a_state_the_batch_visits_often():
         module(rollout(states[:3]))
 
 
+ALL_ENCODED = ["rnd", "icm", "e3b", "re3", "ride", "ngu", "disagreement", "pseudo_counts"]
 IMAGE_HWC = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)  # MiniGrid's view: the small CNN
 IMAGE_CHW = gym.spaces.Box(0, 255, (3, 40, 40), np.uint8)  # the Nature CNN
 
 
-@pytest.mark.parametrize("name", ["rnd", "icm", "e3b", "re3"])
+@pytest.mark.parametrize("name", ALL_ENCODED)
 @pytest.mark.parametrize("space", [VECTOR, IMAGE_HWC, IMAGE_CHW, gym.spaces.Discrete(5),
                                    gym.spaces.Dict({"image": IMAGE_HWC, "direction": gym.spaces.Discrete(4)})],
                          ids=["vector", "image_hwc", "image_chw", "discrete", "dict"])
@@ -163,7 +165,7 @@ def test_rnd_bonus_falls_on_a_familiar_image():
     assert rnd(rollout(novel)).mean() > 3 * rnd(seen).mean()
 
 
-@pytest.mark.parametrize("name", ["rnd", "icm", "e3b", "re3"])
+@pytest.mark.parametrize("name", ALL_ENCODED)
 @pytest.mark.parametrize("space, needle", [
     (gym.spaces.Text(10), r"Text\(.*obs_key="),
     (gym.spaces.Dict({"image": IMAGE_HWC, "mission": gym.spaces.Text(10)}), r"Dict\(.*needs obs_key=.*\['image', 'mission'\]"),
@@ -181,3 +183,111 @@ def test_layout_reads_channels_first_and_last_images_alike():
     assert hwc.features(image).max() <= 1.0
     with pytest.raises(ValueError, match="obs_key='pos' was given but .* not a Dict"):
         layout_for(VECTOR, obs_key="pos")
+
+
+# -- RIDE, NGU, pseudo-counts (episodic) and Disagreement ------------------------------------------
+
+EPISODIC = ["ride", "ngu", "pseudo_counts"]
+STATE_C = np.array([0.9, 0.9, -0.5, -0.3], np.float32)
+
+
+def small(name: str, **kwargs):
+    module = make_reward((name, {"hidden": [32], "seed": 0, **kwargs}))
+    module.setup(VECTOR, ACTIONS)
+    return module
+
+
+def teleports(n: int, dones=None, n_envs: int = 1) -> TransitionBatch:
+    """n transitions B -> A: the same impact each time (RIDE), the same next state (counts)."""
+    return rollout(np.stack([STATE_A] * n), dones, n_envs, obs=np.stack([STATE_B] * n))
+
+
+@pytest.mark.parametrize("name", EPISODIC)
+def test_episodic_bonus_falls_as_a_state_is_revisited_in_an_episode(name):
+    module = small(name)
+    # A -> B -> A -> B ... then B -> C: B is the next state 4 times, then C is new
+    obs = np.stack([STATE_A, STATE_B] * 4 + [STATE_B])
+    next_obs = np.stack([STATE_B, STATE_A] * 4 + [STATE_C])
+    bonuses = module(rollout(next_obs, obs=obs))
+    to_b = bonuses[0:8:2]
+    assert np.all(np.diff(to_b) < 0)
+    if name == "ride":  # impact / sqrt(N_ep): the impact of A -> B is the same each time
+        np.testing.assert_allclose(to_b / to_b[0], 1 / np.sqrt([1, 2, 3, 4]), rtol=1e-5)
+    else:  # kernel count: identical embeddings count 1 each (n <= k), the far ones ~0
+        np.testing.assert_allclose(to_b, 1 / (np.sqrt([1, 2, 3, 4]) + module.c), rtol=0.02)
+        assert bonuses[8] > 1.5 * to_b[-1]  # C is new in this episode
+
+
+@pytest.mark.parametrize("name", EPISODIC)
+def test_episodic_memory_clears_at_episode_ends_per_env_and_carries_over_rollouts(name):
+    module = small(name, lr=0.0)  # phi stays fixed through update(), so bonuses compare across rollouts
+    fresh = float(module(teleports(1))[0])
+    assert fresh > 0
+    # one env: the third step ends the episode, so the fourth visit is a first visit again
+    bonuses = module(teleports(4, dones=[0, 0, 1, 0]))
+    assert bonuses[3] == pytest.approx(fresh, rel=1e-5) and bonuses[2] < 0.7 * fresh
+    # two envs, time-major: only env 0's episode ends after step 0
+    two = module(teleports(4, dones=[1, 0, 0, 0], n_envs=2))
+    assert two[2] == pytest.approx(fresh, rel=1e-5) and two[3] < 0.75 * fresh
+    # the memory carries from one rollout to the next until the episode ends
+    first = teleports(2)
+    module(first)
+    module.update(first)
+    assert module(teleports(1))[0] == pytest.approx(bonuses[2], rel=1e-4)  # a third visit
+    module.update(teleports(2, dones=[0, 1]))
+    assert module(teleports(1))[0] == pytest.approx(fresh, rel=1e-5)
+    shuffled = teleports(2)
+    shuffled.n_envs = None
+    with pytest.raises(ValueError, match=f"'{name}'.*time-ordered.*on-policy"):
+        module(shuffled)
+
+
+@pytest.mark.parametrize("name", EPISODIC + ["disagreement"])
+def test_module_on_8_envs_equals_8_single_envs(name):
+    rng = np.random.default_rng(0)
+    steps, n_envs = 6, 8
+    grid = lambda n: rng.integers(0, 3, (n, 4)).astype(np.float32) / 2 - 0.5  # 81 states: revisits happen
+    warm_obs = grid(32)
+    base = small(name)  # one update, so learned parts (RND statistics for NGU) are not at their start
+    base.update(rollout(grid(32), obs=warm_obs, actions=rng.integers(0, 3, 32), dones=np.arange(32) == 31))
+    state = base.state_dict()
+    obs, next_obs = grid(steps * n_envs), grid(steps * n_envs)
+    actions, dones = rng.integers(0, 3, steps * n_envs), rng.random(steps * n_envs) < 0.2
+    together = small(name)
+    together.load_state_dict(state)
+    bonuses = together(rollout(next_obs, dones, n_envs, obs=obs, actions=actions)).reshape(steps, n_envs)
+    assert np.ptp(bonuses) > 0
+    per_env = lambda x: x.reshape(steps, n_envs, *x.shape[1:])
+    for env in range(n_envs):
+        alone = small(name)
+        alone.load_state_dict(state)
+        batch = rollout(per_env(next_obs)[:, env], per_env(dones)[:, env], obs=per_env(obs)[:, env], actions=per_env(actions)[:, env])
+        np.testing.assert_allclose(alone(batch), bonuses[:, env], rtol=1e-5, atol=1e-7)
+
+
+def test_ngu_is_the_episodic_count_times_the_clipped_rnd_factor():
+    ngu, counts = small("ngu", lr=3e-3), small("pseudo_counts", lr=3e-3)
+    familiar = teleports(64)
+    for _ in range(30):
+        for module in (ngu, counts):
+            module.update(familiar)
+    novel = rollout(np.stack([STATE_C, STATE_A, STATE_C]), obs=np.stack([STATE_B] * 3))
+    factor = ngu.lifelong(novel).numpy()
+    assert np.all((factor >= 1.0) & (factor <= ngu.max_lifelong))
+    assert factor[0] > 1.0 and factor[1] == pytest.approx(1.0)  # C is new to the RND; A is not
+    np.testing.assert_allclose(ngu(novel), counts(novel) * factor, rtol=1e-5)
+    assert ngu.coef == 0.3 and ngu.weight(10**6) == 0.3
+
+
+def test_disagreement_falls_where_the_ensemble_has_data():
+    module = small("disagreement", lr=3e-3)
+    seen = rollout(np.repeat(STATE_A[None], 64, axis=0), obs=np.repeat(STATE_B[None], 64, axis=0), actions=np.zeros(64, np.int64))
+    before = module(seen).mean()
+    for _ in range(60):
+        module.update(seen)
+    after = module(seen).mean()
+    novel = rollout(STATE_C[None], obs=STATE_C[None], actions=np.array([2]))
+    assert after < 0.1 * before
+    assert module(novel)[0] > 5 * after
+    with pytest.raises(ValueError, match="ensemble_size must be >= 2"):
+        make_reward("disagreement:ensemble_size=1")
