@@ -204,7 +204,7 @@ class Game:
             where = "In" if thing.kind == "container" else "On"
             return f"{where} the {thing.name}: {_listing(inside)}." if inside else f"The {thing.name} is empty."
         if thing.kind == "device":
-            return f"A {thing.name}: cook food with it to make it {DEVICE_STATE[thing.name]}."
+            return f"{_a(thing.name).capitalize()}: cook food with it to make it {DEVICE_STATE[thing.name]}."
         if thing.kind == "knife":
             return "A sharp knife: hold it to slice, dice or chop food."
         kind = FOOD_KINDS[thing.name]
@@ -276,14 +276,14 @@ class Game:
             if furniture.kind == "container":
                 inside = [_a(t.label()) for t in self.contents[furniture.name]]
                 if not furniture.is_open:
-                    parts.append(f"a {furniture.name} (closed)")
+                    parts.append(f"{_a(furniture.name)} (closed)")
                 else:
-                    parts.append(f"a {furniture.name} (open, {'holding ' + _listing(inside) if inside else 'empty'})")
+                    parts.append(f"{_a(furniture.name)} (open, {'holding ' + _listing(inside) if inside else 'empty'})")
             elif furniture.kind == "surface":
                 on = [_a(t.label()) for t in self.contents[furniture.name]]
-                parts.append(f"a {furniture.name}" + (f" (with {_listing(on)} on it)" if on else ""))
+                parts.append(_a(furniture.name) + (f" (with {_listing(on)} on it)" if on else ""))
             else:
-                parts.append(f"a {furniture.name}")
+                parts.append(_a(furniture.name))
         lines = [f"-= {self.room.title()} =-"]
         lines.append(f"You see {_listing(parts)}." if parts else "The room is bare.")
         floor = [_a(t.label()) for t in self.contents[self.room]]
