@@ -23,10 +23,24 @@ def import_env_packages(packages: list[str] | None) -> None:
             raise ImportError(f"--gym-packages: cannot import {name!r}: {exc}") from exc
 
 
+#: env-id prefix -> (the package whose import registers those ids, the selfgym extra installing it),
+#: imported on first use as rl-zoo3's import_envs does, so no --gym-packages is needed for them.
+ENV_ID_PACKAGES: dict[str, tuple[str, str]] = {"MiniGrid-": ("minigrid", "minigrid"), "BabyAI-": ("minigrid", "minigrid")}
+
+
 def check_env_id(env_id: str) -> None:
     """Fail early, with close matches, for an id no package registered."""
     if env_id in gym.registry:
         return
+    for prefix, (package, extra) in ENV_ID_PACKAGES.items():
+        if env_id.startswith(prefix):
+            try:
+                importlib.import_module(package)
+            except ImportError as exc:
+                raise ImportError(f"environment {env_id!r} comes from the {package!r} package, which is not installed: "
+                                  f"pip install 'selfgym[{extra}]'") from exc
+            if env_id in gym.registry:
+                return
     raise gym.error.NameNotFound(
         f"environment {env_id!r} is not registered.{did_you_mean(env_id, list(gym.registry))}"
         " Register your own with --gym-packages my_pkg (its import calls gymnasium.register)."
@@ -53,6 +67,7 @@ def wrapper_list(spec: Any) -> list[tuple[str, dict[str, Any]]]:
 def make_env_fn(env_id: str, env_kwargs: dict[str, Any], rank: int, seed: int | None,
                 wrappers: Any = None, render_mode: str | None = None):
     def _init() -> gym.Env:
+        check_env_id(env_id)  # a fresh worker process (SubprocVecEnv) registers packaged ids again
         kwargs = dict(env_kwargs)
         if render_mode is not None:
             kwargs["render_mode"] = render_mode

@@ -24,8 +24,8 @@ from selfgym import agents, env_factory, rewards, runs, skill_metrics
 from selfgym.config import parse_spec
 
 #: Dotted paths in these packages are installed library code, as safe to name as a registered
-#: name (the shipped hyperparameters name ``selfgym.envs...`` wrappers).
-TRUSTED_PACKAGES = ("selfgym", "gymnasium", "stable_baselines3", "sb3_contrib")
+#: name (the shipped hyperparameters name ``selfgym.envs...`` and ``minigrid.wrappers`` wrappers).
+TRUSTED_PACKAGES = ("selfgym", "gymnasium", "stable_baselines3", "sb3_contrib", "minigrid")
 
 
 class UntrustedRunError(ValueError):
