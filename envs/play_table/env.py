@@ -47,7 +47,8 @@ class PlayTableEnv(gym.Env):
     """A Franka Panda at a desk with a drawer, a sliding door, three light buttons, a shelf and two blocks.
 
     Args:
-        task: one of ``tasks.TASK_NAMES`` (e.g. ``"open_drawer"``), or None for free play.
+        task: one of ``tasks.TASK_NAMES`` (e.g. ``"open_drawer"``), a downstream task
+            (``"push_to_target"``: push the cube into the green disc on the desk), or None for free play.
         obs_mode: ``"state"`` (Box: 15 proprioception + 22 scene floats, layout in
             ``scene.PROPRIO_KEYS`` / ``scene.SCENE_KEYS``) or ``"pixels"`` (Dict: ``image`` uint8
             (size, size, 3) from the static camera, ``proprio`` 15 floats).
@@ -93,7 +94,7 @@ class PlayTableEnv(gym.Env):
             raise ValueError("PlayTableGoalEnv needs obs_mode='state' (no nested Dict spaces)")
         self.obs_mode, self.control = obs_mode, control
         self.reward_type, self.render_mode, self.render_size = reward_type, render_mode, render_size
-        self.scene = Scene(renderer=renderer, image_size=image_size)
+        self.scene = Scene(renderer=renderer, image_size=image_size, marker=self.task.marker if self.task else None)
         n_act = 7 if control == "ee" else 8
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         state = spaces.Box(-10.0, 10.0, (PROPRIO_DIM + SCENE_DIM,), np.float32)
@@ -122,7 +123,10 @@ class PlayTableEnv(gym.Env):
             lights[start["light"][0]] = start["light"][1]
         sc.set_articulation(drawer, door, lights)
         long_pose = start.get("long", "upright" if rng.random() < 0.25 else "flat")
-        (lx, ly), (cx, cy) = self._two_spots(rng)
+        if start.get("cube") == "off_target":
+            (lx, ly), (cx, cy) = self._spots_off_target(rng)
+        else:
+            (lx, ly), (cx, cy) = self._two_spots(rng)
         yaw = rng.uniform(-np.pi / 2, np.pi / 2)
         if long_pose == "upright":
             quat = sc.pb.getQuaternionFromEuler([0, -np.pi / 2, yaw])
@@ -153,6 +157,22 @@ class PlayTableEnv(gym.Env):
             a, b = (np.array([rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)]) for _ in range(2))
             if np.linalg.norm(a - b) > 0.11:
                 return [a, b]
+
+    @staticmethod
+    def _spots_off_target(rng) -> list[np.ndarray]:
+        """Block spots for push_to_target: the cube on an arc around the target (10-14 cm away, on
+        the side away from the robot and the cabinet, so the hand has room behind it), the long
+        block >= 11 cm from the cube and >= 9 cm from the push path (from behind the cube to the target)."""
+        target = np.array(L.TARGET_XY)
+        while True:
+            angle, radius = rng.uniform(*T.START_ANGLES), rng.uniform(*T.START_RADII)
+            away = np.array([np.cos(angle), np.sin(angle)])
+            cube_xy, long_xy = target + radius * away, np.array([rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)])
+            start = cube_xy + 0.075 * away
+            seg = target - start
+            along = np.clip(np.dot(long_xy - start, seg) / np.dot(seg, seg), 0.0, 1.0)
+            if np.linalg.norm(long_xy - cube_xy) > 0.11 and np.linalg.norm(long_xy - (start + along * seg)) > 0.09:
+                return [long_xy, cube_xy]
 
     def _sample_goal(self, rng) -> np.ndarray:
         """The start state with one thing changed, like a Play-LMP test goal (a single task's effect)."""

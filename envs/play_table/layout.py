@@ -55,6 +55,11 @@ LONG_SIZE = (0.10, 0.04, 0.04)  # lying flat, long axis along its local x
 CUBE_SIZE = (0.045, 0.045, 0.045)
 BLOCK_MASS = 0.1
 
+# --- the marked target region of the downstream task push_to_target (a disc on the desk) ---
+TARGET_XY = (0.40, 0.0)  # in the play area, with room for the hand on the far side (shelf, cabinet apart)
+TARGET_RADIUS = 0.05  # the cube's centre must come to rest inside this circle
+TARGET_RGBA = (0.1, 0.7, 0.2, 1.0)
+
 
 def _box(size, xyz, rgba=None, collide=True) -> str:
     s = " ".join(f"{v:.4f}" for v in size)

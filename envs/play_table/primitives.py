@@ -152,6 +152,9 @@ def expert_plan(task: str, s: np.ndarray) -> list[Waypoint]:
         return pick_and_place(s, "cube", dest)
     if task == "pull_out_of_shelf":
         return pick_and_place(s, "cube", (0.42, 0.05, T.CUBE_Z + 0.01))
+    if task == "push_to_target":  # the hand starts 7.5 cm behind the cube, which ends ~3 cm ahead of it
+        toward = T.TARGET_XY - s[K["cube_pos"]][:2]
+        return sweep_plan(s, "cube", toward, float(np.linalg.norm(toward)) + 0.03)
     raise ValueError(f"no expert plan for task {task!r}")
 
 
@@ -181,8 +184,12 @@ class WaypointFollower:
         return np.clip(a, -1, 1).astype(np.float32)
 
 
+REPLAN_TASKS = ("push_to_target",)  # a push that stopped short is planned again from where the cube is
+
+
 class ScriptedExpert:
-    """The task expert: plans at reset from the scene state, then follows the waypoints."""
+    """The task expert: plans at reset from the scene state, then follows the waypoints
+    (for ``REPLAN_TASKS``, plans again from the current state when they are done)."""
 
     def __init__(self, task: str, noise: float = 0.0, seed: int | None = None) -> None:
         self.task, self.noise, self.rng = task, noise, np.random.default_rng(seed)
@@ -192,7 +199,7 @@ class ScriptedExpert:
         self.follower = WaypointFollower(expert_plan(self.task, np.asarray(obs)[15:]), self.noise, self.rng)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        if self.follower is None:
+        if self.follower is None or (self.follower.done and self.task in REPLAN_TASKS):
             self.reset(obs)
         return self.follower.act(np.asarray(obs)[:15])
 

@@ -39,7 +39,10 @@ _RANGE, _REST = (ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04], HOME_JOINTS + [0.0
 class Scene:
     """The Franka, the desk and two blocks in one headless pybullet world."""
 
-    def __init__(self, renderer: str = "tiny", image_size: int = 84) -> None:
+    def __init__(self, renderer: str = "tiny", image_size: int = 84,
+                 marker: tuple[tuple[float, float], float] | None = None) -> None:
+        """``marker``: ((x, y), radius) of a flat disc drawn on the desk (visual only, no contact),
+        made before the initial state is saved, so resets restore it with everything else."""
         self.pb = BulletClient(connection_mode=p.DIRECT)
         pb, self.cid = self.pb, self.pb._client  # hot paths call pybullet directly with cid
         pb.setAdditionalSearchPath(pybullet_data.getDataPath())
@@ -61,6 +64,10 @@ class Scene:
         self.light_bodies = [
             pb.createMultiBody(0, -1, pb.createVisualShape(p.GEOM_SPHERE, radius=0.025, rgbaColor=L.LIGHT_OFF_RGBA), xyz)
             for xyz in L.LIGHT_XYZ]
+        if marker is not None:
+            (mx, my), radius = marker
+            disc = pb.createVisualShape(p.GEOM_CYLINDER, radius=float(radius), length=0.001, rgbaColor=L.TARGET_RGBA)
+            self.marker_body = pb.createMultiBody(0, -1, disc, [float(mx), float(my), 0.0006])
         # Blocks stay multibodies: restoreState then restores their contact caches too, which
         # keeps episodes bit-for-bit reproducible (maximal-coordinate bodies are not).
         self.blocks = [

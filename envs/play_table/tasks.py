@@ -1,5 +1,8 @@
 """The 18 Play-LMP evaluation tasks: start conditions, success detectors, progress and reach targets.
 
+Plus downstream tasks outside that suite (``DOWNSTREAM_TASKS``: ``push_to_target``), for
+agents that reuse learned skills; ``TASK_NAMES`` stays the 18 the play agents are scored on.
+
 Everything is a function of the 22-float scene state (``scene.SCENE_KEYS``): ``s0`` is the state
 at reset, ``s`` the current one. The paper's exact per-task criteria (its appendix) are not
 known to us; the thresholds below are ours and are stated in each detector.
@@ -60,13 +63,15 @@ def _upright(s):
 
 @dataclass(frozen=True)
 class Task:
-    """start: what reset() must arrange; target: the scene point the hand should reach."""
+    """start: what reset() must arrange; target: the scene point the hand should reach;
+    marker: ((x, y), radius) of a disc the scene draws on the desk (push_to_target's region)."""
 
     name: str
     start: dict
     success: Callable[[np.ndarray, np.ndarray], bool]
     progress: Callable[[np.ndarray, np.ndarray], float]
     target: Callable[[np.ndarray], np.ndarray]
+    marker: tuple[tuple[float, float], float] | None = None
 
 
 def _clip01(x: float) -> float:
@@ -160,10 +165,41 @@ TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 assert len(TASKS) == 18
 
 
+# --- downstream tasks: for agents built on learned skills (skill_hrl); not in the Play-LMP suite ---
+TARGET_XY = np.array(L.TARGET_XY)
+# push_to_target's start: the cube's centre at this distance (m) and angle (rad, from +x, counter-
+# clockwise) from the target's, the side with room for the hand (not toward the robot or the cabinet).
+START_RADII, START_ANGLES = (0.10, 0.14), (np.radians(-15), np.radians(100))
+
+
+def cube_to_target(s: np.ndarray) -> float:
+    """Horizontal distance (m) from the cube's centre to the target region's centre."""
+    return float(np.linalg.norm(s[K["cube_pos"]][:2] - TARGET_XY))
+
+
+def _behind_cube(s: np.ndarray) -> np.ndarray:
+    """Where the hand pushes from: 6 cm behind the cube, on the line from the target through it."""
+    cube = _cube(s)
+    away = cube[:2] - TARGET_XY
+    away = away / max(float(np.linalg.norm(away)), 1e-6)
+    return np.array([*(cube[:2] + 0.06 * away), 0.02])
+
+
+# push_to_target: the cube resting on the desk with its centre inside the marked disc (radius 5 cm).
+PUSH_TO_TARGET = Task(
+    "push_to_target", {"cube": "off_target"},
+    lambda s0, s: cube_to_target(s) < L.TARGET_RADIUS and float(s[K["cube_pos"]][2]) < CUBE_Z + 0.01,
+    lambda s0, s: _clip01((cube_to_target(s0) - cube_to_target(s)) / max(cube_to_target(s0) - L.TARGET_RADIUS, 1e-6)),
+    _behind_cube, marker=(L.TARGET_XY, L.TARGET_RADIUS))
+DOWNSTREAM_TASKS: dict[str, Task] = {PUSH_TO_TARGET.name: PUSH_TO_TARGET}
+
+
 def get_task(name: str | None) -> Task | None:
     """The task called ``name``; None for free play. A wrong name lists the valid ones."""
     if name is None or name in ("none", "None", "play"):
         return None
-    if name not in TASKS:
-        raise ValueError(f"unknown PlayTable task {name!r}; valid tasks: {', '.join(TASK_NAMES)} (or None for free play)")
-    return TASKS[name]
+    task = TASKS.get(name) or DOWNSTREAM_TASKS.get(name)
+    if task is None:
+        raise ValueError(f"unknown PlayTable task {name!r}; valid tasks: {', '.join(TASK_NAMES)}, "
+                         f"downstream: {', '.join(DOWNSTREAM_TASKS)} (or None for free play)")
+    return task
