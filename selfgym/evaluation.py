@@ -88,7 +88,8 @@ def check_run_code(run_dir: Path, config: dict[str, Any], *, trust: bool = False
             f"--gym-packages {' '.join(sorted({_module_of(p) for _, p in foreign}))}")
 
 # info keys that are bookkeeping, not metrics
-_SKIP_INFO = {"TimeLimit.truncated", "terminal_observation", "episode", "is_success", "reward_components"}
+_SKIP_INFO = {"TimeLimit.truncated", "terminal_observation", "episode", "is_success", "reward_components",
+              "action_mask"}  # a text env's mask of valid commands (CookingWorld), not a metric
 
 
 def _numeric(value: Any) -> float | None:
