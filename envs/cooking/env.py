@@ -19,6 +19,8 @@ Arguments:
     split: "train" or "test"; the two serve disjoint layouts (see world.py).
     test_fraction: the share of all layouts that belongs to the test split.
     max_command_length: longest text command read.
+    state_in_info: also put ``true_state()`` in ``info["state"]`` every step (about 20 us a step):
+        for agents behind a VecEnv, whose auto-reset hides the last state of an episode.
     render_mode: None, "ansi" (the observation text).
 
 ``info`` also holds ``feedback`` (the command's answer) and ``command`` (the canonical command
@@ -54,7 +56,8 @@ class CookingWorldEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 2}
 
     def __init__(self, num_rooms: int = 4, num_foods: int = 5, doors: bool = True, split: str = "train",
-                 test_fraction: float = 0.2, max_command_length: int = 200, render_mode: str | None = None) -> None:
+                 test_fraction: float = 0.2, max_command_length: int = 200, state_in_info: bool = False,
+                 render_mode: str | None = None) -> None:
         if not 1 <= int(num_rooms) <= len(ROOMS):
             raise ValueError(f"num_rooms must be in 1..{len(ROOMS)}, got {num_rooms}")
         if not 1 <= int(num_foods) <= len(FOODS):
@@ -68,6 +71,7 @@ class CookingWorldEnv(gym.Env):
         self.num_rooms, self.num_foods, self.doors = int(num_rooms), int(num_foods), bool(doors)
         self.split, self.test_fraction = split, float(test_fraction)
         self.max_command_length, self.render_mode = int(max_command_length), render_mode
+        self.state_in_info = bool(state_in_info)
         self.max_commands = max_valid_commands(self.num_rooms, self.num_foods)
         self.action_space = gym.spaces.Discrete(self.max_commands)
         self.observation_space = BatchableText(MAX_OBSERVATION_CHARS, shape=(1,))
@@ -121,6 +125,8 @@ class CookingWorldEnv(gym.Env):
         mask[: len(valid)] = 1
         self._text = game.observation(feedback, verb)[:MAX_OBSERVATION_CHARS]
         info = {"valid_commands": valid, "action_mask": mask, "feedback": feedback, "command": command}
+        if self.state_in_info:
+            info["state"] = game.state()
         return text_obs(self._text), 0.0, False, False, info
 
     # -- for oracles, evaluation and agents --------------------------------------------------

@@ -1,0 +1,228 @@
+"""LMA3's three language-model roles and their oracle counterparts (Colas et al., CoLLAs 2023).
+
+* relabeler: a trajectory -> the goals it achieved, in language (hindsight relabelling);
+* goal generator: mastered goals and recent experience -> a new goal and its decomposition
+  into mastered goals;
+* reward function: (goal, trajectory) -> achieved or not, with a likelihood.
+
+The LM roles are prompt templates on ``LLMPolicy`` (the offline default model, or any local
+model by path). Every call is batched over the trajectories of one update and cached (same
+prompt, same answer: greedy decoding); ``stats`` counts calls, prompts, seconds and parse
+failures. An answer that does not parse is counted and yields nothing, never an exception.
+The reward function reads no free text at all: it compares the log-likelihoods of "yes" and
+"no" after the question, so it always answers, with p(yes).
+
+The oracle roles (``Oracle*``) read the true states through envs/cooking/goals.py: exact,
+deterministic and free, for ablations (upper bound) and fast tests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from selfgym.envs.cooking.goals import OutsideGrammar, oracle_judge, oracle_relabel, parse_goal
+
+
+@dataclass
+class Trajectory:
+    """One episode: the goal pursued, the commands, their feedback and the true states s_0..s_T."""
+
+    goal: str
+    subgoals: list[str]
+    commands: list[str] = field(default_factory=list)
+    feedback: list[str] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)  # o_0..o_{T-1}: what each command was chosen from
+    valid: list[list[str]] = field(default_factory=list)  # the valid commands at each of those steps
+    states: list[dict[str, Any]] = field(default_factory=list)
+
+    def text(self, max_steps: int = 40) -> str:
+        """The trajectory as the LM reads it: numbered commands and their feedback (state-changing ones)."""
+        lines = [f"{i + 1}. > {c}: {f.splitlines()[0] if f else ''}"
+                 for i, (c, f) in enumerate(zip(self.commands, self.feedback)) if not c.startswith(_INFO)]
+        return "\n".join(lines[-max_steps:]) or "(the agent only looked around)"
+
+
+_INFO = ("look", "inventory", "examine")
+
+
+@dataclass
+class RoleStats:
+    calls: int = 0
+    prompts: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    parse_failures: int = 0
+    failure_examples: list[str] = field(default_factory=list)
+
+    def failed(self, answer: str) -> None:
+        self.parse_failures += 1
+        if len(self.failure_examples) < 5:
+            self.failure_examples.append(answer[:200])
+
+
+RELABEL_PROMPT = (
+    "An agent acted in a text cooking game. Its commands and what happened:\n{trajectory}\n\n"
+    "List the goals the agent achieved, one per line, in the form of short commands such as "
+    "'slice the carrot', 'fry the potato', 'put the apple in the fridge', 'go to the garden'.\nGoals:\n"
+)
+GENERATE_PROMPT = (
+    "In a text cooking game (rooms, a fridge, a knife, a stove, an oven, a barbecue, food) an agent already masters "
+    "these goals:\n{mastered}\nRecently it did:\n{recent}\n\n"
+    "Invent one new, harder goal that combines mastered goals, and list its steps, each a mastered goal. "
+    "Answer exactly as:\nGoal: <new goal>\nSteps: <goal 1>; <goal 2>\n"
+)
+REWARD_PROMPT = (
+    "An agent acted in a text cooking game. Its commands and what happened:\n{trajectory}\n\n"
+    "Did the agent achieve the goal '{goal}'? Answer yes or no."
+)
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
+_WORDS = re.compile(r"^[a-z][a-z' -]*[a-z]$")
+
+
+def clean_goal(line: str, max_words: int = 10) -> str | None:
+    """A goal-like line (bullets, quotes and final dots stripped, lower case) or None."""
+    text = _BULLET.sub("", line).strip().strip("\"'`").rstrip(".!;,").strip().lower()
+    if not text or not _WORDS.match(text) or not 2 <= len(text.split()) <= max_words:
+        return None
+    return text
+
+
+def parse_goal_list(answer: str, limit: int = 12) -> list[str]:
+    goals: dict[str, None] = {}
+    for line in answer.splitlines():
+        if (goal := clean_goal(line)) is not None and goal not in ("none", "no goals"):
+            goals.setdefault(goal, None)
+    return list(goals)[:limit]
+
+
+def parse_generated(answer: str) -> tuple[str, list[str]] | None:
+    goal_match = re.search(r"goal\s*:\s*(.+)", answer, re.IGNORECASE)
+    if goal_match is None or (goal := clean_goal(goal_match.group(1))) is None:
+        return None
+    steps_match = re.search(r"steps?\s*:\s*(.+)", answer, re.IGNORECASE)
+    steps = [s for s in (clean_goal(p) for p in re.split(r";|, then | then ", steps_match.group(1)))
+             if s] if steps_match else []
+    return goal, steps
+
+
+class LMRoles:
+    """The three roles on one ``LLMPolicy`` (relabeler, goal generator, reward function)."""
+
+    kind = "lm"
+
+    def __init__(self, policy: Any, batch_size: int = 8, max_new_tokens: int = 48) -> None:
+        self.policy, self.batch_size, self.max_new_tokens = policy, int(batch_size), int(max_new_tokens)
+        self.stats = {"relabeler": RoleStats(), "generator": RoleStats(), "reward": RoleStats()}
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def _generate(self, role: str, prompts: list[str]) -> list[str]:
+        stats = self.stats[role]
+        todo = sorted({p for p in prompts if (role, p) not in self._cache})
+        stats.cached += len(prompts) - len(todo)
+        if todo:
+            start = time.perf_counter()
+            answers = self.policy.generate(todo, greedy=True, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens)
+            stats.seconds += time.perf_counter() - start
+            stats.calls += math.ceil(len(todo) / self.batch_size)
+            stats.prompts += len(todo)
+            self._cache.update({(role, p): a for p, a in zip(todo, answers)})
+        return [self._cache[(role, p)] for p in prompts]
+
+    def relabel(self, trajectories: Sequence[Trajectory]) -> list[list[str]]:
+        answers = self._generate("relabeler", [RELABEL_PROMPT.format(trajectory=t.text()) for t in trajectories])
+        out = []
+        for answer in answers:
+            goals = parse_goal_list(answer)
+            if not goals:
+                self.stats["relabeler"].failed(answer)
+            out.append(goals)
+        return out
+
+    def generate(self, mastered: Sequence[str], recent: Sequence[Trajectory], n: int, rng: random.Random) -> list[tuple[str, list[str]]]:
+        prompts = []
+        for _ in range(n):
+            shown = rng.sample(list(mastered), min(8, len(mastered)))
+            prompts.append(GENERATE_PROMPT.format(mastered="\n".join(f"- {g}" for g in shown),
+                                                  recent="\n".join(t.text(8) for t in recent[-2:]) or "(nothing yet)"))
+        out = []
+        for answer in self._generate("generator", prompts):
+            parsed = parse_generated(answer)
+            if parsed is None:
+                self.stats["generator"].failed(answer)
+            else:
+                out.append(parsed)
+        return out
+
+    def reward(self, pairs: Sequence[tuple[str, Trajectory]]) -> list[tuple[bool, float]]:
+        """(achieved, p(yes)) per (goal, trajectory), from the likelihoods of 'yes' and 'no'."""
+        stats = self.stats["reward"]
+        prompts = [REWARD_PROMPT.format(trajectory=t.text(), goal=g) for g, t in pairs]
+        todo = sorted({p for p in prompts if ("reward", p) not in self._cache})
+        stats.cached += len(prompts) - len(todo)
+        if todo:
+            start = time.perf_counter()
+            for i in range(0, len(todo), self.batch_size):
+                chunk = todo[i: i + self.batch_size]
+                logp, _ = self.policy.text_logprobs(chunk * 2, ["yes"] * len(chunk) + ["no"] * len(chunk))
+                for j, prompt in enumerate(chunk):
+                    yes, no = float(logp[j]), float(logp[len(chunk) + j])
+                    self._cache[("reward", prompt)] = 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, no - yes))))
+                stats.calls += 1
+            stats.seconds += time.perf_counter() - start
+            stats.prompts += len(todo)
+        return [(self._cache[("reward", p)] > 0.5, self._cache[("reward", p)]) for p in prompts]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {role: vars(s) for role, s in self.stats.items()}
+
+
+class OracleRoles:
+    """The same three roles read off the true states (oracle_relabel / oracle_judge): exact and free.
+
+    ``generate`` joins two mastered goals with "and" (decomposition: the two); ``reward``
+    counts a goal outside the oracle grammar as not achieved and in ``stats``' parse failures.
+    """
+
+    kind = "oracle"
+
+    def __init__(self) -> None:
+        self.stats = {"relabeler": RoleStats(), "generator": RoleStats(), "reward": RoleStats()}
+
+    def relabel(self, trajectories: Sequence[Trajectory]) -> list[list[str]]:
+        self.stats["relabeler"].calls += 1
+        return [oracle_relabel(t.states) for t in trajectories]
+
+    def generate(self, mastered: Sequence[str], recent: Sequence[Trajectory], n: int, rng: random.Random) -> list[tuple[str, list[str]]]:
+        self.stats["generator"].calls += 1
+        atomic = sorted(g for g in mastered if " and " not in g)
+        out = []
+        for _ in range(n if len(atomic) >= 2 else 0):
+            first, second = rng.sample(atomic, 2)
+            out.append((f"{first} and {second}", [first, second]))
+        return out
+
+    def reward(self, pairs: Sequence[tuple[str, Trajectory]]) -> list[tuple[bool, float]]:
+        self.stats["reward"].calls += 1
+        out = []
+        for goal, trajectory in pairs:
+            verdict = oracle_judge(goal, trajectory.states)
+            if verdict.status == "outside_grammar":
+                self.stats["reward"].failed(goal)
+            out.append((verdict.success, float(verdict.success)))
+        return out
+
+    def understands(self, goal: str) -> bool:
+        try:
+            parse_goal(goal)
+        except OutsideGrammar:
+            return False
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {role: vars(s) for role, s in self.stats.items()}
