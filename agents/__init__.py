@@ -46,6 +46,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "slim": "selfgym.agents.slim:SlimAgent",
     "lma3": "selfgym.agents.lma3:LMA3Agent",
     "slim_summed": "selfgym.agents.slim:SlimSummedAgent",
+    "skill_hrl": "selfgym.agents.skill_hrl:SkillHRLAgent",
     "grpo": "selfgym.agents.llm.grpo:GRPOAgent",
     "rloo": "selfgym.agents.llm.rloo:RLOOAgent",
     "self_rewarding_dpo": "selfgym.agents.llm.dpo:SelfRewardingDPOAgent",
