@@ -50,6 +50,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "grpo": "selfgym.agents.llm.grpo:GRPOAgent",
     "rloo": "selfgym.agents.llm.rloo:RLOOAgent",
     "self_rewarding_dpo": "selfgym.agents.llm.dpo:SelfRewardingDPOAgent",
+    "llm_sft": "selfgym.agents.llm.calendar_sft:CalendarSFTAgent",
     # offline, learning from play (Lynch et al. 2019): num_timesteps counts gradient steps
     "play_gcbc": "selfgym.agents.play_gcbc:PlayGCBCAgent",
     "play_lmp": "selfgym.agents.play_lmp:PlayLMPAgent",

@@ -48,7 +48,7 @@ def env_speed(seconds: float, **kwargs: Any) -> dict[str, float]:
             env.reset()
             done = False
             while not done:
-                a = int(rng.integers(5)) if kwargs.get("obs_mode", "structured") == "structured" else str(int(rng.integers(5)))
+                a = int(rng.integers(5)) if kwargs.get("obs_mode", "structured") == "structured" else '{"selected_event_to_accept": %d}' % int(rng.integers(5))
                 _, _, done, _, _ = env.step(a)
                 n += 1
         out[name] = n / (time.perf_counter() - t0)

@@ -34,6 +34,7 @@ import numpy as np
 from selfgym.envs.calendar.env import CalendarConflictEnv
 from selfgym.envs.calendar.metrics import summarize
 from selfgym.envs.calendar.text import is_hub_call
+from selfgym.envs.text.spaces import as_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,7 +65,7 @@ def run_llm(policy: Any, users: list[int], rounds: int, hub_turns: int, max_new_
             log_answers: int = 4) -> dict[str, Any]:
     """Play ``rounds`` rounds per user in lockstep; one batched greedy generate call per iteration."""
     envs = [CalendarConflictEnv(obs_mode="text", split="test", hub_turns=hub_turns) for _ in users]
-    obs = [env.reset(options={"user_id": uid})[0] for env, uid in zip(envs, users)]
+    obs = [as_text(env.reset(options={"user_id": uid})[0]) for env, uid in zip(envs, users)]
     fmt_fail = [0] * len(users)
     used_hub = [False] * len(users)  # a valid hub call in the current round
     hub = {"calls": 0, "valid_calls": 0, "list": 0, "update": 0, "rounds_with_valid_call": 0}
@@ -88,7 +89,8 @@ def run_llm(policy: Any, users: list[int], rounds: int, hub_turns: int, max_new_
         for i, text in zip(active, samples.texts):
             env = envs[i]
             t_before = env.t
-            obs[i], _, _, _, info = env.step(text)
+            next_obs, _, _, _, info = env.step(text)
+            obs[i] = as_text(next_obs)
             fb = info["feedback"]
             if fb["hub_step"]:
                 hub["calls"] += 1

@@ -22,6 +22,7 @@ import numpy as np
 
 from selfgym.envs.calendar.env import CalendarConflictEnv
 from selfgym.envs.calendar.text import TEXT_STYLES
+from selfgym.envs.text.spaces import as_text
 from selfgym.llm.default_model import default_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,7 +35,7 @@ def prompt_tokens(tokenizer: Any, style: str, users: list[int], rounds: int) -> 
     for uid in users:
         obs, _ = env.reset(seed=0, options={"user_id": uid})
         for _ in range(rounds):
-            text = tokenizer.apply_chat_template([{"role": "user", "content": obs}], tokenize=False,
+            text = tokenizer.apply_chat_template([{"role": "user", "content": as_text(obs)}], tokenize=False,
                                                  add_generation_prompt=True)
             counts.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
             obs, _, done, _, _ = env.step('{"selected_event_to_accept": 0}')

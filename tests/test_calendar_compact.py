@@ -7,6 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from selfgym.envs.calendar.env import CalendarConflictEnv
+from selfgym.envs.text.spaces import as_text
 
 SMALL = dict(n_users=20, n_rounds=8, obs_mode="text")
 
@@ -16,7 +17,7 @@ def play(env: CalendarConflictEnv, rounds: int) -> str:
     for _ in range(rounds):
         obs, *_ = env.step('{"selected_event_to_accept": 0}')
     obs, *_ = env.step('{"action": "update", "strategies": ["Deadlines beat syncs."]}')
-    return obs
+    return as_text(obs)
 
 
 def test_compact_shows_every_event_attribute_in_fewer_characters():

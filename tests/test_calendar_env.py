@@ -10,6 +10,7 @@ import pytest
 
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym.envs.calendar.env import CalendarConflictEnv
+from selfgym.envs.text.spaces import as_text
 from selfgym.envs.calendar.hub import StrategyHub
 from selfgym.envs.calendar.schema import N_FEATURES
 
@@ -122,8 +123,10 @@ def test_pearl_reward_mode_uses_curriculum():
 def test_text_mode_hub_calls_and_turn_limit():
     env = CalendarConflictEnv(obs_mode="text", hub_turns=2, **SMALL)
     obs, _ = env.reset(seed=0)
+    obs = as_text(obs)
     assert "Round 1 of 8" in obs and "[4]" in obs and env.observation_space.contains(obs)
     obs, r, _, _, info = env.step('{"action": "update", "strategies": ["Deadlines first."]}')
+    obs = as_text(obs)
     assert info["feedback"]["hub_step"] and r == 0.0 and "Deadlines first." in obs and "Round 1 of 8" in obs
     _, _, _, _, info = env.step('{"action": "update", "strategies": ["%s"]}' % ("x" * 351))
     assert "at most 350" in info["message"]
@@ -131,6 +134,7 @@ def test_text_mode_hub_calls_and_turn_limit():
     assert not info["feedback"]["hub_step"] and "turn limit" in info["message"]
     assert info["reward_components"]["hub_use"] == 1.0 and info["feedback"]["round"] == 1
     obs, _, _, _, info = env.step('{"selected_event_to_accept": 0}')
+    obs = as_text(obs)
     assert info["reward_components"]["hub_use"] == 0.0 and "Round 3 of 8" in obs and "Deadlines first." in obs
 
 

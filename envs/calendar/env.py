@@ -7,7 +7,8 @@ After the step the correct event is revealed (``info["feedback"]["correct_event"
 observation's history). Malformed actions are format failures with ``info["message"]``.
 
 ``obs_mode="structured"``: a flat float32 vector (layout in ``env.obs_layout``) for SB3.
-``obs_mode="text"``: the prompt for an LLM policy (``text_style="verbose"``, full sentences, or
+``obs_mode="text"``: the prompt for an LLM policy, as a one-element object array (``BatchableText``,
+so SB3's VecEnvs batch it; ``selfgym.envs.text.spaces.as_text`` gives the str) (``text_style="verbose"``, full sentences, or
 ``"compact"``, the same information in short lines for small models); text agents may call the StrategyHub
 with ``{"action": "list"}``/``{"action": "update", ...}`` up to ``hub_turns`` times a round
 (those steps do not advance the round and earn reward 0).
@@ -27,9 +28,10 @@ import numpy as np
 from selfgym.envs.calendar import text as textmod
 from selfgym.envs.calendar.generate import SPLITS, WEEK, UserData, make_user_data, split_users
 from selfgym.envs.calendar.hub import StrategyHub
-from selfgym.envs.calendar.store import load_user_data
 from selfgym.envs.calendar.metrics import episode_metrics, expected_ord, ord_score
 from selfgym.envs.calendar.schema import N_FEATURES, N_PRINCIPLES, ROLE_NAMES
+from selfgym.envs.calendar.store import load_user_data
+from selfgym.envs.text.spaces import BatchableText, as_text, text_obs
 
 REWARD_MODES = ("decision", "pearl")
 
@@ -81,11 +83,11 @@ class CalendarConflictEnv(gym.Env):
         self.hub = StrategyHub()
         self._build_layout()
         self.action_space = gym.spaces.Discrete(self.m) if obs_mode == "structured" else \
-            gym.spaces.Text(max_length=8000, charset=string.printable)
+            BatchableText(textmod.MAX_ANSWER_CHARS, charset=string.printable)
         if obs_mode == "structured":
             self.observation_space = gym.spaces.Box(-1.0, 1.0, (self.obs_dim,), np.float32)
         else:
-            self.observation_space = gym.spaces.Text(max_length=60000, min_length=0, charset=string.printable)
+            self.observation_space = BatchableText(60000, charset=string.printable, shape=(1,))
         self.data: UserData | None = None
 
     # -- layout of the structured observation ---------------------------------------------------------
@@ -138,6 +140,8 @@ class CalendarConflictEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self.t >= self.n:
             raise RuntimeError("the episode is over (all rounds decided); call reset()")
+        if self.obs_mode == "text":
+            action = as_text(action)  # a str inside a one-element array (a VecEnv row), or np.str_
         hub_request = textmod.is_hub_call(action) if isinstance(action, (str, dict)) else None
         if hub_request is not None and self._turns < self.hub_turns:
             return self._hub_step(hub_request)
@@ -199,7 +203,7 @@ class CalendarConflictEnv(gym.Env):
 
     # -- observations -----------------------------------------------------------------------------------
     def _obs(self) -> Any:
-        return self._structured_obs() if self.obs_mode == "structured" else self.render_text()
+        return self._structured_obs() if self.obs_mode == "structured" else text_obs(self.render_text())
 
     def _structured_obs(self) -> np.ndarray:
         obs = np.zeros(self.obs_dim, dtype=np.float32)
