@@ -1,0 +1,134 @@
+"""skill_hrl over SLIM's skills against PPO from scratch on PlayTable's push_to_target (issue 20, items 5-6).
+
+The protocol is pre-registered in ``benchmarks/results/slim_hrl_protocol.md``; this script only
+runs it: per seed S, skill_hrl over the skills of the SLIM benchmark's slim run of seed S, and PPO
+from scratch, at the same env-step budget (two runs at a time, one thread each); then
+``evaluate.py -n 50`` on each, and a table of the final success rate and return per arm, every
+seed's value and rliable's 95% interval of the mean over seeds (``selfgym.compare``; needs the
+``compare`` extra).
+
+    python benchmarks/slim_hrl.py --dry-run
+    python benchmarks/slim_hrl.py --skills-logs /path/to/logs/slim_runs   # the SLIM benchmark's runs
+    python benchmarks/slim_hrl.py --budget 4000 --seeds 0 --skills-run logs/slim/... --out slim_hrl_pilot
+
+Writes ``benchmarks/results/<out>.{json,md}`` (each finished run also at once to
+``<out>_runs.jsonl``); run folders go to ``logs/<out>_runs/`` (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from selfgym.compare import interval_estimates, wilson
+from selfgym.metrics import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+ENV, ENV_KWARGS = "selfgym/PlayTable-v0", ["--env-kwargs", "task:push_to_target"]
+BUDGET: int | None = None  # set by the protocol's rule from the pilot (slim_hrl_protocol.md, amendment 1)
+N_ENVS, EVAL_EPISODES, CURVE_POINTS = 4, 50, 10
+ARMS = ("skill_hrl", "ppo")
+
+
+def skills_for(seed: int, args: argparse.Namespace) -> Path:
+    """The slim run whose skills skill_hrl of this seed uses: the SLIM benchmark's run of the same seed."""
+    if args.skills_run:
+        return Path(args.skills_run).resolve()
+    return (Path(args.skills_logs) / f"slim_seed{seed}" / "slim" / f"{ENV.replace('/', '-')}_1").resolve()
+
+
+def commands(arm: str, seed: int, budget: int, logs: Path, skills: Path) -> tuple[list[str], Path]:
+    """(train.py command, run folder) for one arm and seed; each run gets its own log folder."""
+    folder = logs / f"{arm}_seed{seed}"
+    agent = ["--agent", "skill_hrl", "-params", f"skills_run:{skills}"] if arm == "skill_hrl" else ["--agent", "ppo"]
+    train = [sys.executable, str(ROOT / "train.py"), "--env", ENV, *ENV_KWARGS, *agent, "-n", str(budget),
+             "--n-envs", str(N_ENVS), "--seed", str(seed), "--num-threads", "1",
+             "--eval-freq", str(max(budget // CURVE_POINTS, 1)), "--eval-episodes", "10", "--no-final-eval", "-f", str(folder)]
+    return train, folder / agent[1] / f"{ENV.replace('/', '-')}_1"
+
+
+def run_one(arm: str, seed: int, budget: int, logs: Path, skills: Path, jsonl: Path) -> dict:
+    train, run = commands(arm, seed, budget, logs, skills)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(train, check=True, env=env, capture_output=True, text=True)
+    evaluate = [sys.executable, str(ROOT / "evaluate.py"), "--run", str(run), "-n", str(EVAL_EPISODES)]
+    subprocess.run(evaluate, check=True, env=env, capture_output=True, text=True)
+    summary = json.loads((run / "eval.json").read_text())
+    curve = [(int(r["steps"]), r["eval_success_rate"]) for r in read_metrics(run / "metrics.csv")
+             if r.get("eval_success_rate") is not None]
+    status = json.loads((run / "status.json").read_text())
+    row = {"arm": arm, "seed": seed, "run": str(run), "train_command": " ".join(train[1:]),
+           "env_steps": int(status["num_timesteps"]), "train_seconds": status.get("train_seconds"),
+           "success_rate": float(summary["success_rate"]), "return_mean": float(summary["return_mean"]),
+           "eval_success_curve": curve}
+    with open(jsonl, "a") as rows:
+        rows.write(json.dumps(row) + "\n")  # each finished run is kept even if the whole table never is
+    return row
+
+
+def table(rows: list[dict]) -> dict[str, dict]:
+    """Per arm and measure: seeds' values, mean with rliable's 95% interval; success also pooled (Wilson)."""
+    out = {}
+    for arm in ARMS:
+        mine = [r for r in rows if r["arm"] == arm]
+        for measure in ("success_rate", "return_mean"):
+            values = [r[measure] for r in mine]
+            cell = {"seeds": values, **interval_estimates(np.array(values)[:, None], reps=2000, seed=0)}
+            if measure == "success_rate":
+                cell["wilson_pooled"] = wilson(sum(round(v * EVAL_EPISODES) for v in values), EVAL_EPISODES * len(values))
+            out[f"{arm}/{measure}"] = cell
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=int, default=BUDGET)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--skills-logs", default=str(ROOT / "logs" / "slim_runs"),
+                        help="benchmarks/slim.py's run folders (slim_seed<S>/slim/...)")
+    parser.add_argument("--skills-run", help="one slim run for every seed (pilots only)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="slim_hrl")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args()
+    if args.budget is None or args.budget < 1:
+        sys.exit(f"slim_hrl: --budget must be a number of env steps >= 1 (the protocol's B), got {args.budget}")
+    logs, jsonl = ROOT / "logs" / f"{args.out}_runs", RESULTS / f"{args.out}_runs.jsonl"
+    jobs = [(arm, seed) for seed in args.seeds for arm in ARMS]
+    if args.dry_run:
+        for arm, seed in jobs:
+            print(" ".join(commands(arm, seed, args.budget, logs, skills_for(seed, args))[0]))
+        return
+    missing = [str(skills_for(s, args)) for s in args.seeds if not (skills_for(s, args) / "config.yaml").exists()]
+    if missing:
+        sys.exit(f"slim_hrl: no skills run at {', '.join(missing)}; run benchmarks/slim.py first or pass --skills-logs")
+    with ThreadPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(lambda job: run_one(*job, args.budget, logs, skills_for(job[1], args), jsonl), jobs))
+    cells = table(rows)
+    command = " ".join(["python benchmarks/slim_hrl.py", *sys.argv[1:]])
+    result = {"command": command, "budget": args.budget, "seeds": args.seeds, "runs": rows, "table": cells,
+              "load_average": os.getloadavg()}
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1))
+    lines = [f"# skill_hrl (SLIM skills) vs PPO from scratch, push_to_target ({args.budget} env steps, seeds {args.seeds})",
+             "", f"`{command}`", "", "| arm | success rate (end of episode) | return |", "|---|---|---|"]
+    for arm in ARMS:
+        success, ret = cells[f"{arm}/success_rate"], cells[f"{arm}/return_mean"]
+        lines.append(f"| {arm} | {success['mean']:.3f} [{success['mean_ci'][0]:.3f}, {success['mean_ci'][1]:.3f}] "
+                     f"({', '.join(f'{v:.2f}' for v in success['seeds'])}; pooled Wilson "
+                     f"[{success['wilson_pooled'][0]:.3f}, {success['wilson_pooled'][1]:.3f}]) | "
+                     f"{ret['mean']:.1f} [{ret['mean_ci'][0]:.1f}, {ret['mean_ci'][1]:.1f}] "
+                     f"({', '.join(f'{v:.1f}' for v in ret['seeds'])}) |")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
