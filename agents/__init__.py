@@ -51,6 +51,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "rloo": "selfgym.agents.llm.rloo:RLOOAgent",
     "self_rewarding_dpo": "selfgym.agents.llm.dpo:SelfRewardingDPOAgent",
     "llm_sft": "selfgym.agents.llm.calendar_sft:CalendarSFTAgent",
+    "pearl": "selfgym.agents.llm.pearl:PearlAgent",
     # offline, learning from play (Lynch et al. 2019): num_timesteps counts gradient steps
     "play_gcbc": "selfgym.agents.play_gcbc:PlayGCBCAgent",
     "play_lmp": "selfgym.agents.play_lmp:PlayLMPAgent",
