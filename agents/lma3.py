@@ -67,6 +67,7 @@ class LMA3Agent:
     mastery_window, mastery_threshold: mastered = success rate >= threshold over the last window attempts.
     epsilon, learning_rate, replay, n_features: the policy's exploration, SGD step, replayed examples
         per update and hashed feature count.
+    bc_window: steps before a goal's achievement that are imitated for it.
     eval_layouts: test layouts per held-out goal in ``evaluate_task_suite``.
     """
 
@@ -76,7 +77,7 @@ class LMA3Agent:
                  lm_batch_size: int = 8, max_new_tokens: int = 48, p_generate: float = 0.5,
                  goals_per_call: int = 2, episodes_per_update: int = 4, mastery_window: int = 5,
                  mastery_threshold: float = 0.6, epsilon: float = 0.2, learning_rate: float = 0.5,
-                 replay: int = 256, n_features: int = 2**18, eval_layouts: int = 3) -> None:
+                 replay: int = 256, n_features: int = 2**18, bc_window: int = 10, eval_layouts: int = 3) -> None:
         for role, value in (("relabeler", relabeler), ("reward", reward), ("generator", generator)):
             if value not in ROLE_CHOICES[role]:
                 raise ValueError(f"lma3: {role}={value!r}; choose from {ROLE_CHOICES[role]}")
@@ -91,7 +92,9 @@ class LMA3Agent:
         self.names = {"relabeler": relabeler, "reward": reward, "generator": generator}
         self.decompose, self.p_generate = bool(decompose), float(p_generate)
         self.goals_per_call, self.episodes_per_update = int(goals_per_call), int(episodes_per_update)
-        self.replay, self.eval_layouts = int(replay), int(eval_layouts)
+        self.replay, self.eval_layouts, self.bc_window = int(replay), int(eval_layouts), int(bc_window)
+        if self.bc_window < 1:
+            raise ValueError(f"lma3: bc_window must be >= 1, got {bc_window}")
         self.rng = random.Random(self.seed)
         self.oracle = OracleRoles()
         self.lm = None
@@ -190,9 +193,10 @@ class LMA3Agent:
         return hits[-1] if hits else len(traj.commands)
 
     def _imitate(self, goal: str, traj: Trajectory, upto: int) -> int:
-        """Behaviour-cloning examples of ``goal`` from the first ``upto`` steps (information commands left out)."""
+        """Behaviour-cloning examples of ``goal``: the last ``bc_window`` steps before step ``upto``
+        (information commands left out); earlier steps are mostly wandering, not the way to it."""
         added = 0
-        for t in range(upto):
+        for t in range(max(0, upto - self.bc_window), upto):
             command = traj.commands[t]
             if not command.startswith(INFO_VERBS):
                 self.policy.add(goal, traj.observations[t], traj.valid[t], traj.valid[t].index(command))

@@ -84,13 +84,19 @@ class GoalLibrary:
         half = len(recent) // 2
         return abs(sum(recent[half:]) / (len(recent) - half) - sum(recent[:half]) / half)
 
-    def sample(self, epsilon: float = 0.2) -> str | None:
-        """A goal drawn in proportion to learning progress (+ ``epsilon``), mastered goals rarely."""
+    def sample(self, epsilon: float = 0.2, p_new: float = 0.2) -> str | None:
+        """A goal to pursue: with probability ``p_new`` (or when none was tried) one never tried,
+        uniformly; else a tried one in proportion to learning progress + ``epsilon`` (mastered
+        goals at a fifth of epsilon). Focusing on tried goals lets attempts add up to mastery
+        instead of spreading over every goal the relabeler ever named."""
         if not self.goals:
             return None
-        names = list(self.goals)
-        weights = [self.learning_progress(g) + epsilon * (0.2 if self.is_mastered(g) else 1.0) for g in names]
-        return self.rng.choices(names, weights=weights)[0]
+        tried = [g for g, s in self.goals.items() if s.attempts]
+        untried = [g for g, s in self.goals.items() if not s.attempts]
+        if untried and (not tried or self.rng.random() < p_new):
+            return self.rng.choice(untried)
+        weights = [self.learning_progress(g) + epsilon * (0.2 if self.is_mastered(g) else 1.0) for g in tried]
+        return self.rng.choices(tried, weights=weights)[0]
 
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window, "threshold": self.threshold,
@@ -105,15 +111,19 @@ def words(text: str) -> list[str]:
     return [w for w in text.lower().replace(",", " ").replace(".", " ").split() if w not in _STOP]
 
 
-def context(observation: str) -> tuple[str, list[str]]:
-    """(room, carried words) read from CookingWorld's observation text."""
-    room, carried = "", []
+def context(observation: str) -> tuple[str, list[str], dict[str, str]]:
+    """(room, carried words, direction -> the room it leads to) read from CookingWorld's observation text."""
+    room, carried, exits = "", [], {}
     for line in observation.splitlines():
         if line.startswith("-= ") and line.endswith(" =-"):
             room = line[3:-3].lower()
         elif line.startswith("You are carrying ") and not line.startswith("You are carrying nothing"):
             carried = words(line[len("You are carrying "):])
-    return room, carried
+        elif line.startswith("Exits: "):
+            for part in line[len("Exits: "):].rstrip(".").split("; "):
+                direction, _, rest = part.partition(" to the ")
+                exits[direction] = rest.split(",")[0]
+    return room, carried, exits
 
 
 class GoalPolicy:
@@ -137,9 +147,13 @@ class GoalPolicy:
 
     def features(self, goal: str, observation: str, command: str) -> list[int]:
         goal_words, command_words = words(goal), words(command)
-        room, carried = context(observation)
+        room, carried, exits = context(observation)
         verb = command_words[0] if command_words else ""
         keys = [f"c|{command}", f"gc|{goal}|{command}", f"grc|{goal}|{room}|{command}"]
+        if verb == "go" and len(command_words) == 2:  # where the exit leads, against the goal's words
+            leads = exits.get(command_words[1], "")
+            keys += [f"gx|{g}|{w}" for g in goal_words for w in leads.split()]
+            keys.append(f"gxr|{goal}|{leads}")
         keys += [f"gw|{g}|{c}" for g in goal_words for c in command_words]
         keys += [f"hv|{verb}|{c in carried}|{c in goal_words}" for c in command_words[1:2]]
         keys += [f"gv|{goal_words[0] if goal_words else ''}|{verb}|{w in carried}" for w in goal_words[1:2]]

@@ -9,8 +9,9 @@ The LM roles are prompt templates on ``LLMPolicy`` (the offline default model, o
 model by path). Every call is batched over the trajectories of one update and cached (same
 prompt, same answer: greedy decoding); ``stats`` counts calls, prompts, seconds and parse
 failures. An answer that does not parse is counted and yields nothing, never an exception.
-The reward function reads no free text at all: it compares the log-likelihoods of "yes" and
-"no" after the question, so it always answers, with p(yes).
+The reward function reads no free text at all: it compares the next-token probabilities of
+"yes" and "no" after the question (one forward pass), so it always answers, with p(yes).
+Trajectories are shown as their last 20 state-changing commands with feedback.
 
 The oracle roles (``Oracle*``) read the true states through envs/cooking/goals.py: exact,
 deterministic and free, for ablations (upper bound) and fast tests.
@@ -25,6 +26,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from selfgym.envs.cooking.goals import OutsideGrammar, oracle_judge, oracle_relabel, parse_goal
 
@@ -41,7 +44,7 @@ class Trajectory:
     valid: list[list[str]] = field(default_factory=list)  # the valid commands at each of those steps
     states: list[dict[str, Any]] = field(default_factory=list)
 
-    def text(self, max_steps: int = 40) -> str:
+    def text(self, max_steps: int = 20) -> str:
         """The trajectory as the LM reads it: numbered commands and their feedback (state-changing ones)."""
         lines = [f"{i + 1}. > {c}: {f.splitlines()[0] if f else ''}"
                  for i, (c, f) in enumerate(zip(self.commands, self.feedback)) if not c.startswith(_INFO)]
@@ -120,6 +123,7 @@ class LMRoles:
         self.policy, self.batch_size, self.max_new_tokens = policy, int(batch_size), int(max_new_tokens)
         self.stats = {"relabeler": RoleStats(), "generator": RoleStats(), "reward": RoleStats()}
         self._cache: dict[tuple[str, str], Any] = {}
+        self._answer_ids: tuple[list[int], list[int]] | None = None
 
     def _generate(self, role: str, prompts: list[str]) -> list[str]:
         stats = self.stats[role]
@@ -160,7 +164,8 @@ class LMRoles:
         return out
 
     def reward(self, pairs: Sequence[tuple[str, Trajectory]]) -> list[tuple[bool, float]]:
-        """(achieved, p(yes)) per (goal, trajectory), from the likelihoods of 'yes' and 'no'."""
+        """(achieved, p(yes)) per (goal, trajectory): one forward pass per prompt, then the
+        next-token probabilities of "yes"/"Yes" against "no"/"No" (no text to parse)."""
         stats = self.stats["reward"]
         prompts = [REWARD_PROMPT.format(trajectory=t.text(), goal=g) for g, t in pairs]
         todo = sorted({p for p in prompts if ("reward", p) not in self._cache})
@@ -169,14 +174,23 @@ class LMRoles:
             start = time.perf_counter()
             for i in range(0, len(todo), self.batch_size):
                 chunk = todo[i: i + self.batch_size]
-                logp, _ = self.policy.text_logprobs(chunk * 2, ["yes"] * len(chunk) + ["no"] * len(chunk))
-                for j, prompt in enumerate(chunk):
-                    yes, no = float(logp[j]), float(logp[len(chunk) + j])
-                    self._cache[("reward", prompt)] = 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, no - yes))))
+                for prompt, p_yes in zip(chunk, self._p_yes(chunk)):
+                    self._cache[("reward", prompt)] = p_yes
                 stats.calls += 1
             stats.seconds += time.perf_counter() - start
             stats.prompts += len(todo)
         return [(self._cache[("reward", p)] > 0.5, self._cache[("reward", p)]) for p in prompts]
+
+    @torch.no_grad()
+    def _p_yes(self, prompts: list[str]) -> list[float]:
+        if self._answer_ids is None:
+            first = lambda w: self.policy.tokenizer.encode(w, add_special_tokens=False)[0]  # noqa: E731
+            self._answer_ids = ([first(w) for w in ("yes", "Yes")], [first(w) for w in ("no", "No")])
+        ids, mask = self.policy.encode(prompts)
+        logits = self.policy.model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+        yes = torch.logsumexp(logits[:, self._answer_ids[0]], dim=1)
+        no = torch.logsumexp(logits[:, self._answer_ids[1]], dim=1)
+        return torch.sigmoid(yes - no).tolist()
 
     def state_dict(self) -> dict[str, Any]:
         return {role: vars(s) for role, s in self.stats.items()}

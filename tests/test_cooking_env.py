@@ -281,3 +281,16 @@ def test_textworld_express_side_of_the_benchmark_runs() -> None:
                              "--steps", "300", "--no-save"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "textworld_express" in result.stdout and "selfgym" in result.stdout
+
+
+def test_num_layouts_cycles_through_a_fixed_set_of_games() -> None:
+    env = CookingWorldEnv(num_layouts=2)
+    env.reset(seed=0)
+    signatures = set()
+    for _ in range(20):
+        env.reset()
+        signatures.add(env.game.layout.signature())
+    assert len(signatures) == 2
+    assert signatures == {draw_layout(k, "train", 4, 5, True, 0.2).signature() for k in (0, 1)}
+    with pytest.raises(ValueError, match="num_layouts must be >= 0"):
+        CookingWorldEnv(num_layouts=-1)

@@ -65,15 +65,12 @@ class FakePolicy:
     """Stands in for LLMPolicy: canned answers, and a count of batched calls."""
 
     def __init__(self, answer: str) -> None:
-        self.answer, self.generate_calls, self.logprob_calls = answer, 0, 0
+        self.answer, self.generate_calls = answer, 0
 
     def generate(self, prompts, *, greedy, batch_size, max_new_tokens):
         self.generate_calls += 1
         return [self.answer] * len(prompts)
 
-    def text_logprobs(self, prompts, completions):
-        self.logprob_calls += 1
-        return torch.tensor([-0.1 if c == "yes" else -2.0 for c in completions]), None
 
 
 def _trajectory(commands: list[str]) -> Trajectory:
@@ -87,12 +84,23 @@ def test_lm_roles_batch_cache_and_count_parse_failures() -> None:
     assert roles.policy.generate_calls == 1 and roles.stats["relabeler"].prompts == 2  # one batch, one duplicate
     roles.relabel(trajs)
     assert roles.policy.generate_calls == 1 and roles.stats["relabeler"].cached == 4
-    judged = roles.reward([("take the carrot", trajs[0]), ("go to the garden", trajs[1])])
-    assert [ok for ok, _ in judged] == [True, True] and judged[0][1] == pytest.approx(1 / (1 + 2.718281828 ** -1.9))
     junk = LMRoles(FakePolicy("\x07\x07 !!"))
     assert junk.relabel(trajs[:1]) == [[]] and junk.stats["relabeler"].parse_failures == 1
     assert junk.generate(["take the carrot", "go to the garden"], trajs, 2, random.Random(0)) == []
     assert junk.stats["generator"].parse_failures == 2 and junk.stats["generator"].failure_examples
+
+
+def test_lm_reward_is_a_probability_from_one_batched_forward_pass_and_cached() -> None:
+    pytest.importorskip("transformers")
+    from selfgym.llm.tiny import tiny_policy
+
+    roles = LMRoles(tiny_policy(), batch_size=8)
+    trajs = [_trajectory(["take carrot"]), _trajectory(["go north"])]
+    pairs = [("take the carrot", trajs[0]), ("go to the garden", trajs[1]), ("take the carrot", trajs[0])]
+    judged = roles.reward(pairs)
+    assert all(0.0 < p < 1.0 and ok == (p > 0.5) for ok, p in judged) and judged[0] == judged[2]
+    assert (roles.stats["reward"].calls, roles.stats["reward"].prompts, roles.stats["reward"].cached) == (1, 2, 1)
+    assert roles.reward(pairs[:1]) == judged[:1] and roles.stats["reward"].calls == 1
 
 
 def test_oracle_generator_composes_mastered_goals() -> None:

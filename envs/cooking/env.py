@@ -18,6 +18,8 @@ Arguments:
     doors: whether connections may have doors (each one with probability 1/2, most closed).
     split: "train" or "test"; the two serve disjoint layouts (see world.py).
     test_fraction: the share of all layouts that belongs to the test split.
+    num_layouts: 0 draws a fresh layout at every reset; N > 0 cycles at random through the split's
+        first N layouts (layout seeds 0..N-1), a fixed set of games as in TextWorld's benchmarks.
     max_command_length: longest text command read.
     state_in_info: also put ``true_state()`` in ``info["state"]`` every step (about 20 us a step):
         for agents behind a VecEnv, whose auto-reset hides the last state of an episode.
@@ -56,7 +58,8 @@ class CookingWorldEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 2}
 
     def __init__(self, num_rooms: int = 4, num_foods: int = 5, doors: bool = True, split: str = "train",
-                 test_fraction: float = 0.2, max_command_length: int = 200, state_in_info: bool = False,
+                 test_fraction: float = 0.2, num_layouts: int = 0, max_command_length: int = 200,
+                 state_in_info: bool = False,
                  render_mode: str | None = None) -> None:
         if not 1 <= int(num_rooms) <= len(ROOMS):
             raise ValueError(f"num_rooms must be in 1..{len(ROOMS)}, got {num_rooms}")
@@ -66,10 +69,12 @@ class CookingWorldEnv(gym.Env):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not 0.0 < float(test_fraction) < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        if int(num_layouts) < 0:
+            raise ValueError(f"num_layouts must be >= 0 (0: a fresh layout every reset), got {num_layouts}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.num_rooms, self.num_foods, self.doors = int(num_rooms), int(num_foods), bool(doors)
-        self.split, self.test_fraction = split, float(test_fraction)
+        self.split, self.test_fraction, self.num_layouts = split, float(test_fraction), int(num_layouts)
         self.max_command_length, self.render_mode = int(max_command_length), render_mode
         self.state_in_info = bool(state_in_info)
         self.max_commands = max_valid_commands(self.num_rooms, self.num_foods)
@@ -89,7 +94,7 @@ class CookingWorldEnv(gym.Env):
         if "layout_seed" in options:
             layout_seed = int(options["layout_seed"])
         else:
-            layout_seed = int(self.np_random.integers(0, 2**31 - 1))
+            layout_seed = int(self.np_random.integers(0, self.num_layouts or 2**31 - 1))
         layout = draw_layout(layout_seed, self.split, self.num_rooms, self.num_foods, self.doors, self.test_fraction)
         self.game = Game(layout)
         self.layout_seed = layout_seed
