@@ -33,7 +33,7 @@ from selfgym.metrics import read_metrics
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 ENV, ENV_KWARGS = "selfgym/PlayTable-v0", ["--env-kwargs", "task:push_to_target"]
-BUDGET: int | None = None  # set by the protocol's rule from the pilot (slim_hrl_protocol.md, amendment 1)
+BUDGET = 434_176  # set by the protocol's rule from the pilot (slim_hrl_protocol.md, amendment 1): 53 x 8,192
 N_ENVS, EVAL_EPISODES, CURVE_POINTS = 4, 50, 10
 ARMS = ("skill_hrl", "ppo")
 
