@@ -60,6 +60,15 @@ EVAL_EPISODES = 20  # the final, deterministic evaluation of each run (training 
 PRIMARY = ["success_rate", "ep_return_mean", "eval_success_rate", "eval_return_mean"]
 
 
+def rllte_bridge() -> type:
+    """``RLLTEReward`` from beside this file (run as a script, or as ``python -m benchmarks.minigrid_exploration``)."""
+    try:
+        from rllte_bridge import RLLTEReward
+    except ImportError:
+        from benchmarks.rllte_bridge import RLLTEReward
+    return RLLTEReward
+
+
 def run_one(env_id: str, arm: str, seed: int, steps: int, log_folder: str, rllte_python: str, final_eval: bool = True) -> dict:
     """One selfgym run in this worker process; returns its wall time and the trainer's last steps/s."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -68,9 +77,7 @@ def run_one(env_id: str, arm: str, seed: int, steps: int, log_folder: str, rllte
     from selfgym.cli import train_main
 
     if "rllte" not in rewards.available():
-        from rllte_bridge import RLLTEReward  # benchmarks/ is the script's folder
-
-        rewards.register("rllte", RLLTEReward)
+        rewards.register("rllte", rllte_bridge())
     # one evaluation, at the end, inside training: logged to metrics.csv as eval_*, where compare reads it
     args = ["--env", env_id, "--agent", "ppo", "-n", str(steps), "--seed", str(seed), "-f", log_folder,
             "--eval-freq", str(steps if final_eval else 0), "--eval-episodes", str(EVAL_EPISODES), "--no-final-eval",
@@ -147,7 +154,6 @@ def cost(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from rllte_bridge import RLLTEReward  # benchmarks/ is the script's folder
     from selfgym.env_factory import make_vec_env
     from selfgym.config import load_hyperparams
     from selfgym.rewards import make_reward
@@ -171,7 +177,7 @@ def cost(args: argparse.Namespace) -> None:
             if side == "selfgym":
                 module = make_reward(ours)
             else:
-                module = RLLTEReward(module=theirs, python=args.rllte_python, obs_norm_type=norm)
+                module = rllte_bridge()(module=theirs, python=args.rllte_python, obs_norm_type=norm)
             module.setup(venv.observation_space, venv.action_space)
             times, inside = [], []
             for repeat in range(args.cost_repeats + 1):
