@@ -32,13 +32,22 @@ import torch
 
 from selfgym.agents.base import TrainingHooks
 from selfgym.agents.persistent_ssl_log import FlightWindow, draw_persistence
-from selfgym.envs.drone.monocular import MonocularEstimator, roc_threshold
+from selfgym.envs.drone.monocular import IMAGE_LEARNERS, LEARNERS, MonocularEstimator, roc_threshold
 from selfgym.envs.drone.room_env import frame_key
 
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
 EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides",
                 "training_wheel_override_events", "mono_fraction", "mono_disparity_error", "mono_distance_error",
                 "mono_tpr", "mono_fpr")
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: CUDA when torch sees a GPU, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device; use cpu or auto")
+    return device
 
 
 class PersistentSSLAgent:
@@ -68,6 +77,8 @@ class PersistentSSLAgent:
         log_interval: int = 600,
         feature_roi: float = 0.5,
     ) -> None:
+        if learner not in LEARNERS:
+            raise ValueError(f"unknown learner {learner!r}; choose one of {', '.join(LEARNERS)}")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         space = env.observation_space
@@ -87,7 +98,7 @@ class PersistentSSLAgent:
             raise ValueError("persistent_ssl learns from stereo labels, not rewards: it takes no --reward modules")
         self.env, self.logger, self.strategy = env, logger, strategy
         self.n_envs = env.num_envs
-        torch_device = "cpu" if device == "auto" else device
+        torch_device = resolve_device(device) if learner in IMAGE_LEARNERS else "cpu"
         self.estimator = MonocularEstimator(learner, tuple(space["image"].shape[:2]), buffer_size, k, refit_every,
                                             seed=seed or 0, device=torch_device, roi=feature_roi)
         self.tau_gt, self.tau_stop, self.tpr_min, self.fpr_max = obstacle_disparity, stop_disparity, tpr_min, fpr_max

@@ -4,6 +4,8 @@
 (k = 5) on a bounded circular buffer (2,000 pairs), refit every 200 frames.
 ``cnn``: a small CNN regressor on the raw 48 x 64 image, trained online on a bounded
 image buffer - the "self-labelled data scales to deep learning" alternative.
+``barlow``: a learned visual encoder self-supervised twice over (``barlow``): Barlow Twins on
+two augmentations of each buffered frame for the encoder, stereo labels for the head.
 
 Both only ever see (image, stereo disparity) pairs collected in flight; the threshold
 rule picks the estimate threshold from an ROC sweep, as the authors' code does.
@@ -17,10 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from selfgym.envs.drone.barlow import BarlowRegressor
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
-LEARNERS = ("knn", "cnn")
+LEARNERS = ("knn", "cnn", "barlow")
+IMAGE_LEARNERS = ("cnn", "barlow")  # torch models: they take a device
 
 
 def roc_threshold(estimates: np.ndarray, labels: np.ndarray, gt_threshold: float,
@@ -173,8 +177,10 @@ class MonocularEstimator:
         if learner == "knn":
             self.textons = default_textons()
             self.model: Any = KNNRegressor(N_FEATURES, capacity, k, refit_every)
-        else:
+        elif learner == "cnn":
             self.model = CNNRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
+        else:
+            self.model = BarlowRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
 
     def inputs(self, image: np.ndarray) -> np.ndarray:
         """What the regressor sees: texton features (knn) or the image itself (cnn), of the

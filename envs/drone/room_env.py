@@ -13,7 +13,9 @@ Sensing options: ``disparity_mode`` (``sgbm``, ``bm``: OpenCV matching of the tw
 ``fast_from_depth``: noisy disparity from the depth buffer, no matching), ``right_eye``
 (``render`` or ``warp``, see ``stereo``), ``renderer`` (``tiny``: TinyRenderer, headless;
 ``egl``: pybullet's EGL plugin, an error when it cannot load). Room options (obstacle
-counts, textures, drone radius) are ``scene.RoomConfig`` fields passed as keywords.
+counts, textures, drone radius) are ``scene.RoomConfig`` fields passed as keywords;
+``texture_split`` (``all``, ``train``, ``test``) draws a room's textures from disjoint parts of
+the pool, so that evaluation rooms can show textures never seen in training.
 
 Collisions are counted; by default the drone is then put back at a random free pose and
 keeps flying (the paper's persistent flights), or the episode ends with

@@ -8,6 +8,7 @@ no new shapes), which keeps resets as cheap as steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,23 @@ import pybullet as p
 from selfgym.envs.drone.textures import TexturelessSceneError, texture_files
 
 PARKED = (50.0, 50.0, -20.0)  # where unused obstacles wait, out of every view
+TEXTURE_SPLITS = ("all", "train", "test")
+HELD_OUT_EVERY = 4  # texture i of the pool is held out for evaluation iff i % 4 == 3
+
+
+def texture_split_indices(n_textures: int, split: str) -> list[int]:
+    """Indices into the texture pool that rooms of ``split`` may use. ``test`` holds out every
+    fourth texture (3, 7, 11 of the default 12: one unseen instance each of three kinds), ``train``
+    the rest, ``all`` the whole pool; train and test never share a texture."""
+    if split not in TEXTURE_SPLITS:
+        raise ValueError(f"unknown texture_split {split!r}; choose one of {', '.join(TEXTURE_SPLITS)}")
+    if split == "all":
+        return list(range(n_textures))
+    if n_textures < HELD_OUT_EVERY:
+        raise ValueError(f"texture_split={split!r} needs n_textures >= {HELD_OUT_EVERY} (a texture held out and others "
+                         f"to train on), got {n_textures}")
+    held_out = [i for i in range(n_textures) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    return held_out if split == "test" else [i for i in range(n_textures) if i not in held_out]
 
 
 @dataclass
@@ -31,6 +49,7 @@ class RoomConfig:
     n_textures: int = 12
     texture_contrast: float = 1.0
     textures: str = "procedural"
+    texture_split: str = "all"  # "train" / "test": disjoint parts of the pool (see texture_split_indices)
     drone_radius: float = 0.25
     min_gap: float = 0.7  # free space kept between obstacles so the drone can pass
     start_clearance: float = 0.8
@@ -44,6 +63,7 @@ class RoomConfig:
             raise TexturelessSceneError(f"texture_contrast must be in (0, 1], got {self.texture_contrast!r}")
         if self.n_textures < 1:
             raise TexturelessSceneError(f"n_textures must be >= 1, got {self.n_textures}")
+        texture_split_indices(self.n_textures, self.texture_split)
         if not 0 <= self.min_obstacles <= self.max_obstacles <= self.n_poles + self.n_boxes:
             raise ValueError(f"need 0 <= min_obstacles <= max_obstacles <= n_poles + n_boxes, got "
                              f"{self.min_obstacles}, {self.max_obstacles}, {self.n_poles + self.n_boxes}")
@@ -58,21 +78,31 @@ class Layout:
     poles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (n, [x, y, r])
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))  # (n, [x, y, yaw, hx, hy])
 
+    @cached_property
+    def rows(self) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]]]:
+        """The obstacles as tuples of Python floats, boxes with their yaw's cos and sin, for
+        ``clearance``: a handful of obstacles is checked faster one by one than as arrays. The
+        cos and sin are the vectorised ones the array version used, so every value is the same."""
+        b = self.boxes
+        c, s = np.cos(b[:, 2]), np.sin(b[:, 2])
+        poles = [tuple(map(float, row)) for row in self.poles]
+        boxes = [(float(r[0]), float(r[1]), float(ci), float(si), float(r[3]), float(r[4])) for r, ci, si in zip(b, c, s)]
+        return poles, boxes
+
 
 def clearance(layout: Layout, half_size: float, x: float, y: float) -> float:
-    """Distance from point (x, y) to the nearest surface (negative inside an obstacle)."""
+    """Distance from point (x, y) to the nearest surface (negative inside an obstacle).
+
+    Runs every step: scalar arithmetic in the same order as the array form it replaced
+    (``np.hypot`` kept, as ``math.hypot`` may differ in the last bit), so seeded flights are unchanged."""
     d = half_size - max(abs(x), abs(y))
-    if len(layout.poles):
-        pl = layout.poles
-        d = min(d, float(np.min(np.hypot(pl[:, 0] - x, pl[:, 1] - y) - pl[:, 2])))
-    if len(layout.boxes):
-        b = layout.boxes
-        dx, dy = x - b[:, 0], y - b[:, 1]
-        c, s = np.cos(b[:, 2]), np.sin(b[:, 2])
-        lx, ly = np.abs(c * dx + s * dy) - b[:, 3], np.abs(-s * dx + c * dy) - b[:, 4]
-        outside = np.hypot(np.maximum(lx, 0), np.maximum(ly, 0))
-        inside = np.minimum(np.maximum(lx, ly), 0)
-        d = min(d, float(np.min(outside + inside)))
+    poles, boxes = layout.rows
+    for cx, cy, r in poles:
+        d = min(d, float(np.hypot(cx - x, cy - y) - r))
+    for cx, cy, c, s, hx, hy in boxes:
+        dx, dy = x - cx, y - cy
+        lx, ly = abs(c * dx + s * dy) - hx, abs(-s * dx + c * dy) - hy
+        d = min(d, float(np.hypot(max(lx, 0.0), max(ly, 0.0)) + min(max(lx, ly), 0.0)))
     return float(d)
 
 
@@ -162,8 +192,10 @@ class Room:
         config.validate()
         self.client, self.cfg = client, config
         c, L, h = client, config.half_size, config.wall_height
-        files = texture_files(config.n_textures, config.texture_contrast)
-        self.texture_ids = [p.loadTexture(str(f), physicsClientId=c) for f in files]
+        pool = texture_files(config.n_textures, config.texture_contrast)
+        self.texture_pool = [pool[i] for i in texture_split_indices(config.n_textures, config.texture_split)]
+        self.texture_ids = [p.loadTexture(str(f), physicsClientId=c) for f in self.texture_pool]
+        self.shown_textures: list = []  # the texture file on each surface since the last randomise
         wall = [((L, -L, 0), (L, L, 0), (L, L, h), (L, -L, h)), ((-L, L, 0), (-L, -L, 0), (-L, -L, h), (-L, L, h)),
                 ((L, L, 0), (-L, L, 0), (-L, L, h), (L, L, h)), ((-L, -L, 0), (L, -L, 0), (L, -L, h), (-L, -L, h))]
         floor = ((-L, -L, 0), (L, -L, 0), (L, L, 0), (-L, L, 0))
@@ -250,9 +282,11 @@ class Room:
                 p.resetBasePositionAndOrientation(body, PARKED, [0, 0, 0, 1], physicsClientId=c)
         self.layout = Layout(np.array(poles, dtype=np.float64).reshape(-1, 3),
                              np.array(boxes, dtype=np.float64).reshape(-1, 5))
+        self.shown_textures = []
         for body in self.surfaces + self.poles + self.boxes:
-            tex = self.texture_ids[int(rng.integers(len(self.texture_ids)))]
-            p.changeVisualShape(body, -1, textureUniqueId=tex, physicsClientId=c)
+            k = int(rng.integers(len(self.texture_ids)))
+            p.changeVisualShape(body, -1, textureUniqueId=self.texture_ids[k], physicsClientId=c)
+            self.shown_textures.append(self.texture_pool[k])
         return self.free_pose(rng)
 
     def free_pose(self, rng: np.random.Generator) -> tuple[float, float, float]:
