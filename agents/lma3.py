@@ -78,6 +78,7 @@ class LMA3Agent:
                  goals_per_call: int = 2, episodes_per_update: int = 4, mastery_window: int = 5,
                  mastery_threshold: float = 0.6, epsilon: float = 0.2, learning_rate: float = 0.5,
                  replay: int = 256, n_features: int = 2**18, bc_window: int = 10, eval_layouts: int = 3) -> None:
+        generator = "none" if generator is None else generator  # YAML and -params read none as null
         for role, value in (("relabeler", relabeler), ("reward", reward), ("generator", generator)):
             if value not in ROLE_CHOICES[role]:
                 raise ValueError(f"lma3: {role}={value!r}; choose from {ROLE_CHOICES[role]}")

@@ -56,9 +56,11 @@ def commands(arm: str, seed: int, logs: Path, lm_steps: int, oracle_steps: int, 
 def run_one(arm: str, seed: int, logs: Path, lm_steps: int, oracle_steps: int, model: str) -> dict:
     train, run = commands(arm, seed, logs, lm_steps, oracle_steps, model)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(train, check=True, env=env, capture_output=True, text=True)
     evaluate = [sys.executable, str(ROOT / "evaluate.py"), "--run", str(run), "-n", "1"]
-    subprocess.run(evaluate, check=True, env=env, capture_output=True, text=True)
+    for command in (train, evaluate):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
     suite = json.loads((run / "eval.json").read_text())["task_suite"]
     lm = suite.get("lm_stats") or {}
     return {"arm": arm, "seed": seed, "run": str(run), "episodes": suite["episodes"],

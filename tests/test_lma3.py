@@ -146,6 +146,7 @@ def test_the_loop_runs_with_a_tiny_random_lm_counting_unparsable_answers(tiny_di
 def test_bad_settings_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="relabeler='gpt'"):
         LMA3Agent(_env(), relabeler="gpt")
+    assert LMA3Agent(_env(), relabeler="oracle", reward="oracle", generator=None).names["generator"] == "none"
     with pytest.raises(ValueError, match="state_in_info=True"):
         LMA3Agent(make_vec_env("selfgym/CookingWorld-v0", 1, 0, {}), relabeler="oracle", reward="oracle", generator="none")
 
