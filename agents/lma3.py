@@ -37,7 +37,9 @@ from selfgym.agents.base import TrainingHooks
 from selfgym.agents.lma3_eval import draw_goals, evaluate_heldout, summary_table
 from selfgym.agents.lma3_parts import GoalLibrary, GoalPolicy, words
 from selfgym.agents.lma3_roles import LMRoles, OracleRoles, Trajectory
-from selfgym.envs.cooking.goals import atoms, oracle_judge
+from selfgym.envs.cooking.game import Game
+from selfgym.envs.cooking.goals import atoms, grammar_goals, oracle_judge
+from selfgym.envs.cooking.world import draw_layout
 from selfgym.envs.text.spaces import as_text
 from selfgym.runs import atomic_write
 
@@ -68,6 +70,9 @@ class LMA3Agent:
     epsilon, learning_rate, replay, n_features: the policy's exploration, SGD step, replayed examples
         per update and hashed feature count.
     bc_window: steps before a goal's achievement that are imitated for it.
+    goal_space: "open" (goals come from the relabeler and generator) or "hand": the hand-coded-goal
+        baseline, whose library starts with every atomic goal of the oracle grammar in the training
+        games and never grows (oracle relabeler and reward, no generator).
     eval_layouts: test layouts per held-out goal in ``evaluate_task_suite``.
     """
 
@@ -77,11 +82,17 @@ class LMA3Agent:
                  lm_batch_size: int = 8, max_new_tokens: int = 48, p_generate: float = 0.5,
                  goals_per_call: int = 2, episodes_per_update: int = 4, mastery_window: int = 5,
                  mastery_threshold: float = 0.6, epsilon: float = 0.2, learning_rate: float = 0.5,
-                 replay: int = 256, n_features: int = 2**18, bc_window: int = 10, eval_layouts: int = 3) -> None:
+                 replay: int = 256, n_features: int = 2**18, bc_window: int = 10, eval_layouts: int = 3,
+                 goal_space: str = "open") -> None:
         generator = "none" if generator is None else generator  # YAML and -params read none as null
         for role, value in (("relabeler", relabeler), ("reward", reward), ("generator", generator)):
             if value not in ROLE_CHOICES[role]:
                 raise ValueError(f"lma3: {role}={value!r}; choose from {ROLE_CHOICES[role]}")
+        if goal_space not in ("open", "hand"):
+            raise ValueError(f"lma3: goal_space={goal_space!r}; choose from ('open', 'hand')")
+        if goal_space == "hand" and (relabeler, reward, generator) != ("oracle", "oracle", "none"):
+            raise ValueError("lma3: goal_space='hand' is the hand-coded-goal baseline: it needs relabeler=oracle, "
+                             f"reward=oracle, generator=none (got {relabeler}, {reward}, {generator})")
         if env.num_envs != 1:
             raise ValueError(f"lma3 runs one env (its episodes are judged one by one); got n_envs={env.num_envs}")
         if not env.has_attr("true_state") or not env.get_attr("state_in_info")[0]:
@@ -106,6 +117,10 @@ class LMA3Agent:
             self.lm = LMRoles(policy, batch_size=lm_batch_size, max_new_tokens=max_new_tokens)
         self.roles = {role: (self.lm if name == "lm" else self.oracle) for role, name in self.names.items() if name != "none"}
         self.library = GoalLibrary(mastery_window, mastery_threshold, seed=self.seed)
+        self.goal_space = goal_space
+        self.hand_goals = self._hand_goals() if goal_space == "hand" else set()
+        for goal in sorted(self.hand_goals):
+            self.library.add(goal, "hand", 0)
         self.policy = GoalPolicy(n_features, learning_rate, epsilon, seed=self.seed)
         self.queue: list[tuple[str, list[str]]] = []
         self.curve: list[list[float]] = []  # [episode, discovered, mastered, lm_seconds]
@@ -114,6 +129,19 @@ class LMA3Agent:
         self.episode_steps = int(getattr(spec, "max_episode_steps", None) or 50)
         self.eval_goal = ""
         self._obs: str | None = None
+
+    def _hand_goals(self) -> set[str]:
+        """The grammar's atomic goals over the env's training games (needs a fixed set: num_layouts > 0)."""
+        attrs = {k: self.env.get_attr(k)[0] for k in ("split", "num_rooms", "num_foods", "doors", "test_fraction",
+                                                      "num_layouts")}
+        if attrs["num_layouts"] < 1:
+            raise ValueError("lma3: goal_space='hand' enumerates the goals of a fixed set of games: set num_layouts > 0")
+        goals: set[str] = set()
+        for seed in range(attrs["num_layouts"]):
+            layout = draw_layout(seed, attrs["split"], attrs["num_rooms"], attrs["num_foods"], attrs["doors"],
+                                 attrs["test_fraction"])
+            goals |= set(grammar_goals(Game(layout).state()))
+        return goals
 
     # -- acting --------------------------------------------------------------------------------
     def _choose_goal(self) -> tuple[str, list[str]]:
@@ -213,6 +241,8 @@ class LMA3Agent:
         for traj, goals in zip(batch, relabelled):
             self.episodes += 1
             for goal in goals:
+                if self.hand_goals and goal not in self.hand_goals:
+                    continue  # the hand-coded baseline knows only its own goal space
                 self.library.add(goal, "relabelled", self.episodes)
                 new_examples += self._imitate(goal, traj, self._achievement_step(goal, traj))
         for (goal, traj), (success, _) in zip(pursued, judged):

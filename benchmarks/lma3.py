@@ -39,6 +39,8 @@ ARMS = {
     "lma3_no_decomposition": (["relabeler:lm", "reward:lm", "generator:lm", "decompose:False"], True),
     "oracle": (["relabeler:oracle", "reward:oracle", "generator:oracle", "decompose:True"], False),
     "oracle_no_generator": (["relabeler:oracle", "reward:oracle", "generator:none"], False),
+    # amendment 1 (before any run): the hand-coded-goal baseline, its library fixed to the grammar's goals
+    "hand_coded": (["relabeler:oracle", "reward:oracle", "generator:none", "goal_space:hand"], False),
 }
 MEASURES = ("goals_discovered", "goals_mastered", "heldout_success")
 

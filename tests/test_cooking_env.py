@@ -18,7 +18,7 @@ from gymnasium.utils.env_checker import check_env
 import selfgym  # noqa: F401  (registers the ids)
 from selfgym.envs.cooking.env import CookingWorldEnv
 from selfgym.envs.cooking.game import CANT, Game
-from selfgym.envs.cooking.goals import atoms, oracle_judge, oracle_relabel, oracle_reward, parse_goal
+from selfgym.envs.cooking.goals import atoms, grammar_goals, oracle_judge, oracle_relabel, oracle_reward, parse_goal
 from selfgym.envs.cooking.world import DEVICE_STATE, DIRECTIONS, FOOD_KINDS, Layout, draw_layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,6 +158,9 @@ def test_relabeler_reports_what_the_commands_did_and_nothing_else(seed: int) -> 
     _, commands, states = _rollout(seed, 120, num_rooms=3, num_foods=3)
     relabelled = oracle_relabel(states)
     assert set(relabelled) == _expected_goals(commands, states)
+    space = grammar_goals(states[0])  # the hand-coded goal space holds every atom (not the adjective forms)
+    assert {g for g in relabelled if not (g.startswith("eat ") and len(parse_goal(g)[0].adjectives))} <= set(space)
+    assert all(parse_goal(g) for g in space)
     for goal in relabelled:
         assert oracle_judge(goal, states).status == "achieved", goal
     for goal in atoms(states[0]) - set(relabelled):  # true from the start, never turned true

@@ -143,6 +143,20 @@ def test_the_loop_runs_with_a_tiny_random_lm_counting_unparsable_answers(tiny_di
     assert report["lm_stats"]["relabeler"]["parse_failures"] == stats["relabeler"].parse_failures
 
 
+def test_hand_coded_goal_baseline_keeps_to_its_goal_space() -> None:
+    env = make_vec_env("selfgym/CookingWorld-v0", 1, 0, {"state_in_info": True, "num_rooms": 2, "num_foods": 2,
+                                                       "num_layouts": 2})
+    agent = LMA3Agent(env, seed=0, relabeler="oracle", reward="oracle", generator="none", goal_space="hand")
+    start = set(agent.library.goals)
+    assert "go to the kitchen" in start and all(s.source == "hand" for s in agent.library.goals.values())
+    agent.learn(200, Hooks())
+    assert set(agent.library.goals) == start and sum(s.attempts for s in agent.library.goals.values()) == 4
+    with pytest.raises(ValueError, match="needs relabeler=oracle"):
+        LMA3Agent(env, goal_space="hand")
+    with pytest.raises(ValueError, match="num_layouts > 0"):
+        LMA3Agent(_env(), relabeler="oracle", reward="oracle", generator="none", goal_space="hand")
+
+
 def test_bad_settings_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="relabeler='gpt'"):
         LMA3Agent(_env(), relabeler="gpt")

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfgym.envs.cooking.world import DOOR_NAMES, FOOD_KINDS, KNIFE, ROOMS
+from selfgym.envs.cooking.world import DEVICE_STATE, DOOR_NAMES, FOOD_KINDS, KNIFE, ROOMS
 
 State = dict[str, Any]
 CUTS = ("sliced", "diced", "chopped")
@@ -256,6 +256,29 @@ def atoms(state: State) -> set[str]:
 _VERB_OF = {**{v: k for k, v in CUT_VERBS.items()}, **{v: k for k, v in COOK_VERBS.items() if k != "cook"}}
 
 
+def grammar_goals(state: State) -> list[str]:
+    """Every atomic goal of the grammar that this layout allows (a hand-coded goal space)."""
+    objects, rooms = state["objects"], state["rooms"]
+    goals = [f"go to the {r}" for r in rooms]
+    openable = [n for n, e in objects.items() if e["kind"] == "container"] + list(state["doors"])
+    goals += [f"{verb} the {n}" for n in openable for verb in ("open", "close")]
+    receptacles = [(n, "in" if e["kind"] == "container" else "on") for n, e in objects.items()
+                   if e["kind"] in ("container", "surface")]
+    cook_verbs = [_VERB_OF[DEVICE_STATE[n]] for n, e in objects.items() if e["kind"] == "device"]
+    for name, entry in objects.items():
+        if entry["kind"] not in ("food", "knife"):
+            continue
+        goals += [f"take the {name}", f"drop the {name}"] + [f"put the {name} {p} the {r}" for r, p in receptacles]
+        if entry["kind"] == "food":
+            kind = FOOD_KINDS[name]
+            goals += [f"{v} the {name}" for v in CUT_VERBS if kind.cuttable]
+            if kind.cookable and cook_verbs:  # cooking twice burns
+                goals += [f"{v} the {name}" for v in (*cook_verbs, "burn")]
+            if kind.edible_raw or (kind.cookable and cook_verbs):
+                goals.append(f"eat the {name}")
+    return goals
+
+
 def oracle_relabel(states: Sequence[State]) -> list[str]:
     """The atomic goals the trajectory achieved (their predicate turned true), in order of achievement."""
     found: dict[str, None] = {}
@@ -269,4 +292,4 @@ def oracle_relabel(states: Sequence[State]) -> list[str]:
 
 
 __all__ = ["Clause", "OutsideGrammar", "Verdict", "STATUSES", "atoms", "achieved", "holds",
-           "missing", "oracle_judge", "oracle_relabel", "oracle_reward", "parse_goal"]
+           "missing", "grammar_goals", "oracle_judge", "oracle_relabel", "oracle_reward", "parse_goal"]
