@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class MetricsCSV(KVWriter):
         self.path = Path(path)
         self.start = time.time() - wall_time_offset
         self.last_row: dict[str, float] = {}
+        # called with each row once it is on disk: how tune.py's trials report to Ray Tune
+        self.on_row: Callable[[dict[str, float]], None] | None = None
         self.columns: list[str] = list(dict.fromkeys(CORE_COLUMNS.values()))
         header, self.rows = _read_table(self.path) if self.path.exists() else ([], [])
         self.columns += [c for c in header if c not in self.columns]
@@ -69,6 +72,8 @@ class MetricsCSV(KVWriter):
         else:
             self._lines.append(_render_row(self.columns, self.rows[-1]))
         atomic_write(self.path, _render_row(self.columns, dict(zip(self.columns, self.columns))) + "".join(self._lines))
+        if self.on_row is not None:
+            self.on_row(dict(row))
 
     def close(self) -> None:
         pass
