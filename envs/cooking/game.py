@@ -9,7 +9,7 @@ first (case, articles, a few synonyms: "pick up the carrot", "take carrot from f
 
 Speed: the valid list is cached in two parts, the room's (exits, doors, furniture, what lies
 in sight) and the inventory's (what can be done with each carried item), each rebuilt only
-when a command touched it; a random valid step costs a few microseconds of Python.
+when a command touched it; the room and inventory texts are cached the same way.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class Game:
         self._inv_cache: dict[str, tuple[str, Any]] | None = None
         self._valid: list[str] | None = None
         self._table: dict[str, tuple[str, Any]] = {}
+        self._room_text: str | None = None  # describe_room / describe_inventory, cached like the commands
+        self._inventory_text: str | None = None
 
     # -- what is in sight ----------------------------------------------------------------
     def room_of(self, thing: Thing) -> str | None:
@@ -167,9 +169,9 @@ class Game:
     def _touched(self, room: bool = True, inventory: bool = True) -> None:
         self._valid = None
         if room:
-            self._room_cache = None
+            self._room_cache = self._room_text = None
         if inventory:
-            self._inv_cache = None
+            self._inv_cache = self._inventory_text = None
 
     # -- effects -------------------------------------------------------------------------
     def _move(self, thing: Thing, holder: str) -> None:
@@ -271,6 +273,11 @@ class Game:
 
     # -- text ----------------------------------------------------------------------------
     def describe_room(self) -> str:
+        if self._room_text is None:
+            self._room_text = self._describe_room()
+        return self._room_text
+
+    def _describe_room(self) -> str:
         parts = []
         for furniture in self.fixed[self.room]:
             if furniture.kind == "container":
@@ -298,8 +305,10 @@ class Game:
         return "\n".join(lines)
 
     def describe_inventory(self) -> str:
-        carried = [_a(t.label()) for t in self.contents["inventory"]]
-        return f"You are carrying {_listing(carried)}." if carried else "You are carrying nothing."
+        if self._inventory_text is None:
+            carried = [_a(t.label()) for t in self.contents["inventory"]]
+            self._inventory_text = f"You are carrying {_listing(carried)}." if carried else "You are carrying nothing."
+        return self._inventory_text
 
     def observation(self, feedback: str, verb: str) -> str:
         blocks = [feedback]
