@@ -172,8 +172,8 @@ class PersistentSSLAgent:
             if learn:
                 self.total_overrides += int(override)
                 self.total_override_events += int(new_event)
-                gt = self._frame_gt[i] if i < self.n_envs else float("nan")
-                self.flight.frame(override, new_event, on_mono, abs(est - gt))
+            if learn and not for_predict:  # the flight log is the training flight's (predict's frames have no gt here)
+                self.flight.frame(override, new_event, on_mono, abs(est - self._frame_gt[i]))
             if obstacle:
                 turn, hold[i] = True, self.extra_turn_steps
             elif hold[i] > 0:
