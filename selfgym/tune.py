@@ -157,18 +157,23 @@ def check_space_keys(agent: str, keys: list[str]) -> None:
     """Every searched key is a hyperparameter the agent takes, or a trainer key; else name the valid ones."""
     from selfgym import agents
 
-    hyper = {k: None for k in keys if k not in TRAINER_KEYS and k != "seed"}
+    hyper = {k: None for k in keys if k not in TRAINER_KEYS and k not in ("seed", "reward")}
     try:
         agents.check_hyperparams(agent, hyper)
     except (TypeError, KeyError, ValueError) as exc:
         message = exc.args[0] if exc.args else str(exc)
-        raise TuneUserError(f"search space: {message} (or a trainer key: {', '.join(TRAINER_KEYS)})") from None
+        raise TuneUserError(f"search space: {message} (or a trainer key: {', '.join(TRAINER_KEYS)}; or seed, "
+                            "reward)") from None
 
 
 def trial_config(spec: TuneSpec, overrides: dict[str, Any], seed: int) -> dict[str, Any]:
     """The run config of one trial: train.py's flags, then the trial's values as ``-params``."""
     args = train_parser().parse_args(spec.train_argv)
     args.seed = seed
+    overrides = dict(overrides)
+    if "reward" in overrides:  # the --reward modules as one more searched key: "none", a spec or a list of specs
+        value = overrides.pop("reward")
+        args.reward = [] if value in (None, "", "none") else [value] if isinstance(value, str) else list(value)
     args.hyperparams = list(args.hyperparams) + [f"{k}:{v!r}" for k, v in overrides.items()]
     config = resolve_config(args)
     if args.num_threads == -1:

@@ -76,6 +76,10 @@ def test_train_flags_pass_through_unchanged():
     config = tune.trial_config(spec, {"learning_rate": 1e-3, "n_envs": 2}, seed=5)
     assert (config["n_timesteps"], config["seed"], config["n_envs"], config["num_threads"]) == (2048, 5, 2, 2)
     assert config["hyperparams"]["learning_rate"] == 1e-3
+    # --reward as a searched key: none, one spec, or several (a spec with commas is quoted in --grid)
+    grid = tune.parse_grid(['reward:none,simhash,"rnd:coef=0.1,final_ratio=0"'])
+    assert grid == {"reward": [None, "simhash", "rnd:coef=0.1,final_ratio=0"]}  # "none" reads as None, like -params
+    assert [tune.trial_config(spec, {"reward": r}, 0)["rewards"] for r in grid["reward"]] == [[], ["simhash"], ["rnd:coef=0.1,final_ratio=0"]]
 
 
 def test_resume_of_a_folder_that_is_not_an_experiment(tmp_path, capsys):
