@@ -311,11 +311,14 @@ class LMA3Agent:
         atomic_write(Path(run_dir) / "goals.json", json.dumps(self.goal_report(50), indent=1))
         return draw_goals(self.curve, Path(run_dir) / "goals.png", title)
 
+    def _rngs(self) -> dict[str, random.Random]:
+        return {"agent": self.rng, "library": self.library.rng, "policy": self.policy.rng}
+
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
         state = {"weights": torch.from_numpy(self.policy.weights.copy()), "library": self.library.state_dict(),
                  "queue": [[g, list(s)] for g, s in self.queue], "curve": [list(map(float, row)) for row in self.curve],
                  "episodes": self.episodes, "num_timesteps": self.num_timesteps, "roles": dict(self.names),
-                 "rng": [list(self.rng.getstate()[1]), self.rng.getstate()[0]]}
+                 "rngs": {name: _rng_state(r) for name, r in self._rngs().items()}}
         if include_buffers:
             state["buffer"] = [[g, o, list(c), t] for g, o, c, t in self.policy.buffer]
         return state
@@ -330,9 +333,20 @@ class LMA3Agent:
         self.queue = [(g, list(s)) for g, s in state["queue"]]
         self.curve = [list(row) for row in state["curve"]]
         self.episodes, self.num_timesteps = int(state["episodes"]), int(state["num_timesteps"])
-        internal, version = state["rng"]
-        self.rng.setstate((int(version), tuple(int(x) for x in internal), None))
+        for name, rng in self._rngs().items():
+            rng.setstate(_rng_from(state["rngs"][name]))
         self.policy.buffer.clear()
         for g, o, c, t in state.get("buffer", []):
             self.policy.buffer.append((g, o, list(c), int(t)))
         self._obs = None
+
+
+def _rng_state(rng: random.Random) -> list[Any]:
+    """A ``random.Random`` state as plain data (torch.load(weights_only=True) takes lists of ints)."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _rng_from(state: list[Any]) -> tuple[Any, ...]:
+    version, internal, gauss = state
+    return int(version), tuple(int(x) for x in internal), None if gauss is None else float(gauss)

@@ -127,6 +127,8 @@ def test_the_loop_runs_with_oracle_roles_and_saves_and_loads() -> None:
     twin = LMA3Agent(_env(), seed=1, relabeler="oracle", reward="oracle", generator="oracle")
     twin.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
     assert twin.library.state_dict() == agent.library.state_dict() and (twin.policy.weights == agent.policy.weights).all()
+    assert [twin.library.sample(), twin.policy.rng.random(), twin.rng.random()] == [
+        agent.library.sample(), agent.policy.rng.random(), agent.rng.random()]  # a resumed run draws the same numbers
     action, _ = twin.predict(twin.env.reset())
     assert action.shape == (1,) and 0 <= int(action[0]) < len(twin.env.env_method("valid_commands")[0])
     suite = agent.evaluate_task_suite()
