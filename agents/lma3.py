@@ -41,6 +41,7 @@ from selfgym.envs.cooking.game import Game
 from selfgym.envs.cooking.goals import atoms, grammar_goals, oracle_judge
 from selfgym.envs.cooking.world import draw_layout
 from selfgym.envs.text.spaces import as_text
+from selfgym.llm.policy import LLMPolicy
 from selfgym.runs import atomic_write
 
 INFO_VERBS = ("look", "inventory", "examine")
@@ -110,9 +111,7 @@ class LMA3Agent:
         self.rng = random.Random(self.seed)
         self.oracle = OracleRoles()
         self.lm = None
-        if "lm" in self.names.values():
-            from selfgym.llm.policy import LLMPolicy  # torch + transformers: only when an LM role is used
-
+        if "lm" in self.names.values():  # the model is loaded only when an LM role is used
             policy = LLMPolicy(model, device=device, num_threads=num_threads, max_new_tokens=max_new_tokens)
             self.lm = LMRoles(policy, batch_size=lm_batch_size, max_new_tokens=max_new_tokens)
         self.roles = {role: (self.lm if name == "lm" else self.oracle) for role, name in self.names.items() if name != "none"}

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from selfgym.agents.lma3 import LMA3Agent
-from selfgym.agents.lma3_parts import GoalLibrary, GoalPolicy
+from selfgym.agents.lma3_parts import GoalLibrary
 from selfgym.agents.lma3_roles import LMRoles, OracleRoles, Trajectory, parse_generated, parse_goal_list
 from selfgym.env_factory import make_vec_env
 
