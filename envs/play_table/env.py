@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -19,6 +20,7 @@ MAX_TILT, MAX_YAW = 0.5, 1.5  # target roll/pitch (about pointing down) and yaw 
 SAFE_FORCE = 60.0  # N: robot contact forces above this are penalised
 _EE_LOW, _EE_HIGH = np.array(L.EE_LOW), np.array(L.EE_HIGH)
 _ROT_MAX = np.array([MAX_TILT, MAX_TILT, MAX_YAW])
+_BLOCK_POS = np.array([np.arange(SCENE_KEYS[k].start, SCENE_KEYS[k].stop) for k in ("long_pos", "cube_pos")])
 GOAL_TOL = {"drawer": 0.03, "door": 0.03, "lights": 0.5, "long_pos": 0.05, "cube_pos": 0.05}
 
 
@@ -203,9 +205,9 @@ class PlayTableEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"PlayTableEnv: action must have shape {self.action_space.shape}, got {action.shape}")
-        if not np.all(np.isfinite(action)):
+        if not np.isfinite(action).all():
             raise ValueError(f"PlayTableEnv: action contains NaN or inf: {action}")
-        action = np.minimum(np.maximum(action, -1.0), 1.0)
+        action = action.clip(-1.0, 1.0)
         sc = self.scene
         width = float(action[-1] + 1.0) * 0.04
         sc.gripper_action = float(action[-1])
@@ -232,7 +234,7 @@ class PlayTableEnv(gym.Env):
     def _obs(self, s: np.ndarray):
         if self.obs_mode == "pixels":
             return {"image": self.scene.camera_image(), "proprio": self._proprio.copy()}
-        state = np.minimum(np.maximum(np.concatenate([self._proprio, s]), -10), 10).astype(np.float32)
+        state = np.concatenate([self._proprio, s]).clip(-10, 10).astype(np.float32)
         if self.goal_conditioned:
             return {"observation": state, "achieved_goal": s.copy(), "desired_goal": self._goal.copy()}
         return state
@@ -241,8 +243,9 @@ class PlayTableEnv(gym.Env):
         q = self._proprio[7:14]
         margin = np.minimum(q - ARM_LOW, ARM_HIGH - q)
         joint_pen = float(np.clip((0.1 - margin) / 0.1, 0, 1).sum())
-        off = any(not (L.TABLE_X[0] < s[k][0] < L.TABLE_X[1] and L.TABLE_Y[0] < s[k][1] < L.TABLE_Y[1]
-                       and s[k][2] > -0.02) for k in (SCENE_KEYS["long_pos"], SCENE_KEYS["cube_pos"]))
+        blocks = s[_BLOCK_POS]  # (2, 3) positions of the long block and the cube
+        off = bool(((blocks[:, 0] <= L.TABLE_X[0]) | (blocks[:, 0] >= L.TABLE_X[1]) | (blocks[:, 1] <= L.TABLE_Y[0])
+                    | (blocks[:, 1] >= L.TABLE_Y[1]) | (blocks[:, 2] <= -0.02)).any())
         safety = -(joint_pen + max(0.0, force - SAFE_FORCE) / SAFE_FORCE + 10.0 * off)
         comps = {"safety": safety}
         if self.goal_conditioned:
@@ -250,7 +253,8 @@ class PlayTableEnv(gym.Env):
             comps.update(goal_distance=-float(self._goal_distance(s, self._goal)), success=float(success))
         elif self.task is not None:
             success = bool(self.task.success(self._s0, s))
-            reach = float(np.linalg.norm(self._proprio[:3] - self.task.target(s)))
+            gap = self._proprio[:3] - self.task.target(s)
+            reach = math.sqrt(gap.dot(gap))  # = np.linalg.norm(gap), without its dispatch
             comps.update(reach=-reach, progress=self.task.progress(self._s0, s), success=float(success))
         else:
             success = False

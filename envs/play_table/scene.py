@@ -31,6 +31,7 @@ ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
 DRAWER, DOOR, BUTTONS = 0, 1, [2, 3, 4]
 _DESK_JOINTS = [DRAWER, DOOR] + BUTTONS
 SLIDE_SLACK = 0.01  # m past a drawer/door limit before the guard puts it back
+_ARM_AND_FINGERS = ARM_JOINTS + FINGER_JOINTS
 _LOW, _HIGH = ARM_LOW.tolist() + [0.0, 0.0], ARM_HIGH.tolist() + [0.04, 0.04]
 _RANGE, _REST = (ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04], HOME_JOINTS + [0.04, 0.04]
 
@@ -202,27 +203,22 @@ class Scene:
                 p.changeDynamics(self.desk, -1, activationState=p.ACTIVATION_STATE_WAKE_UP, physicsClientId=self.cid)
 
     # --- state reads ---------------------------------------------------------------------
-    def robot_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(ee_pos, ee_quat, arm joint positions, gripper width)."""
-        ls = p.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
-        js = p.getJointStates(self.robot, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.cid)
-        q = np.array([s[0] for s in js])
-        return np.asarray(ls[4]), np.asarray(ls[5]), q[:7], float(q[7] + q[8])
-
     def proprio(self) -> np.ndarray:
-        pos, quat, q, width = self.robot_state()
-        euler = np.asarray(p.getEulerFromQuaternion(quat))
-        euler[0] = (euler[0] + 2 * np.pi) % (2 * np.pi) - np.pi  # roll about "pointing down": 0 there
-        return np.concatenate([pos, euler, [width], q, [self.gripper_action]]).astype(np.float32)
+        """The 15 proprioception floats (a hot path: Python floats, one array at the end)."""
+        link = p.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
+        q = [s[0] for s in p.getJointStates(self.robot, _ARM_AND_FINGERS, physicsClientId=self.cid)]
+        roll, pitch, yaw = p.getEulerFromQuaternion(link[5])
+        roll = (roll + 2 * np.pi) % (2 * np.pi) - np.pi  # roll about "pointing down": 0 there
+        return np.array([*link[4], roll, pitch, yaw, q[7] + q[8], *q[:7], self.gripper_action], dtype=np.float32)
 
     def scene_state(self) -> np.ndarray:
-        js = p.getJointStates(self.desk, [DRAWER, DOOR] + BUTTONS, physicsClientId=self.cid)
-        out = [[s[0] for s in js], self.lights]
+        """The 22 scene floats (a hot path: Python floats, one array at the end)."""
+        out = [s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=self.cid)]
+        out += self.lights.tolist()
         for b in self.blocks:
             pos, quat = p.getBasePositionAndOrientation(b, physicsClientId=self.cid)
-            quat = np.asarray(quat)
-            out += [pos, quat if quat[3] >= 0 else -quat]  # canonical sign: w >= 0
-        return np.concatenate(out).astype(np.float32)
+            out += [*pos, *(quat if quat[3] >= 0 else [-x for x in quat])]  # canonical sign: w >= 0
+        return np.array(out, dtype=np.float32)
 
     def contact_force(self) -> float:
         """Largest normal force (N) on any robot contact this step."""
