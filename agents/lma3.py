@@ -111,9 +111,11 @@ class LMA3Agent:
         self.rng = random.Random(self.seed)
         self.oracle = OracleRoles()
         self.lm = None
-        if "lm" in self.names.values():  # the model is loaded only when an LM role is used
-            policy = LLMPolicy(model, device=device, num_threads=num_threads, max_new_tokens=max_new_tokens)
-            self.lm = LMRoles(policy, batch_size=lm_batch_size, max_new_tokens=max_new_tokens)
+        if "lm" in self.names.values():  # the model loads on the first LM call (evaluation makes none)
+            def load() -> LLMPolicy:
+                return LLMPolicy(model, device=device, num_threads=num_threads, max_new_tokens=max_new_tokens)
+
+            self.lm = LMRoles(load, batch_size=lm_batch_size, max_new_tokens=max_new_tokens)
         self.roles = {role: (self.lm if name == "lm" else self.oracle) for role, name in self.names.items() if name != "none"}
         self.library = GoalLibrary(mastery_window, mastery_threshold, seed=self.seed)
         self.goal_space = goal_space

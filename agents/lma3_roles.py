@@ -23,7 +23,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,11 +119,19 @@ class LMRoles:
 
     kind = "lm"
 
-    def __init__(self, policy: Any, batch_size: int = 8, max_new_tokens: int = 48) -> None:
-        self.policy, self.batch_size, self.max_new_tokens = policy, int(batch_size), int(max_new_tokens)
+    def __init__(self, load_policy: Callable[[], Any], batch_size: int = 8, max_new_tokens: int = 48) -> None:
+        """``load_policy`` builds the LLMPolicy on the first LM call (evaluation never pays for it)."""
+        self._load_policy, self._policy = load_policy, None
+        self.batch_size, self.max_new_tokens = int(batch_size), int(max_new_tokens)
         self.stats = {"relabeler": RoleStats(), "generator": RoleStats(), "reward": RoleStats()}
         self._cache: dict[tuple[str, str], Any] = {}
         self._answer_ids: tuple[list[int], list[int]] | None = None
+
+    @property
+    def policy(self) -> Any:
+        if self._policy is None:
+            self._policy = self._load_policy()
+        return self._policy
 
     def _generate(self, role: str, prompts: list[str]) -> list[str]:
         stats = self.stats[role]

@@ -79,12 +79,12 @@ def _trajectory(commands: list[str]) -> Trajectory:
 
 def test_lm_roles_batch_cache_and_count_parse_failures() -> None:
     trajs = [_trajectory(["take carrot"]), _trajectory(["go north"]), _trajectory(["take carrot"])]
-    roles = LMRoles(FakePolicy("1. take the carrot\n2. go to the garden"), batch_size=8)
+    roles = LMRoles(lambda: FakePolicy("1. take the carrot\n2. go to the garden"), batch_size=8)
     assert roles.relabel(trajs) == [["take the carrot", "go to the garden"]] * 3
     assert roles.policy.generate_calls == 1 and roles.stats["relabeler"].prompts == 2  # one batch, one duplicate
     roles.relabel(trajs)
     assert roles.policy.generate_calls == 1 and roles.stats["relabeler"].cached == 4
-    junk = LMRoles(FakePolicy("\x07\x07 !!"))
+    junk = LMRoles(lambda: FakePolicy("\x07\x07 !!"))
     assert junk.relabel(trajs[:1]) == [[]] and junk.stats["relabeler"].parse_failures == 1
     assert junk.generate(["take the carrot", "go to the garden"], trajs, 2, random.Random(0)) == []
     assert junk.stats["generator"].parse_failures == 2 and junk.stats["generator"].failure_examples
@@ -94,7 +94,7 @@ def test_lm_reward_is_a_probability_from_one_batched_forward_pass_and_cached() -
     pytest.importorskip("transformers")
     from selfgym.llm.tiny import tiny_policy
 
-    roles = LMRoles(tiny_policy(), batch_size=8)
+    roles = LMRoles(tiny_policy, batch_size=8)
     trajs = [_trajectory(["take carrot"]), _trajectory(["go north"])]
     pairs = [("take the carrot", trajs[0]), ("go to the garden", trajs[1]), ("take the carrot", trajs[0])]
     judged = roles.reward(pairs)
@@ -137,6 +137,7 @@ def test_the_loop_runs_with_oracle_roles_and_saves_and_loads() -> None:
 
 def test_the_loop_runs_with_a_tiny_random_lm_counting_unparsable_answers(tiny_dir: str) -> None:
     agent = LMA3Agent(_env(), seed=0, model=tiny_dir, max_new_tokens=12, episodes_per_update=2, device="cpu")
+    assert agent.lm._policy is None  # loaded on the first LM call: evaluate.py never loads it
     agent.learn(200, Hooks())
     stats = agent.lm.stats
     assert agent.episodes == 4 and stats["relabeler"].prompts == 4 and stats["relabeler"].seconds > 0
