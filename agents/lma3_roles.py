@@ -225,7 +225,7 @@ class OracleRoles:
         atomic = sorted(g for g in mastered if " and " not in g)
         out = []
         for _ in range(n if len(atomic) >= 2 else 0):
-            first, second = rng.sample(atomic, 2)
+            first, second = sorted(rng.sample(atomic, 2))  # one order: "a and b" is "b and a"
             out.append((f"{first} and {second}", [first, second]))
         return out
 
