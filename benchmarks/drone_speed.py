@@ -204,7 +204,7 @@ def main() -> None:
                      + ", ".join(f"{v:.0f}" for v in r["runs"]) + " |")
     for name, why in skipped.items():
         lines.append(f"| {name} | skipped: {why} | | |")
-    lines += ["", f"- DroneRoom default / HoverAviary (median of per-round ratios): "
+    lines += ["", "- DroneRoom default / HoverAviary (median of per-round ratios): "
               + (f"**{vs_peer:.2f}x** (target >= {TARGET_VS_PEER:.1f}x)" if vs_peer is not None else "not measured"),
               f"- DroneRoom default step cost / its two renders alone: "
               f"**{ratios['default_step_cost_vs_render_only']:.2f}x** (target <= {TARGET_VS_RENDER:.1f}x)",
