@@ -276,7 +276,8 @@ def _tuner(spec: TuneSpec) -> Any:
         searcher = OptunaSearch(seed=spec.seeds[0] if spec.seeds else 0)
     scheduler = FIFOScheduler()
     if spec.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="steps", max_t=config["n_timesteps"],
+        # max_t past the budget: ASHA stops a trial at max_t, which would cut it before its final save
+        scheduler = ASHAScheduler(time_attr="steps", max_t=config["n_timesteps"] + 1,
                                   grace_period=spec.grace_period or max(config["n_timesteps"] // 10, 1), reduction_factor=3)
     exp_dir = Path(spec.exp_dir)
     return tune.Tuner(
@@ -341,7 +342,10 @@ def trial_rows(grid: Any, spec: TuneSpec) -> list[dict[str, Any]]:
         trial_id = metrics.get("trial_id") or Path(result.path).name
         folders = sorted((Path(spec.exp_dir) / "runs" / str(trial_id)).glob("*/*/config.yaml"))
         run_dir = folders[0].parent if folders else None
-        state = "failed" if result.error else "finished" if metrics.get("finished") else "stopped early"
+        run_state = None
+        if run_dir is not None and (run_dir / "status.json").exists():
+            run_state = json.loads((run_dir / "status.json").read_text()).get("state")
+        state = "failed" if result.error else "finished" if metrics.get("finished") or run_state == "finished" else "stopped early"
         if run_dir is not None and state == "stopped early":  # Tune stopped it: say so where the run is read
             runs.write_status(run_dir, "stopped_early", num_timesteps=int(metrics.get("steps", 0)), by="tune scheduler")
         error = None

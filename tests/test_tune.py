@@ -210,3 +210,19 @@ def test_killed_trial_resumes_and_interrupted_experiment_resumes_without_redoing
     for folder in (first, second):
         status = json.loads((folder / "status.json").read_text())
         assert status["state"] == "finished" and status["num_timesteps"] >= 6000
+
+
+def test_optuna_search_with_asha_samples_inside_the_space(tmp_path):
+    pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    (tmp_path / "space.yml").write_text("learning_rate: loguniform(1e-4, 1e-2)\nn_epochs: choice([2, 4])\n")
+    exp = tmp_path / "exp"
+    result = _tune([*FAST, "-n", "1024", "--search", "optuna", "--space", "space.yml", "--n-trials", "3",
+                    "--scheduler", "asha", "--grace-period", "256", "--exp-dir", str(exp)], tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    import yaml
+    configs = [yaml.safe_load((f / "config.yaml").read_text()) for f in _run_folders(exp)]
+    assert len(configs) == 3
+    assert all(1e-4 <= c["hyperparams"]["learning_rate"] <= 1e-2 and c["hyperparams"]["n_epochs"] in (2, 4) for c in configs)
+    assert len({c["hyperparams"]["learning_rate"] for c in configs}) == 3  # Optuna proposed three configurations
+    assert "ep_return_mean" in result.stdout and "| finished |" in result.stdout, result.stdout[-3000:]
