@@ -220,6 +220,8 @@ def checked_reward(spec: str) -> Any:
 def _validate(config: dict[str, Any]) -> None:
     """Check names and numbers before any folder is created: env id, agent, hyperparameters, rewards."""
     validate_numbers(config)
+    if str(config.get("device", "auto")).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {config['device']} was asked for but torch sees no CUDA device; use cpu or auto")
     reward_modules = [checked_reward(spec) for spec in config["rewards"]]
     env_factory.import_env_packages(config["gym_packages"])
     env_factory.check_env_id(config["env"])

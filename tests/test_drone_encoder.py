@@ -109,3 +109,11 @@ def test_held_out_textures_never_appear_in_training_rooms():
         DroneRoomEnv(texture_split="val")
     with pytest.raises(ValueError, match="n_textures >= 4"):
         DroneRoomEnv(texture_split="test", n_textures=1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_cuda_without_gpu_is_refused_before_any_folder(run_cli, tmp_path):
+    out = run_cli("train.py", "--device", "cuda", "-n", "10", "-params", "learner:barlow")
+    assert out.returncode != 0
+    assert "--device cuda was asked for but torch sees no CUDA device" in out.stderr + out.stdout
+    assert not (tmp_path / "logs").exists()
