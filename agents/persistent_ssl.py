@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -265,7 +266,7 @@ class PersistentSSLAgent:
                     lg.record(f"episode/{key}", float(np.mean(vals)))
         lg.dump(self.num_timesteps)
 
-    def draw_picture(self, run_dir: Any, title: str = "") -> Any:
+    def draw_picture(self, run_dir: Path, title: str = "") -> Path | None:
         """The run's picture: overrides, collisions, time on mono and mono error against flight time."""
         return draw_persistence(run_dir, title)
 
