@@ -79,8 +79,7 @@ def test_scripted_expert_solves_it_and_the_sparse_reward_pays_only_success():
 
 def test_dense_reward_is_shaped_by_reach_and_progress():
     env = PlayTableEnv(task="push_to_target")
-    obs, info = env.reset(seed=0)
-    c = info["reward_components"]
+    env.reset(seed=0)
     _, reward, _, _, info = env.step(np.zeros(7, np.float32))
     c = info["reward_components"]
     assert reward == pytest.approx(c["reach"] + c["progress"] + c["success"] + 0.1 * c["safety"])
