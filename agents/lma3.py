@@ -71,6 +71,8 @@ class LMA3Agent:
     epsilon, learning_rate, replay, n_features: the policy's exploration, SGD step, replayed examples
         per update and hashed feature count.
     bc_window: steps before a goal's achievement that are imitated for it.
+    calibrate_reward: the LM reward says yes when p(yes) beats its value after an empty trajectory
+        (contextual calibration), not 0.5 (see LMRoles.reward).
     goal_space: "open" (goals come from the relabeler and generator) or "hand": the hand-coded-goal
         baseline, whose library starts with every atomic goal of the oracle grammar in the training
         games and never grows (oracle relabeler and reward, no generator).
@@ -84,7 +86,7 @@ class LMA3Agent:
                  goals_per_call: int = 2, episodes_per_update: int = 4, mastery_window: int = 5,
                  mastery_threshold: float = 0.6, epsilon: float = 0.2, learning_rate: float = 0.5,
                  replay: int = 256, n_features: int = 2**18, bc_window: int = 10, eval_layouts: int = 3,
-                 goal_space: str = "open") -> None:
+                 goal_space: str = "open", calibrate_reward: bool = True) -> None:
         generator = "none" if generator is None else generator  # YAML and -params read none as null
         for role, value in (("relabeler", relabeler), ("reward", reward), ("generator", generator)):
             if value not in ROLE_CHOICES[role]:
@@ -115,7 +117,7 @@ class LMA3Agent:
             def load() -> LLMPolicy:
                 return LLMPolicy(model, device=device, num_threads=num_threads, max_new_tokens=max_new_tokens)
 
-            self.lm = LMRoles(load, batch_size=lm_batch_size, max_new_tokens=max_new_tokens)
+            self.lm = LMRoles(load, batch_size=lm_batch_size, max_new_tokens=max_new_tokens, calibrate=calibrate_reward)
         self.roles = {role: (self.lm if name == "lm" else self.oracle) for role, name in self.names.items() if name != "none"}
         self.library = GoalLibrary(mastery_window, mastery_threshold, seed=self.seed)
         self.goal_space = goal_space

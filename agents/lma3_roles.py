@@ -32,6 +32,10 @@ import torch
 from selfgym.envs.cooking.goals import OutsideGrammar, oracle_judge, oracle_relabel, parse_goal
 
 
+_INFO = ("look", "inventory", "examine")
+EMPTY_TRAJECTORY = "(the agent only looked around)"
+
+
 @dataclass
 class Trajectory:
     """One episode: the goal pursued, the commands, their feedback and the true states s_0..s_T."""
@@ -48,10 +52,9 @@ class Trajectory:
         """The trajectory as the LM reads it: numbered commands and their feedback (state-changing ones)."""
         lines = [f"{i + 1}. > {c}: {f.splitlines()[0] if f else ''}"
                  for i, (c, f) in enumerate(zip(self.commands, self.feedback)) if not c.startswith(_INFO)]
-        return "\n".join(lines[-max_steps:]) or "(the agent only looked around)"
+        return "\n".join(lines[-max_steps:]) or EMPTY_TRAJECTORY
 
 
-_INFO = ("look", "inventory", "examine")
 
 
 @dataclass
@@ -119,9 +122,11 @@ class LMRoles:
 
     kind = "lm"
 
-    def __init__(self, load_policy: Callable[[], Any], batch_size: int = 8, max_new_tokens: int = 48) -> None:
-        """``load_policy`` builds the LLMPolicy on the first LM call (evaluation never pays for it)."""
-        self._load_policy, self._policy = load_policy, None
+    def __init__(self, load_policy: Callable[[], Any], batch_size: int = 8, max_new_tokens: int = 48,
+                 calibrate: bool = True) -> None:
+        """``load_policy`` builds the LLMPolicy on the first LM call (evaluation never pays for it);
+        ``calibrate``: see ``reward``."""
+        self._load_policy, self._policy, self.calibrate = load_policy, None, bool(calibrate)
         self.batch_size, self.max_new_tokens = int(batch_size), int(max_new_tokens)
         self.stats = {"relabeler": RoleStats(), "generator": RoleStats(), "reward": RoleStats()}
         self._cache: dict[tuple[str, str], Any] = {}
@@ -173,21 +178,32 @@ class LMRoles:
 
     def reward(self, pairs: Sequence[tuple[str, Trajectory]]) -> list[tuple[bool, float]]:
         """(achieved, p(yes)) per (goal, trajectory): one forward pass per prompt, then the
-        next-token probabilities of "yes"/"Yes" against "no"/"No" (no text to parse)."""
-        stats = self.stats["reward"]
+        next-token probabilities of "yes"/"Yes" against "no"/"No" (no text to parse).
+
+        With ``calibrate`` (contextual calibration, Zhao et al. 2021) a goal counts as achieved
+        when p(yes) beats the same question's p(yes) after an empty trajectory, not 0.5: a small
+        model's p(yes) sits near one value whatever happened (SmolLM2-135M: 0.46-0.49)."""
         prompts = [REWARD_PROMPT.format(trajectory=t.text(), goal=g) for g, t in pairs]
+        nulls = [REWARD_PROMPT.format(trajectory=EMPTY_TRAJECTORY, goal=g) for g, _ in pairs] if self.calibrate else []
+        self._judge(prompts + nulls)
+        p_yes = [self._cache[("reward", p)] for p in prompts]
+        bars = [self._cache[("reward", p)] for p in nulls] if self.calibrate else [0.5] * len(prompts)
+        return [(p > bar, p) for p, bar in zip(p_yes, bars)]
+
+    def _judge(self, prompts: list[str]) -> None:
+        stats = self.stats["reward"]
         todo = sorted({p for p in prompts if ("reward", p) not in self._cache})
         stats.cached += len(prompts) - len(todo)
-        if todo:
-            start = time.perf_counter()
-            for i in range(0, len(todo), self.batch_size):
-                chunk = todo[i: i + self.batch_size]
-                for prompt, p_yes in zip(chunk, self._p_yes(chunk)):
-                    self._cache[("reward", prompt)] = p_yes
-                stats.calls += 1
-            stats.seconds += time.perf_counter() - start
-            stats.prompts += len(todo)
-        return [(self._cache[("reward", p)] > 0.5, self._cache[("reward", p)]) for p in prompts]
+        if not todo:
+            return
+        start = time.perf_counter()
+        for i in range(0, len(todo), self.batch_size):
+            chunk = todo[i: i + self.batch_size]
+            for prompt, p_yes in zip(chunk, self._p_yes(chunk)):
+                self._cache[("reward", prompt)] = p_yes
+            stats.calls += 1
+        stats.seconds += time.perf_counter() - start
+        stats.prompts += len(todo)
 
     @torch.no_grad()
     def _p_yes(self, prompts: list[str]) -> list[float]:

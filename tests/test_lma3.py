@@ -12,7 +12,8 @@ import torch
 
 from selfgym.agents.lma3 import LMA3Agent
 from selfgym.agents.lma3_parts import GoalLibrary
-from selfgym.agents.lma3_roles import LMRoles, OracleRoles, Trajectory, parse_generated, parse_goal_list
+from selfgym.agents.lma3_roles import (EMPTY_TRAJECTORY, REWARD_PROMPT, LMRoles, OracleRoles, Trajectory,
+                                       parse_generated, parse_goal_list)
 from selfgym.env_factory import make_vec_env
 
 
@@ -94,13 +95,19 @@ def test_lm_reward_is_a_probability_from_one_batched_forward_pass_and_cached() -
     pytest.importorskip("transformers")
     from selfgym.llm.tiny import tiny_policy
 
-    roles = LMRoles(tiny_policy, batch_size=8)
     trajs = [_trajectory(["take carrot"]), _trajectory(["go north"])]
     pairs = [("take the carrot", trajs[0]), ("go to the garden", trajs[1]), ("take the carrot", trajs[0])]
-    judged = roles.reward(pairs)
+    plain = LMRoles(tiny_policy, calibrate=False)
+    judged = plain.reward(pairs)
     assert all(0.0 < p < 1.0 and ok == (p > 0.5) for ok, p in judged) and judged[0] == judged[2]
-    assert (roles.stats["reward"].calls, roles.stats["reward"].prompts, roles.stats["reward"].cached) == (1, 2, 1)
-    assert roles.reward(pairs[:1]) == judged[:1] and roles.stats["reward"].calls == 1
+    assert (plain.stats["reward"].calls, plain.stats["reward"].prompts, plain.stats["reward"].cached) == (1, 2, 1)
+    calibrated = LMRoles(tiny_policy, batch_size=8)  # + each goal after an empty trajectory, same batch
+    judged_c = calibrated.reward(pairs)
+    assert [p for _, p in judged_c] == pytest.approx([p for _, p in judged])
+    assert (calibrated.stats["reward"].calls, calibrated.stats["reward"].prompts) == (1, 4)
+    bars = [calibrated._cache[("reward", REWARD_PROMPT.format(trajectory=EMPTY_TRAJECTORY, goal=g))] for g, _ in pairs]
+    assert [ok for ok, _ in judged_c] == [p > bar for (_, p), bar in zip(judged_c, bars)]
+    assert calibrated.reward(pairs[:1]) == judged_c[:1] and calibrated.stats["reward"].calls == 1
 
 
 def test_oracle_generator_composes_mastered_goals() -> None:
