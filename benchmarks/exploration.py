@@ -120,6 +120,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.resume and not args.exp_dir:
         parser.error("--resume needs --exp-dir (the experiment to continue)")
+    if args.eval_every < 1 or args.eval_episodes < 1 or args.final_episodes < 1:
+        parser.error("--eval-every, --eval-episodes and --final-episodes must be >= 1 (the measures need evaluations)")
     methods = dict(METHODS)
     for item in args.method_spec:
         name, _, specs = item.partition("=")

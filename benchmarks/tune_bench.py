@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,10 @@ def run_tune(tune_args: list[str], exp_dir: Path, resume: bool = False) -> dict[
 
 
 def _quote(arg: str) -> str:
-    return f"'{arg}'" if any(c in arg for c in " ,\"[]{}()'") else arg
+    """An argument as a shell would need it typed (the command is recorded to be re-run)."""
+    if not any(c in arg for c in " ,\"[]{}()'$"):
+        return arg
+    return f'"{arg}"' if "'" in arg and not any(c in arg for c in '"$`\\') else shlex.quote(arg)
 
 
 def trial_runs(exp_dir: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:

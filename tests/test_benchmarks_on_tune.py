@@ -99,3 +99,10 @@ def test_final_evaluation_table_pools_episodes_and_compare_tables_the_curves(tmp
     assert list(comparison.summary["metrics"]) == ["eval_success_rate"]  # a metric no run logged is left out
     assert comparison.summary["metrics"]["eval_success_rate"]["rows"][0]["scores"] == [0.6, 1.0]
     assert (tmp_path / "cmp" / "curves_eval_success_rate.png").exists()
+
+
+def test_recorded_commands_can_be_pasted_into_a_shell():
+    import shlex
+
+    flags = slim.tune_command("slim", [0], 2048, 2) + ["--grid", 'reward:none,"rnd:hidden=[64,64],coef=0.1"', "a b"]
+    assert shlex.split(" ".join(tune_bench._quote(a) for a in flags)) == flags
