@@ -120,13 +120,14 @@ class LMA3Agent:
             self.lm = LMRoles(load, batch_size=lm_batch_size, max_new_tokens=max_new_tokens, calibrate=calibrate_reward)
         self.roles = {role: (self.lm if name == "lm" else self.oracle) for role, name in self.names.items() if name != "none"}
         self.library = GoalLibrary(mastery_window, mastery_threshold, seed=self.seed)
+        self.oracle_check = GoalLibrary(mastery_window, mastery_threshold, seed=self.seed)  # evaluation only
         self.goal_space = goal_space
         self.hand_goals = self._hand_goals() if goal_space == "hand" else set()
         for goal in sorted(self.hand_goals):
             self.library.add(goal, "hand", 0)
         self.policy = GoalPolicy(n_features, learning_rate, epsilon, seed=self.seed)
         self.queue: list[tuple[str, list[str]]] = []
-        self.curve: list[list[float]] = []  # [episode, discovered, mastered, lm_seconds]
+        self.curve: list[list[float]] = []  # [episode, discovered, mastered, lm_seconds, mastered per the oracle]
         self.episodes, self.num_timesteps = 0, 0
         spec = env.get_attr("spec")[0]
         self.episode_steps = int(getattr(spec, "max_episode_steps", None) or 50)
@@ -250,11 +251,20 @@ class LMA3Agent:
                 new_examples += self._imitate(goal, traj, self._achievement_step(goal, traj))
         for (goal, traj), (success, _) in zip(pursued, judged):
             self.library.record(goal, success, self.episodes)
+            self._record_oracle_check(goal, traj)
             if success and goal not in relabelled[batch.index(traj)]:
                 new_examples += self._imitate(goal, traj, self._achievement_step(goal, traj))
         loss = self.policy.train(new_examples, self.replay)
         self._generate(batch)
         self._log(batch, judged, loss, time.perf_counter() - start)
+
+    def _record_oracle_check(self, goal: str, traj: Trajectory) -> None:
+        """The oracle's verdict on the same attempt, kept apart for evaluation only (never learned from):
+        mastery that the reward role claims can then be checked (goals_mastered_oracle)."""
+        verdict = oracle_judge(goal, traj.states)
+        if verdict.status != "outside_grammar":  # a goal naming what this game lacks was not achieved
+            self.oracle_check.add(goal, "checked", self.episodes)
+            self.oracle_check.record(goal, verdict.success, self.episodes)
 
     def _generate(self, batch: list[Trajectory]) -> None:
         if "generator" not in self.roles:
@@ -270,13 +280,14 @@ class LMA3Agent:
     def _log(self, batch: list[Trajectory], judged: list[tuple[bool, float]], loss: float, seconds: float) -> None:
         lm_seconds = sum(s.seconds for s in self.lm.stats.values()) if self.lm else 0.0
         discovered, mastered = len(self.library.goals), len(self.library.mastered())
-        self.curve.append([self.episodes, discovered, mastered, lm_seconds])
+        self.curve.append([self.episodes, discovered, mastered, lm_seconds, len(self.oracle_check.mastered())])
         if self.logger is None:
             return
         stats = (self.lm or self.oracle).stats
         self.logger.record("lma3/episodes", self.episodes)
         self.logger.record("lma3/goals_discovered", discovered)
         self.logger.record("lma3/goals_mastered", mastered)
+        self.logger.record("lma3/goals_mastered_oracle", len(self.oracle_check.mastered()))
         self.logger.record("lma3/pursued_success", float(np.mean([s for s, _ in judged])) if judged else float("nan"))
         self.logger.record("lma3/bc_loss", loss)
         self.logger.record("lma3/lm_prompts", sum(s.prompts for s in stats.values()))
@@ -293,6 +304,8 @@ class LMA3Agent:
         goals = self.library.goals
         mastered = sorted(self.library.mastered(), key=lambda g: goals[g].mastered_at)
         return {"episodes": self.episodes, "goals_discovered": len(goals), "goals_mastered": len(mastered),
+                "goals_mastered_oracle": len(self.oracle_check.mastered()),
+                "mastered_oracle_examples": self.oracle_check.mastered()[:examples],
                 "discovered_examples": list(goals)[:examples], "mastered_examples": mastered[:examples],
                 "generated_examples": [(g, goals[g].subgoals) for g in goals if goals[g].source == "generated"][:examples],
                 "roles": self.names, "lm_stats": self.lm.state_dict() if self.lm else None,
@@ -306,6 +319,7 @@ class LMA3Agent:
         rate, table = summary_table(results)
         report = self.goal_report()
         table = (f"goals discovered {report['goals_discovered']}, mastered {report['goals_mastered']} "
+                 f"(by the oracle's verdicts on the same attempts: {report['goals_mastered_oracle']}) "
                  f"after {self.episodes} episodes\n" + table)
         return {"results": results, "heldout_success": rate, "table": table, **report}
 
@@ -319,6 +333,7 @@ class LMA3Agent:
 
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
         state = {"weights": torch.from_numpy(self.policy.weights.copy()), "library": self.library.state_dict(),
+                 "oracle_check": self.oracle_check.state_dict(),
                  "queue": [[g, list(s)] for g, s in self.queue], "curve": [list(map(float, row)) for row in self.curve],
                  "episodes": self.episodes, "num_timesteps": self.num_timesteps, "roles": dict(self.names),
                  "rngs": {name: _rng_state(r) for name, r in self._rngs().items()}}
@@ -333,6 +348,7 @@ class LMA3Agent:
                              "(n_features differs)")
         self.policy.weights = weights.copy()
         self.library.load_state_dict(state["library"])
+        self.oracle_check.load_state_dict(state["oracle_check"])
         self.queue = [(g, list(s)) for g, s in state["queue"]]
         self.curve = [list(row) for row in state["curve"]]
         self.episodes, self.num_timesteps = int(state["episodes"]), int(state["num_timesteps"])

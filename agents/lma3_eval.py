@@ -77,6 +77,8 @@ def draw_goals(curve: Sequence[Sequence[float]], path: Path, title: str) -> Path
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(data[:, 0], data[:, 1], label="discovered")
     ax.plot(data[:, 0], data[:, 2], label="mastered")
+    if data.shape[1] > 4:
+        ax.plot(data[:, 0], data[:, 4], "--", label="mastered per the oracle's verdicts")
     ax.set_xlabel("episodes")
     ax.set_ylabel("goals")
     ax.set_title(title)

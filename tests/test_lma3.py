@@ -128,6 +128,9 @@ def test_the_loop_runs_with_oracle_roles_and_saves_and_loads() -> None:
     assert agent.num_timesteps == hooks.calls == 300 and agent.episodes == 6
     report = agent.goal_report()
     assert report["goals_discovered"] > 0 and len(agent.curve) == 3 and agent.policy.buffer
+    # with the oracle as the reward role, the oracle's shadow record agrees with the library
+    assert report["goals_mastered_oracle"] == report["goals_mastered"]
+    assert all(agent.oracle_check.goals[g].recent == agent.library.goals[g].recent for g in agent.oracle_check.goals)
     assert any(g.startswith("go to the ") for g in report["discovered_examples"])
     buffer = io.BytesIO()
     torch.save(agent.state_dict(), buffer)
