@@ -14,6 +14,7 @@ Fill the cache ahead of time with ``python -m selfgym.envs.calendar.store --user
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -34,6 +35,7 @@ _TEMPLATE_FIELDS = ("topic", "kind", "every_weeks", "duration", "attendees", "or
                     "external")
 
 
+@functools.cache
 def generator_fingerprint() -> str:
     """First 16 hex digits of the SHA-256 of the generator's source files (generate, operators, schema)."""
     h = hashlib.sha256(f"format {FORMAT_VERSION}".encode())
