@@ -52,11 +52,14 @@ def ray_memory(driver: int, stop: threading.Event, peak: dict[str, float]) -> No
                 rss = proc.memory_info().rss / 2**20
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            name = title.split()[0][:60] if title else proc.name()
+            seen = peak.setdefault("processes_mib", {})
+            seen[name] = round(max(seen.get(name, 0.0), rss), 1)
             if "run_trial" in title or "ImplicitFunc" in title:
                 workers += 1
                 continue
             ray_rss += rss
-        peak["ray_rss_mib"] = max(peak.get("ray_rss_mib", 0.0), ray_rss)
+        peak["ray_rss_mib"] = max(peak.get("ray_rss_mib", 0.0), ray_rss)  # trial workers excluded
         peak["max_trial_workers"] = max(peak.get("max_trial_workers", 0), workers)
         stop.wait(0.5)
 
@@ -108,6 +111,7 @@ def main() -> None:
         "overhead_per_trial_s": round(overhead, 2), "overhead_fraction": round(overhead / (sequential_s / args.trials), 4),
         "tune_trial_train_seconds": trained, "ray_peak_rss_mib": round(peak.get("ray_rss_mib", 0.0), 1),
         "max_trial_workers_seen": peak.get("max_trial_workers", 0),
+        "peak_rss_by_process_mib": peak.get("processes_mib", {}),
         "load_average_1min": {"start": loads[0], "after_sequential": loads[1], "after_tune": loads[2]},
         "machine": f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB",
     }
