@@ -52,7 +52,7 @@ import os
 import time
 from pathlib import Path
 
-from tune_bench import ROOT, compare_runs, evaluate_runs, final_eval_table, run_tune, store, trial_runs
+from tune_bench import ROOT, check_out, compare_runs, evaluate_runs, final_eval_table, run_tune, store, trial_runs
 
 #: the reward modules each method adds to the task reward (spec strings, as on the CLI)
 METHODS: dict[str, list[str]] = {
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--final-episodes", type=int, default=20, help="evaluate.py episodes per final model and mode")
     parser.add_argument("--workers", type=int, default=2, help="trials at once (tune.py --max-concurrent)")
     parser.add_argument("--exp-dir", default=None, help="the tune.py experiment folder (default: logs/bench/<out>_<time>)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment in --exp-dir")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment in --exp-dir (with the flags it was started with)")
     parser.add_argument("--out", default="exploration")
     args = parser.parse_args()
     if args.resume and not args.exp_dir:
@@ -130,6 +130,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown method(s) {unknown}; known: {sorted(methods)} (or define one with --method-spec)")
     methods = {m: reward_specs(methods[m], args.steps) for m in args.methods}
+    check_out(args.out)
     exp_dir = Path(args.exp_dir or ROOT / "logs" / "bench" / f"{args.out}_{time.strftime('%Y%m%d-%H%M%S')}").resolve()
 
     load_before = os.getloadavg()
@@ -184,7 +185,8 @@ def row_config(row: dict) -> list[str]:
 def write_md(result: dict, args: argparse.Namespace, final_md: str, compare_text: str, labels: dict[str, str]) -> str:
     lines = [f"# Exploration: {result['env']}, {result['steps']} steps, seeds {result['seeds']} (through tune.py)", "",
              f"`{result['tune']['command']}`", "",
-             f"Experiment wall time {result['tune']['wall_s'] / 60:.1f} min ({args.workers} trials at a time, one CPU each); "
+             f"Experiment wall time {result['tune']['wall_s'] / 60:.1f} min ({args.workers} trials at a time, one CPU each"
+             + (f"; this call only, resumed with `{result['tune']['resumed_with']}`" if args.resume else "") + "); "
              f"load average before/after: {result['loadavg_before'][0]:.1f} / {result['loadavg_after'][0]:.1f} (2 shared cores).",
              f"Bonus fade-out: {result['bonus_fade_out']}. Solved: {result['solved_means']}.", "",
              "| method | reward modules | seeds solved | first step where a seed's training success >= 0.8 | steps/s |",

@@ -24,9 +24,16 @@ import os
 import time
 from pathlib import Path
 
-from tune_bench import ROOT, compare_runs, evaluate_runs, final_eval_table, run_tune, store, trial_runs
+from tune_bench import ROOT, check_out, compare_runs, evaluate_runs, final_eval_table, run_tune, store, trial_runs
 
 COMMAND = ["--env", "selfgym/PlayTable-v0", "--env-kwargs", "task:open_drawer", "--agent", "sac"]
+
+
+def eval_rows(run: Path) -> list[dict]:
+    """The metrics.csv rows that hold an in-training evaluation."""
+    from selfgym.metrics import read_metrics
+
+    return [r for r in read_metrics(run / "metrics.csv") if r.get("eval_success_rate") is not None]
 
 
 def main() -> None:
@@ -36,12 +43,15 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=20, help="evaluate.py episodes per seed")
     p.add_argument("--eval-freq", type=int, default=10000)
     p.add_argument("--exp-dir", default=None, help="the tune.py experiment folder (default: logs/bench/<out>_<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment in --exp-dir")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment in --exp-dir (with the flags it was started with)")
     p.add_argument("--out", default="play_table_sac_drawer_tune", help="results name under benchmarks/results/")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train.py flags, e.g. -n 50000")
     args = p.parse_args()
     if args.resume and not args.exp_dir:
         p.error("--resume needs --exp-dir (the experiment to continue)")
+    if args.eval_freq < 1 or args.episodes < 1:
+        p.error("--eval-freq and --episodes must be >= 1 (the in-training and final evaluations are the measures)")
+    check_out(args.out)
     exp_dir = Path(args.exp_dir or ROOT / "logs" / "bench" / f"{args.out}_{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     tune_args = [*COMMAND, "--seeds", *map(str, args.seeds), "--max-concurrent", str(args.parallel),
                  "--cpus-per-trial", "1", "--num-threads", "1", "--eval-freq", str(args.eval_freq),
@@ -66,7 +76,7 @@ def main() -> None:
               "evaluate": final_rows, "compare": comparison.summary}
     lines = ["# SAC on PlayTable open_drawer through tune.py", "", f"`{tuned['command']}`", "",
              f"{len(trials)} trials, {args.parallel} at a time (one CPU each): {tuned['wall_s'] / 60:.1f} min wall for the "
-             f"experiment. Load average before / after: {load_before[0]:.1f} / {result['load_after'][0]:.1f}.", "",
+             f"experiment{' (this call only: resumed with `' + tuned['resumed_with'] + '`)' if args.resume else ''}. Load average before / after: {load_before[0]:.1f} / {result['load_after'][0]:.1f}.", "",
              "| seed | state | steps | train wall (min) | steps/s | evaluate.py success | evaluate.py return |", "|---|---|---|---|---|---|---|"]
     for s in seeds:
         wall = f"{s['wall_s'] / 60:.1f}" if s["wall_s"] else "–"
@@ -75,7 +85,15 @@ def main() -> None:
         lines.append(f"| {s['seed']} | {s['state']} | {s['steps']} | {wall} | {s['steps_per_s'] or '–'} | "
                      f"{'–' if success is None else f'**{success:.2f}**'} | {'–' if ret is None else f'{ret:.1f}'} |")
     lines += ["", f"## evaluate.py: {args.episodes} deterministic episodes of each seed's final model", "", final_md, "",
-              "## In-training evaluations (compare.py; 10 deterministic episodes per evaluation)", "", comparison.text]
+              "## In-training evaluations (compare.py; 10 deterministic episodes per evaluation)", ""]
+    logged = {s["seed"]: len(eval_rows(Path(s["run"]))) for s in seeds if s["state"] == "finished"}
+    if any(n < s["steps"] // args.eval_freq for s in seeds for n in [logged.get(s["seed"], 1 << 30)]):
+        # SB3's off-policy agents write a metrics row at episode ends: the evaluation at the final
+        # step is made by train.py but never reaches metrics.csv
+        lines += [f"(metrics.csv holds {sorted(set(logged.values()))} in-training evaluations per seed, not the "
+                  f"{max(s['steps'] for s in seeds) // args.eval_freq} made: the one at the last step is missing; "
+                  "the final model's evaluation is evaluate.py's above.)", ""]
+    lines.append(comparison.text)
     for path in store(args.out, result, "\n".join(lines) + "\n", [f for f in comparison.files if f.suffix == ".png"]):
         print(f"wrote {path}")
 

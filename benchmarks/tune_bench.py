@@ -33,6 +33,9 @@ QUIET = ("(", "== Status", "Current time", "Using FIFO", "Logical resource", "Re
 def run_tune(tune_args: list[str], exp_dir: Path, resume: bool = False) -> dict[str, Any]:
     """``python tune.py TUNE_ARGS --exp-dir EXP`` (or ``--resume EXP``); returns command, exit code and wall time.
 
+    On a resume, ``command`` is still the one that started the experiment (``TUNE_ARGS``: give the
+    same), ``resumed_with`` the resume, and ``wall_s`` the time of this call only.
+
     tune.py exits 1 when a trial failed; the benchmark still tabulates the others and lists it.
     """
     exp_dir = Path(exp_dir)
@@ -54,8 +57,10 @@ def run_tune(tune_args: list[str], exp_dir: Path, resume: bool = False) -> dict[
     wall = time.time() - start
     if proc.returncode not in (0, 1) or not (exp_dir / "runs").is_dir():
         raise SystemExit(f"tune.py exited with {proc.returncode} and made no runs; see {log}")
-    return {"command": "python " + " ".join(_quote(a) for a in command[1:]), "returncode": proc.returncode,
-            "wall_s": round(wall, 1), "log": str(log)}
+    started = ["tune.py", *tune_args, "--exp-dir", str(exp_dir)]  # what made the experiment, also when resumed
+    return {"command": "python " + " ".join(_quote(a) for a in started), "returncode": proc.returncode,
+            "wall_s": round(wall, 1), "log": str(log),
+            **({"resumed_with": "python " + " ".join(_quote(a) for a in command[1:])} if resume else {})}
 
 
 def _quote(arg: str) -> str:
@@ -145,6 +150,15 @@ def final_eval_table(exp_dir: Path, evaluations: dict[str, dict[str, dict[str, A
                   f"{r['iqm']:.4g} [{r['iqm_ci'][0]:.4g}, {r['iqm_ci'][1]:.4g}]"]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines), rows
+
+
+def check_out(out: str) -> None:
+    """Refuse, before any training, an ``--out`` whose results were recorded by a benchmark's earlier,
+    pre-tune.py form: those files are history (a rerun of the tune.py form writes new files)."""
+    path = RESULTS / f"{out}.json"
+    if path.exists() and "tune" not in json.loads(path.read_text()):
+        raise SystemExit(f"benchmarks/results/{out}.json holds results recorded before the benchmark ran on tune.py; "
+                         "they are kept as history: choose another --out")
 
 
 def store(out: str, result: dict[str, Any], markdown: str, pictures: list[Path]) -> list[Path]:

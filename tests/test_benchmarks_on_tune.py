@@ -6,6 +6,7 @@ written by hand."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -106,3 +107,15 @@ def test_recorded_commands_can_be_pasted_into_a_shell():
 
     flags = slim.tune_command("slim", [0], 2048, 2) + ["--grid", 'reward:none,"rnd:hidden=[64,64],coef=0.1"', "a b"]
     assert shlex.split(" ".join(tune_bench._quote(a) for a in flags)) == flags
+
+
+def test_results_recorded_before_tune_are_not_overwritten(monkeypatch, tmp_path):
+    (tmp_path / "old.json").write_text('{"runs": []}')  # as the pre-tune.py scripts wrote them
+    (tmp_path / "new.json").write_text('{"tune": {}, "runs": []}')
+    monkeypatch.setattr(tune_bench, "RESULTS", tmp_path)
+    with pytest.raises(SystemExit, match="old.json holds results recorded before"):
+        tune_bench.check_out("old")
+    tune_bench.check_out("new")  # a tune.py result may be rewritten
+    tune_bench.check_out("absent")
+    for name in ("exploration_sparsegrid_shuffled", "play_table_sac_drawer"):  # the recorded history itself
+        assert "tune" not in json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
