@@ -42,7 +42,15 @@ def skills_for(seed: int, args: argparse.Namespace) -> Path:
     """The slim run whose skills skill_hrl of this seed uses: the SLIM benchmark's run of the same seed."""
     if args.skills_run:
         return Path(args.skills_run).resolve()
-    return (Path(args.skills_logs) / f"slim_seed{seed}" / "slim" / f"{ENV.replace('/', '-')}_1").resolve()
+    logs = Path(args.skills_logs)
+    before_tune = logs / f"slim_seed{seed}" / "slim" / f"{ENV.replace('/', '-')}_1"  # benchmarks/slim.py's own loop
+    if before_tune.exists() or not (logs / "slim" / "runs").is_dir():
+        return before_tune.resolve()
+    import slim  # benchmarks/slim.py on tune.py: the slim arm's trial of this seed in <logs>/slim/runs/
+    from tune_bench import trial_runs
+
+    found = [run for run, config, _ in trial_runs(logs / "slim") if config["seed"] == seed and slim.arm_of("slim", config) == "slim"]
+    return found[0].resolve() if found else before_tune.resolve()
 
 
 def commands(arm: str, seed: int, budget: int, logs: Path, skills: Path) -> tuple[list[str], Path]:
@@ -93,7 +101,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=BUDGET)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--skills-logs", default=str(ROOT / "logs" / "slim_runs"),
-                        help="benchmarks/slim.py's run folders (slim_seed<S>/slim/...)")
+                        help="benchmarks/slim.py's run folders (slim_seed<S>/slim/..., or its tune.py experiments slim/runs/...)")
     parser.add_argument("--skills-run", help="one slim run for every seed (pilots only)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="slim_hrl")

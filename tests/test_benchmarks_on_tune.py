@@ -119,3 +119,19 @@ def test_results_recorded_before_tune_are_not_overwritten(monkeypatch, tmp_path)
     tune_bench.check_out("absent")
     for name in ("exploration_sparsegrid_shuffled", "play_table_sac_drawer"):  # the recorded history itself
         assert "tune" not in json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
+
+
+def test_slim_hrl_finds_the_slim_arms_skills_in_either_layout(tmp_path):
+    import slim_hrl
+
+    env = slim.ENV.replace("/", "-")
+    for trial, weights in (("t0", {"diayn": 1.0}), ("t1", {"diayn": 1.0, "object_reach": 1.0, "safety": 1.0})):
+        run = tmp_path / "slim" / "runs" / trial / "slim" / f"{env}_1"  # benchmarks/slim.py on tune.py
+        run.mkdir(parents=True)
+        runs.write_yaml(run / "config.yaml", {"seed": 0, "hyperparams": {"weights": weights}})
+    args = argparse.Namespace(skills_run=None, skills_logs=str(tmp_path))
+    assert slim_hrl.skills_for(0, args) == (tmp_path / "slim" / "runs" / "t1" / "slim" / f"{env}_1").resolve()
+    assert not slim_hrl.skills_for(1, args).exists()  # no such seed: the path the error message names
+    before = tmp_path / "slim_seed0" / "slim" / f"{env}_1"  # the runner's own loop (the pre-registered run)
+    before.mkdir(parents=True)
+    assert slim_hrl.skills_for(0, args) == before.resolve()
