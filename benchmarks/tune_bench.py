@@ -2,7 +2,7 @@
 
 A benchmark that runs seeds (and methods) is one ``python tune.py ...`` experiment: every trial an
 ordinary run folder under ``<exp>/runs/``. This module runs it as a user would (a subprocess, its
-output kept in ``<exp>/tune.log``), evaluates each trial's final model with evaluate.py's core,
+output kept beside it in ``<exp>.tune.log``), evaluates each trial's final model with evaluate.py's core,
 and tabulates with ``selfgym.compare``: the training metrics' final values with rliable's
 intervals (and a Wilson interval for ``eval_success_rate``), and the evaluate.py success rates
 and returns with the same intervals. No interval code lives in the benchmarks.
