@@ -329,6 +329,8 @@ def _train_locked(run: "Run", progress: bool, final_eval: bool, args_record: dic
         hooks = RunHooks(run, progress)
         _learn(run, hooks)
         steps = run.agent.num_timesteps
+        if run.logger.name_to_value:  # values logged since the last row (an off-policy agent writes rows
+            run.logger.dump(steps)    # at episode ends only, so its last evaluation would be lost)
         run.save_checkpoint(steps)
         if hooks.stop_requested:
             runs.write_status(run_dir, "interrupted", num_timesteps=steps)
