@@ -80,8 +80,8 @@ RELABEL_PROMPT = (
 GENERATE_PROMPT = (
     "In a text cooking game (rooms, a fridge, a knife, a stove, an oven, a barbecue, food) an agent already masters "
     "these goals:\n{mastered}\nRecently it did:\n{recent}\n\n"
-    "Invent one new, harder goal that combines mastered goals, and list its steps, each a mastered goal. "
-    "Answer exactly as:\nGoal: <new goal>\nSteps: <goal 1>; <goal 2>\n"
+    "Invent one new, harder goal that combines two of the mastered goals, and list its steps, each a mastered goal. "
+    "Answer with two lines, 'Goal: ...' then 'Steps: ...; ...'.\n"
 )
 REWARD_PROMPT = (
     "An agent acted in a text cooking game. Its commands and what happened:\n{trajectory}\n\n"
@@ -108,9 +108,14 @@ def parse_goal_list(answer: str, limit: int = 12) -> list[str]:
 
 
 def parse_generated(answer: str) -> tuple[str, list[str]] | None:
-    goal_match = re.search(r"goal\s*:\s*(.+)", answer, re.IGNORECASE)
-    if goal_match is None or (goal := clean_goal(goal_match.group(1))) is None:
-        return None
+    """(goal, steps) from "Goal: X / Steps: a; b" or "The new goal is to X"; failing those, from a
+    list of goals (a small model often lists the goals to combine instead): the first two distinct
+    ones joined by "and", with themselves as steps. None when nothing goal-like is found."""
+    goal_match = re.search(r"goal(?:\s+is\s+to|\s+is|\s*:)[ \t]*(\S.*)", answer, re.IGNORECASE)
+    goal = clean_goal(goal_match.group(1)) if goal_match else None
+    if goal is None:
+        listed = parse_goal_list("\n".join(line for line in answer.splitlines() if _BULLET.match(line)))
+        return (f"{listed[0]} and {listed[1]}", listed[:2]) if len(listed) >= 2 else None
     steps_match = re.search(r"steps?\s*:\s*(.+)", answer, re.IGNORECASE)
     steps = [s for s in (clean_goal(p) for p in re.split(r";|, then | then ", steps_match.group(1)))
              if s] if steps_match else []

@@ -59,7 +59,12 @@ def test_goal_parsers_take_what_they_can_and_refuse_junk() -> None:
     assert parse_goal_list("\x00\x01 ###") == []
     assert parse_generated("Goal: eat the fried carrot\nSteps: fry the carrot; eat the carrot") == (
         "eat the fried carrot", ["fry the carrot", "eat the carrot"])
+    assert parse_generated("The new goal is to eat the apple.") == ("eat the apple", [])
+    assert parse_generated("Invent one new goal that combines two of the mastered goals:\n- take the knife\n"
+                           "- take the knife\n- fry the carrot\n- open the fridge") == (
+        "take the knife and fry the carrot", ["take the knife", "fry the carrot"])
     assert parse_generated("I think you should cook.") is None
+    assert parse_generated("<new goal>") is None
 
 
 class FakePolicy:
