@@ -41,12 +41,18 @@ class GRPOAgent(LLMTrainer):
         super().__init__(env, **kwargs)
         self.beta, self.clip_eps, self.num_iterations = float(beta), float(clip_eps), int(num_iterations)
         self.loss_type, self.scale_rewards = loss_type, bool(scale_rewards)
+        # With LoRA the reference's log-probs come out of the sampling passes (adapter off on a
+        # copy of each row, same forward): no reference pass in the update.
+        self.score_reference_while_sampling = bool(self.beta) and bool(self.policy.lora)
 
     def advantages(self, returns: torch.Tensor) -> torch.Tensor:
         return group_advantages(returns, self.group_size, scale=self.scale_rewards)
 
     def reference_logprobs(self, roll: Rollout) -> list[torch.Tensor]:
-        """Per turn, the reference's (n, T) token log-probs (fixed across iterations: computed once)."""
+        """Per turn, the reference's (n, T) token log-probs (fixed across iterations: computed once);
+        taken from the samples when sampling scored them (LoRA), else one no-grad pass."""
+        if all(s.ref_logprobs is not None for s in roll.turns):
+            return [s.ref_logprobs for s in roll.turns]
         parts: dict[int, list[torch.Tensor]] = {t: [] for t in range(len(roll.turns))}
         for turn, _, part in micro_batches(roll.turns, self.train_batch_size):
             parts[turn].append(self.policy.reference_logprobs(part))

@@ -31,8 +31,9 @@ from selfgym.rewards.base import TransitionBatch
 
 def slice_samples(samples: Samples, rows: slice) -> Samples:
     """Rows ``rows`` of a batch of samples (padding columns kept: log-probs do not change)."""
+    ref = samples.ref_logprobs[rows] if samples.ref_logprobs is not None else None
     return Samples(samples.prompt_ids[rows], samples.prompt_mask[rows], samples.completion_ids[rows],
-                   samples.completion_mask[rows], samples.logprobs[rows], samples.texts[rows])
+                   samples.completion_mask[rows], samples.logprobs[rows], samples.texts[rows], ref)
 
 
 def micro_batches(turns: list[Samples], size: int) -> Iterator[tuple[int, slice, Samples]]:
@@ -109,6 +110,7 @@ class LLMTrainer:
         self.seed = 0 if seed is None else int(seed)
         torch.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
+        self.base_temperature = float(temperature)  # evaluation's; a reward's guard may scale the sampling one
         self.policy = LLMPolicy(model, device=device, dtype=dtype, lora=lora, num_threads=num_threads,
                                 system_prompt=system_prompt, max_new_tokens=max_new_tokens,
                                 temperature=temperature, top_p=top_p)
@@ -134,6 +136,7 @@ class LLMTrainer:
     def rollout(self, tasks: np.ndarray | None = None, reference: bool = False) -> Rollout:
         """Sample, step and score one group per task (``reference``: sample the initial model)."""
         out = Rollout()
+        self.policy.temperature = self.sampling_temperature()
         n = self.env.num_envs
         groups = np.arange(n) // self.group_size
         obs = self.reset_groups(tasks)
@@ -143,7 +146,7 @@ class LLMTrainer:
         while active.any():
             prompts = texts(obs)
             start = time.perf_counter()
-            samples = self.policy.sample(prompts, reference=reference)
+            samples = self.policy.sample(prompts, reference=reference, score_reference=self.score_reference_while_sampling)
             out.sample_seconds += time.perf_counter() - start
             out.tokens += int(samples.completion_mask.sum())
             actions = np.array(samples.texts + [""], dtype=object)[:-1]  # keep a 1-D object array
@@ -160,6 +163,18 @@ class LLMTrainer:
             if len(out.turns) > 16:
                 raise RuntimeError("LLM trainers expect short text episodes (<= 16 turns)")
         return out
+
+    #: Sample the reference's log-probs with the policy's (GRPO with a KL term sets it).
+    score_reference_while_sampling = False
+
+    def sampling_temperature(self) -> float:
+        """The training temperature times every reward module's ``sampling_temperature_scale``
+        (the majority vote's consensus guard raises it while the groups' answers have collapsed).
+        Set before sampling, so one iteration samples and scores at one temperature."""
+        scale = 1.0
+        for module in self.reward_modules:
+            scale *= float(getattr(module, "sampling_temperature_scale", 1.0))
+        return self.base_temperature * scale
 
     def combine_rewards(self, batch: TransitionBatch, streams: dict[str, np.ndarray]) -> np.ndarray:
         """Weighted sum of the reward streams; the env's verifier reward when no module is given."""
@@ -199,7 +214,8 @@ class LLMTrainer:
         cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            flat = self.policy.generate(repeated, greedy=False, batch_size=batch, temperature=temperature)
+            flat = self.policy.generate(repeated, greedy=False, batch_size=batch,
+                                        temperature=self.base_temperature if temperature is None else temperature)
         return tasks, [flat[i * samples:(i + 1) * samples] for i in range(len(tasks))]
 
     def heldout_accuracy(self, size: int | None = None, samples: int = 0, temperature: float | None = None,
@@ -284,6 +300,7 @@ class LLMTrainer:
         self._record("rollout/success_rate", float(np.mean(roll.correct)))
         lengths = torch.cat([s.lengths.float() for s in roll.turns])
         self._record("rollout/response_length", float(lengths.mean()))
+        self._record("rollout/temperature", self.policy.temperature)
         self._record("time/tokens_per_s", roll.tokens / max(roll.sample_seconds, 1e-9))
         self._record("time/s_per_step", seconds)
         self._record("time/iterations", self.iteration)

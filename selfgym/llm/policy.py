@@ -4,6 +4,11 @@ per-token log-probs, optional LoRA, CPU or CUDA).
 Thread count matters on a busy CPU: torch's OpenMP threads spin, and with other processes on
 the cores 2 threads can be 10-30x slower than 1. ``num_threads`` (an explicit setting, applied
 with ``torch.set_num_threads``, which is process-wide) is the knob; see benchmarks/llm_speed.py.
+
+Rows that repeat a prompt (the G completions of one GRPO group sit next to each other) share its
+prefill: sampling and scoring run the prompt once per distinct prompt and expand its KV cache to
+the rows (``prefix_runs``), and decoding drops a row from the batch once it has sent its end token.
+Both give the plain path's log-probs up to float error (tests/test_llm_shared_prefix.py).
 """
 
 from __future__ import annotations
@@ -31,36 +36,11 @@ class Samples:
     completion_mask: torch.Tensor  # (B, T) 1 up to and including the EOS token
     logprobs: torch.Tensor  # (B, T) log-prob of each sampled token at the sampling temperature
     texts: list[str]  # decoded completions (special tokens removed)
+    ref_logprobs: torch.Tensor | None = None  # (B, T) the reference's, when sampled with ``score_reference``
 
     @property
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(1)
-
-
-class _LogprobRecorder:
-    """A logits processor that records log p(sampled token) at every step without keeping
-    (B, T, V) logits: step t+1 sees the token sampled at step t in ``input_ids``."""
-
-    def __init__(self, temperature: float) -> None:
-        self.temperature = max(float(temperature), 1e-5)
-        self.prev: torch.Tensor | None = None
-        self.out: list[torch.Tensor] = []
-
-    def _flush(self, chosen: torch.Tensor) -> None:
-        if self.prev is not None:
-            self.out.append(self.prev.gather(1, chosen[:, None]).squeeze(1))
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if self.prev is not None:
-            self._flush(input_ids[:, -1])
-        self.prev = torch.log_softmax(scores.float() / self.temperature, dim=-1)
-        return scores
-
-    def finish(self, completion_ids: torch.Tensor) -> torch.Tensor:
-        if self.prev is not None and len(self.out) < completion_ids.shape[1]:
-            self._flush(completion_ids[:, len(self.out)])
-        self.prev = None
-        return torch.stack(self.out, 1) if self.out else completion_ids.new_zeros((completion_ids.shape[0], 0), dtype=torch.float32)
 
 
 #: The modules LoRA adapts unless ``lora["target_modules"]`` says otherwise (attention projections).
@@ -195,9 +175,13 @@ class LLMPolicy:
         greedy: bool = False,
         generator_seed: int | None = None,
         reference: bool = False,
+        score_reference: bool = False,
     ) -> Samples:
         """Sample one completion per prompt (batched); returns ids, masks, log-probs and texts.
         ``reference=True`` samples from the initial model (LoRA disabled, or the frozen copy).
+        ``score_reference=True`` (LoRA only) also returns the reference's log-probs of the sampled
+        tokens, from the same decoding passes (``decode(reference=True)``): GRPO's KL term then
+        needs no reference pass. Without LoRA it is ignored (the reference is a separate copy).
 
         Log-probs are of the temperature-scaled distribution (before top-p), the same one
         ``logprobs`` computes, so ratios against them are exact up to float error.
@@ -205,7 +189,6 @@ class LLMPolicy:
         max_new = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         temp = self.temperature if temperature is None else float(temperature)
         prompt_ids, prompt_mask = self.encode(prompts, max_new)
-        recorder = _LogprobRecorder(1.0 if greedy else temp)
         if generator_seed is not None:
             torch.manual_seed(generator_seed)
         was_training = self.model.training
@@ -213,19 +196,15 @@ class LLMPolicy:
         model = self.reference_model() if reference and not self.lora else self.model
         adapter_off = self.model.disable_adapter() if reference and self.lora else contextlib.nullcontext()
         with adapter_off:
-            out = model.generate(
-                input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=max_new, do_sample=not greedy,
-                temperature=temp if not greedy else None, top_p=(self.top_p if top_p is None else top_p) if not greedy else None,
-                top_k=None, logits_processor=[recorder], pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+            completion_ids, mask, logprobs, ref_logprobs = decode(
+                model, prompt_ids, prompt_mask, max_new, temperature=1.0 if greedy else temp,
+                top_p=1.0 if greedy else (self.top_p if top_p is None else float(top_p)), greedy=greedy,
+                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
+                reference=bool(score_reference and self.lora and not reference),
             )
         self.model.train(was_training)
-        completion_ids = out[:, prompt_ids.shape[1]:]
-        logprobs = recorder.finish(completion_ids)
-        mask = completion_mask(completion_ids, self.tokenizer.eos_token_id)
-        completion_ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, self.tokenizer.pad_token_id))
         texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-        return Samples(prompt_ids, prompt_mask, completion_ids, mask, logprobs * mask, texts)
+        return Samples(prompt_ids, prompt_mask, completion_ids, mask, logprobs * mask, texts, ref_logprobs)
 
     def generate(self, prompts: list[Any], *, greedy: bool = True, batch_size: int = 16, **kwargs: Any) -> list[str]:
         """Completion texts only, in chunks of ``batch_size`` (evaluation, judging)."""
@@ -302,17 +281,156 @@ def completion_mask(completion_ids: torch.Tensor, eos_token_id: int | list[int] 
     return (~after).long()
 
 
+def prefix_runs(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows with the same (left-padded) prompt, as runs of consecutive equal rows: the first row
+    of each run, (R,), and each row's run, (B,). A GRPO group is one run; ``inverse`` indexes a
+    per-run tensor (or KV cache) out to the rows."""
+    key = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], 1)
+    _, inverse, counts = torch.unique_consecutive(key, dim=0, return_inverse=True, return_counts=True)
+    return torch.cumsum(counts, 0) - counts, inverse
+
+
+def _cache(output: Any) -> Any:
+    """The KV cache a forward pass returned (``cache`` from transformers 5.2x, ``past_key_values`` before)."""
+    return output["cache"] if "cache" in output else output["past_key_values"]
+
+
+def _cache_kwarg(model: Any, cache: Any) -> dict[str, Any]:
+    """How to hand a cache back to the model: the keyword its forward reads (``cache`` in newer
+    transformers, which warns on ``past_key_values``)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"cache": cache} if "cache" in inspect.signature(base.forward).parameters else {"past_key_values": cache}
+
+
+def prefill(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+            reference: bool = False) -> tuple[torch.Tensor, Any]:
+    """The next-token logits (B, V) and KV cache of B left-padded prompts, each distinct prompt
+    computed once and its cache rows repeated (with grad when grad is on: index_select is differentiable).
+
+    ``reference`` (a peft model in eval mode): the batch is doubled, rows B..2B with the LoRA
+    adapter off (peft's mixed-adapter batch), so one pass also serves the reference model.
+    """
+    firsts, inverse = prefix_runs(prompt_ids, prompt_mask)
+    positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
+    extra: dict[str, Any] = {}
+    if reference:
+        R = len(firsts)
+        extra["adapter_names"] = _adapter_names(model, R)
+        firsts, inverse = torch.cat([firsts, firsts]), torch.cat([inverse, inverse + R])
+    out = model(input_ids=prompt_ids[firsts], attention_mask=prompt_mask[firsts], position_ids=positions[firsts],
+                use_cache=True, logits_to_keep=1, **extra)
+    cache = _cache(out)
+    if len(firsts) < len(inverse) or reference:
+        cache.batch_select_indices(inverse)
+    return out.logits[inverse, -1], cache
+
+
+def _adapter_names(model: Any, n: int) -> list[str]:
+    """peft's per-row adapter names for a doubled batch: n rows with the active adapter, n without."""
+    active = model.active_adapter
+    active = active[0] if isinstance(active, (list, tuple)) else active
+    return [active] * n + ["__base__"] * n
+
+
 def sequence_logprobs(
     model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-    completion_ids: torch.Tensor, comp_mask: torch.Tensor, temperature: float = 1.0,
+    completion_ids: torch.Tensor, comp_mask: torch.Tensor, temperature: float = 1.0, shared_prefix: bool = True,
 ) -> torch.Tensor:
-    """Per-token log-probs of ``completion_ids`` given left-padded prompts, (B, T)."""
-    ids = torch.cat([prompt_ids, completion_ids], 1)
+    """Per-token log-probs of ``completion_ids`` given left-padded prompts, (B, T).
+
+    ``shared_prefix``: rows repeating a prompt share one prompt pass (``prefill``) and only the
+    completions run per row; False runs every row's prompt + completion (the plain path).
+    """
+    T = completion_ids.shape[1]
     mask = torch.cat([prompt_mask, comp_mask], 1)
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    T = completion_ids.shape[1]
-    # Only the last T+1 positions need the vocabulary projection (a fifth of a 135M model's FLOPs).
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=T + 1).logits
-    logits = logits[:, -T - 1 : -1].float() / max(float(temperature), 1e-5)
+    if shared_prefix and T > 0 and len(prefix_runs(prompt_ids, prompt_mask)[0]) < prompt_ids.shape[0]:
+        P = prompt_ids.shape[1]
+        first, cache = prefill(model, prompt_ids, prompt_mask)
+        parts = [first[:, None]]
+        if T > 1:  # the last completion token predicts nothing we score: it is never fed
+            rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, P:-1],
+                         use_cache=True, **_cache_kwarg(model, cache)).logits
+            parts.append(rest)
+        logits = torch.cat(parts, 1).float() / max(float(temperature), 1e-5)
+    else:
+        ids = torch.cat([prompt_ids, completion_ids], 1)
+        # Only the last T+1 positions need the vocabulary projection (a fifth of a 135M model's FLOPs).
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=T + 1).logits
+        logits = logits[:, -T - 1 : -1].float() / max(float(temperature), 1e-5)
     chosen = logits.gather(2, completion_ids[:, :, None]).squeeze(2)
     return (chosen - torch.logsumexp(logits, -1)) * comp_mask
+
+
+def _draw(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row and its log-prob under the temperature-scaled distribution (before top-p)."""
+    logp = torch.log_softmax(logits.float() / max(temperature, 1e-5), -1)
+    if greedy:
+        token = logits.argmax(-1)
+    else:
+        probs = logp.exp()
+        if top_p < 1.0:  # nucleus: keep the smallest set of top tokens whose mass reaches top_p
+            sorted_p, order = probs.sort(-1, descending=True)
+            drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
+            probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+        token = torch.multinomial(probs, 1).squeeze(1)
+    return token, logp.gather(1, token[:, None]).squeeze(1)
+
+
+@torch.no_grad()
+def decode(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+    top_p: float = 1.0, greedy: bool = False, eos_token_id: int | list[int] | None = None, pad_token_id: int = 0,
+    reference: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Sample up to ``max_new_tokens`` per row: (completion ids, mask, log-probs, reference
+    log-probs or None), each (B, T).
+
+    Why not ``model.generate``: the rows of one prompt prefill once and share its cache
+    (``prefill``), and a row that has sent an end token leaves the batch at once (its cache rows
+    are dropped), so later steps run only the rows still writing; the loop ends when none is.
+    Finished rows are padded with ``pad_token_id``; T is the longest completion.
+
+    ``reference`` (a LoRA model): every step also runs each row with the adapter off, fed the
+    token the policy drew, in the same forward pass (peft's mixed-adapter batch). That gives
+    the reference log-probs GRPO's KL needs without a second pass over the completions: on a
+    CPU a decode step is bound by reading the weights, which the doubled batch reads once.
+    """
+    B = prompt_ids.shape[0]
+    eos = torch.as_tensor([] if eos_token_id is None else eos_token_id, device=prompt_ids.device).reshape(-1)
+    ids = torch.full((B, max(max_new_tokens, 0)), int(pad_token_id), dtype=torch.long, device=prompt_ids.device)
+    logps = torch.zeros(ids.shape, dtype=torch.float32, device=prompt_ids.device)
+    ref_logps = torch.zeros(ids.shape, dtype=torch.float32, device=prompt_ids.device) if reference else None
+    lengths = torch.zeros(B, dtype=torch.long, device=prompt_ids.device)
+    if max_new_tokens <= 0 or B == 0:
+        return ids, ids.clone(), logps, ref_logps
+    logits, cache = prefill(model, prompt_ids, prompt_mask, reference)
+    rows = torch.arange(B, device=prompt_ids.device)  # the batch rows still decoding, in cache order
+    mask = prompt_mask
+    position = (prompt_mask.sum(1) - 1).clamp(min=0)
+    handback = _cache_kwarg(model, cache)  # the same cache object throughout: rows are dropped in place
+    twice = (lambda x: torch.cat([x, x])) if reference else (lambda x: x)  # noqa: E731
+    for t in range(max_new_tokens):
+        n = len(rows)
+        token, logp = _draw(logits[:n], temperature, top_p, greedy)
+        ids[rows, t], logps[rows, t], lengths[rows] = token, logp, t + 1
+        if ref_logps is not None:
+            ref = torch.log_softmax(logits[n:].float() / max(temperature, 1e-5), -1)
+            ref_logps[rows, t] = ref.gather(1, token[:, None]).squeeze(1)
+        going = ~torch.isin(token, eos)
+        if t == max_new_tokens - 1 or not bool(going.any()):
+            break
+        if not bool(going.all()):
+            keep = going.nonzero().squeeze(1)
+            cache.batch_select_indices(torch.cat([keep, keep + n]) if reference else keep)
+            rows, token, mask, position = rows[keep], token[keep], mask[keep], position[keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], 1)
+        position = position + 1
+        extra = {"adapter_names": _adapter_names(model, len(rows))} if reference else {}
+        logits = model(input_ids=twice(token)[:, None], attention_mask=twice(mask), position_ids=twice(position)[:, None],
+                       use_cache=True, **handback, **extra).logits[:, -1]
+    T = int(lengths.max())
+    out_mask = (torch.arange(T, device=ids.device)[None] < lengths[:, None]).long()
+    return ids[:, :T], out_mask, logps[:, :T], (ref_logps[:, :T] * out_mask if ref_logps is not None else None)
