@@ -30,6 +30,7 @@ from selfgym.envs.text.spaces import as_text
 from selfgym.envs.text.tasks import Task, normalise_answer, score, stated_answer
 from selfgym.llm.policy import LLMPolicy
 from selfgym.rewards.base import RewardModule, TransitionBatch
+from selfgym.rewards.consensus_guard import ConsensusGuard
 
 
 def _text(x: Any) -> str:
@@ -123,13 +124,21 @@ class MajorityVoteReward(TextReward):
             whose last number every sample "agrees" on: full reward, held-out accuracy 0.49 -> 0.01
             (benchmarks/results/llm_ttrl_heldout200.md, seed 11). ``stated=false`` restores the
             lenient reading (the env's parsed answer).
+        guard: ``"none"`` (default), ``"temperature"`` or ``"pause"``: the label-free guard against
+            consensus on wrong answers (rewards/consensus_guard.py argues it): an entropy floor on
+            the groups' answers at ``guard_floor`` x the first iteration's; below it the trainer's
+            sampling temperature rises by ``guard_step`` per iteration up to ``guard_max_scale``
+            ("temperature", B-STaR), or the vote withholds its labels ("pause"). Its statistics
+            (agreement, entropy, floor, active, temperature scale) are logged every iteration.
     Unparsable answers never vote and always get 0. An answer that is one number votes as that
     number ("12.0" and "12" vote together), also without a ``family`` column.
     """
 
     def __init__(self, family: str | None = None, tie_break: str = "none", min_ratio: float = 0.5,
-                 stated: bool = True, **kwargs: Any) -> None:
+                 stated: bool = True, guard: str = "none", guard_floor: float = 0.5, guard_step: float = 1.25,
+                 guard_max_scale: float = 2.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.guard = ConsensusGuard(guard, guard_floor, guard_step, guard_max_scale) if guard != "none" else None
         if tie_break not in ("none", "first", "all"):
             raise ValueError(f"majority_vote: tie_break must be 'none', 'first' or 'all', got {tie_break!r}")
         if not isinstance(stated, (bool, np.bool_)):
@@ -171,14 +180,23 @@ class MajorityVoteReward(TextReward):
     def score(self, prompts, completions, infos, groups, **columns):  # type: ignore[override]
         answers = [vote_key(self._answer(c, i)) for c, i in zip(completions, infos)]
         labels = self.labels(answers, groups)
+        guard = self.guard.observe(answers, groups) if self.guard is not None and answers else {}
+        if self.guard is not None and self.guard.withhold_labels:
+            labels = {g: set() for g in labels}
         rewards = [float(a is not None and a in labels[g]) for a, g in zip(answers, groups)]
         targets = [vote_key(i.get("target")) for i in infos]
         labelled = [g for g in labels if labels[g]]
-        self.last_metrics = {"label_rate": len(labelled) / max(len(labels), 1)}
+        self.last_metrics = {"label_rate": len(labelled) / max(len(labels), 1), **guard}
         if all(t is not None for t in targets) and labelled:  # monitoring only: never used as reward
             first = {g: t for g, t in zip(groups, targets)}
             self.last_metrics["label_accuracy"] = float(np.mean([first[g] in labels[g] for g in labelled]))
         return rewards
+
+
+    @property
+    def sampling_temperature_scale(self) -> float:
+        """What the trainer multiplies its sampling temperature by (the guard's, else 1)."""
+        return self.guard.temperature_scale if self.guard is not None else 1.0
 
 
 class VerifierReward(TextReward):

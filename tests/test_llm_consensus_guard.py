@@ -1,0 +1,87 @@
+"""The consensus guard (issue 22 item 2): its statistic on hand-made groups, the floor, both
+actions, the majority vote's option and the trainer's temperature."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from selfgym.rewards import make_reward
+from selfgym.rewards.consensus_guard import ConsensusGuard, group_statistics
+
+
+def test_statistic_on_hand_made_groups() -> None:
+    stats = group_statistics(["7", "7", "7", "7"], ["a"] * 4)
+    assert stats == {"agreement": 1.0, "entropy": 0.0}
+    stats = group_statistics(["1", "2", "3", "4"], ["a"] * 4)
+    assert stats["agreement"] == 0.25 and stats["entropy"] == pytest.approx(1.0)
+    # two groups: [1, 1, 2, unparsable] and [5, 5, 5, 6]
+    stats = group_statistics(["1", "1", "2", None, "5", "5", "5", "6"], list("aaaabbbb"))
+    h1 = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)) / math.log(4)
+    h2 = -(3 / 4 * math.log(3 / 4) + 1 / 4 * math.log(1 / 4)) / math.log(4)
+    assert stats["agreement"] == pytest.approx((2 / 4 + 3 / 4) / 2)
+    assert stats["entropy"] == pytest.approx((h1 + h2) / 2)
+    assert group_statistics([None, None], ["a", "a"]) == {"agreement": 0.0, "entropy": 0.0}
+    with pytest.raises(ValueError, match="no answers"):
+        group_statistics([], [])
+
+
+def test_temperature_rises_below_the_floor_and_returns_after_recovery() -> None:
+    guard = ConsensusGuard("temperature", floor=0.5, step=1.5, max_scale=2.0, ema=1.0)
+    spread, collapsed = (["1", "2", "3", "4"], ["a"] * 4), (["9", "9", "9", "9"], ["a"] * 4)
+    first = guard.observe(*spread)
+    assert first["guard_active"] == 0.0 and guard.temperature_scale == 1.0 and first["guard_floor"] == pytest.approx(0.5)
+    scales = [guard.observe(*collapsed)["guard_temperature_scale"] for _ in range(3)]
+    assert scales == pytest.approx([1.5, 2.0, 2.0]) and guard.active  # capped at max_scale
+    assert guard.observe(*spread)["guard_temperature_scale"] == pytest.approx(2.0 / 1.5) and not guard.active
+    assert guard.observe(*spread)["guard_temperature_scale"] == 1.0  # never below the training temperature
+    assert not guard.withhold_labels
+
+
+def test_ema_delays_the_trigger() -> None:
+    guard = ConsensusGuard("temperature", floor=0.5, ema=0.5)
+    guard.observe(["1", "2", "3", "4"], ["a"] * 4)
+    assert guard.observe(["9"] * 4, ["a"] * 4)["guard_entropy_ema"] == pytest.approx(0.5) and not guard.active
+    assert guard.observe(["9"] * 4, ["a"] * 4)["guard_entropy_ema"] == pytest.approx(0.25) and guard.active
+
+
+def test_majority_vote_pause_withholds_labels_and_logs_the_guard() -> None:
+    mv = make_reward("majority_vote:guard=pause,guard_floor=0.6")
+    q = ["q"] * 4
+    spread = ["<answer>1</answer>", "<answer>1</answer>", "<answer>2</answer>", "<answer>3</answer>"]
+    assert mv(prompts=q, completions=spread) == [1, 1, 0, 0]
+    assert mv.last_metrics["guard_active"] == 0.0 and mv.last_metrics["guard_agreement"] == 0.5
+    agree = ["<answer>5</answer>"] * 4
+    assert mv(prompts=q, completions=agree) == [0, 0, 0, 0]  # collapsed: no labels, no consensus paid
+    assert mv.last_metrics["guard_active"] == 1.0 and mv.last_metrics["label_rate"] == 0.0
+    assert mv.sampling_temperature_scale == 1.0
+    plain = make_reward("majority_vote")
+    assert plain(prompts=q, completions=agree) == [1, 1, 1, 1] and "guard_active" not in plain.last_metrics
+
+
+def test_bad_guard_settings_are_refused_with_the_valid_values() -> None:
+    with pytest.raises(ValueError, match="none, temperature, pause"):
+        make_reward("majority_vote:guard=entropy")
+    with pytest.raises(ValueError, match="floor must be in"):
+        ConsensusGuard(floor=1.5)
+    with pytest.raises(ValueError, match="step must be > 1"):
+        ConsensusGuard(step=0.9)
+
+
+def test_trainer_samples_at_the_guards_temperature_and_evaluates_at_its_own(tiny_dir) -> None:
+    pytest.importorskip("transformers")
+    from selfgym import agents
+    from selfgym.env_factory import make_vec_env
+
+    import selfgym  # noqa: F401
+
+    venv = make_vec_env("selfgym/TextReasoning-v0", 4, 0, {"split": "test", "test_size": 4})
+    params = dict(model=tiny_dir, group_size=2, max_new_tokens=4, heldout_size=0, temperature=0.8)
+    mv = make_reward("majority_vote:guard=temperature")
+    agent = agents.make_agent("grpo", venv, params, device="cpu", seed=0, reward_modules=[mv])
+    agent.rollout()
+    assert agent.policy.temperature == pytest.approx(0.8)
+    mv.guard.temperature_scale = 1.5
+    agent.rollout()
+    assert agent.policy.temperature == pytest.approx(1.2) and agent.base_temperature == 0.8
