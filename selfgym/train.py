@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.utils import set_random_seed
 from tqdm import tqdm
 
 from selfgym import agents, env_factory, rewards, runs
@@ -97,6 +98,8 @@ class Run:
         self.config, self.run_dir = config, run_dir
         torch.set_num_threads(config["num_threads"])
         seed = config["seed"]
+        if resume_state is None:  # agents that draw from the global RNGs (not only SB3's) repeat with their seed;
+            set_random_seed(seed)  # a resumed run gets its saved RNG states back in load_state
         self.venv = env_factory.make_vec_env(config["env"], config["n_envs"], seed, config["env_kwargs"],
                                              config["vec_env"], config["env_wrapper"])
         self.venv = env_factory.wrap_normalize(self.venv, config["normalize"])
