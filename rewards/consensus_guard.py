@@ -21,7 +21,8 @@ Why this design (literature):
 
 So: the statistic is the groups' mean normalised answer entropy (0 = every parsable answer of
 the group agrees, 1 = all differ) and the top answer's share (agreement), per iteration, smoothed
-by an EMA. The floor is ``floor`` times the first iteration's entropy (the untrained model's).
+by an EMA. The floor is ``floor`` times the mean entropy of the first ``warmup`` iterations (the
+nearly untrained model's; with 2 groups per iteration one iteration alone is a noisy reference).
 Below it the guard acts; at or above it it steps back:
 
 * ``mode="temperature"`` (B-STaR's knob): the sampling temperature is multiplied by ``step`` per
@@ -74,10 +75,11 @@ class ConsensusGuard:
         step: temperature factor per iteration below the floor (``"temperature"`` mode).
         max_scale: the most the temperature is multiplied by.
         ema: weight of the newest iteration in the smoothed entropy (1 = no smoothing).
+        warmup: iterations whose mean entropy is the reference; the guard does not act during them.
     """
 
     def __init__(self, mode: str = "temperature", floor: float = 0.5, step: float = 1.25, max_scale: float = 2.0,
-                 ema: float = 0.5) -> None:
+                 ema: float = 0.5, warmup: int = 3) -> None:
         if mode not in MODES:
             raise ValueError(f"consensus guard: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0.0 < float(floor) <= 1.0:
@@ -86,8 +88,11 @@ class ConsensusGuard:
             raise ValueError(f"consensus guard: step must be > 1 and max_scale >= 1, got step={step}, max_scale={max_scale}")
         if not 0.0 < float(ema) <= 1.0:
             raise ValueError(f"consensus guard: ema must be in (0, 1], got {ema}")
+        if int(warmup) < 1:
+            raise ValueError(f"consensus guard: warmup must be >= 1 iteration, got {warmup}")
         self.mode, self.floor, self.step, self.max_scale, self.ema = mode, float(floor), float(step), float(max_scale), float(ema)
-        self.reference: float | None = None  # the first iteration's entropy
+        self.warmup, self.seen = int(warmup), 0
+        self.reference: float | None = None  # the mean entropy of the warm-up iterations
         self.smoothed: float | None = None
         self.temperature_scale = 1.0
         self.active = False
@@ -96,16 +101,19 @@ class ConsensusGuard:
         """Update from one iteration's answers; return the statistics and the guard's state."""
         stats = group_statistics(answers, groups)
         h = stats["entropy"]
-        if self.reference is None:
-            self.reference, self.smoothed = h, h
+        self.seen += 1
+        if self.seen <= self.warmup:  # the reference is the running mean of the warm-up iterations
+            self.reference = h if self.reference is None else self.reference + (h - self.reference) / self.seen
+            self.smoothed = h if self.smoothed is None else self.ema * h + (1.0 - self.ema) * float(self.smoothed)
+            self.active = False
         else:
             self.smoothed = self.ema * h + (1.0 - self.ema) * float(self.smoothed)
-        self.active = self.mode != "none" and self.smoothed < self.floor * self.reference
+            self.active = self.mode != "none" and self.smoothed < self.floor * float(self.reference)
         if self.mode == "temperature":
             factor = self.step if self.active else 1.0 / self.step
             self.temperature_scale = min(max(self.temperature_scale * factor, 1.0), self.max_scale)
         return {"guard_agreement": stats["agreement"], "guard_entropy": h, "guard_entropy_ema": float(self.smoothed),
-                "guard_floor": self.floor * self.reference, "guard_active": float(self.active),
+                "guard_floor": self.floor * float(self.reference), "guard_active": float(self.active),
                 "guard_temperature_scale": self.temperature_scale}
 
     @property
@@ -115,8 +123,8 @@ class ConsensusGuard:
 
     def state_dict(self) -> dict[str, Any]:
         return {"reference": self.reference, "smoothed": self.smoothed, "temperature_scale": self.temperature_scale,
-                "active": self.active}
+                "active": self.active, "seen": self.seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reference, self.smoothed = state["reference"], state["smoothed"]
-        self.temperature_scale, self.active = float(state["temperature_scale"]), bool(state["active"])
+        self.temperature_scale, self.active, self.seen = float(state["temperature_scale"]), bool(state["active"]), int(state["seen"])

@@ -126,7 +126,7 @@ class MajorityVoteReward(TextReward):
             lenient reading (the env's parsed answer).
         guard: ``"none"`` (default), ``"temperature"`` or ``"pause"``: the label-free guard against
             consensus on wrong answers (rewards/consensus_guard.py argues it): an entropy floor on
-            the groups' answers at ``guard_floor`` x the first iteration's; below it the trainer's
+            the groups' answers at ``guard_floor`` x the mean of the first ``guard_warmup`` iterations'; below it the trainer's
             sampling temperature rises by ``guard_step`` per iteration up to ``guard_max_scale``
             ("temperature", B-STaR), or the vote withholds its labels ("pause"). Its statistics
             (agreement, entropy, floor, active, temperature scale) are logged every iteration.
@@ -136,9 +136,10 @@ class MajorityVoteReward(TextReward):
 
     def __init__(self, family: str | None = None, tie_break: str = "none", min_ratio: float = 0.5,
                  stated: bool = True, guard: str = "none", guard_floor: float = 0.5, guard_step: float = 1.25,
-                 guard_max_scale: float = 2.0, **kwargs: Any) -> None:
+                 guard_max_scale: float = 2.0, guard_warmup: int = 3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.guard = ConsensusGuard(guard, guard_floor, guard_step, guard_max_scale) if guard != "none" else None
+        self.guard = (ConsensusGuard(guard, guard_floor, guard_step, guard_max_scale, warmup=guard_warmup)
+                      if guard != "none" else None)
         if tie_break not in ("none", "first", "all"):
             raise ValueError(f"majority_vote: tie_break must be 'none', 'first' or 'all', got {tie_break!r}")
         if not isinstance(stated, (bool, np.bool_)):

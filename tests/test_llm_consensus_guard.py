@@ -28,7 +28,7 @@ def test_statistic_on_hand_made_groups() -> None:
 
 
 def test_temperature_rises_below_the_floor_and_returns_after_recovery() -> None:
-    guard = ConsensusGuard("temperature", floor=0.5, step=1.5, max_scale=2.0, ema=1.0)
+    guard = ConsensusGuard("temperature", floor=0.5, step=1.5, max_scale=2.0, ema=1.0, warmup=1)
     spread, collapsed = (["1", "2", "3", "4"], ["a"] * 4), (["9", "9", "9", "9"], ["a"] * 4)
     first = guard.observe(*spread)
     assert first["guard_active"] == 0.0 and guard.temperature_scale == 1.0 and first["guard_floor"] == pytest.approx(0.5)
@@ -40,14 +40,28 @@ def test_temperature_rises_below_the_floor_and_returns_after_recovery() -> None:
 
 
 def test_ema_delays_the_trigger() -> None:
-    guard = ConsensusGuard("temperature", floor=0.5, ema=0.5)
+    guard = ConsensusGuard("temperature", floor=0.5, ema=0.5, warmup=1)
     guard.observe(["1", "2", "3", "4"], ["a"] * 4)
     assert guard.observe(["9"] * 4, ["a"] * 4)["guard_entropy_ema"] == pytest.approx(0.5) and not guard.active
     assert guard.observe(["9"] * 4, ["a"] * 4)["guard_entropy_ema"] == pytest.approx(0.25) and guard.active
 
 
+def test_reference_is_the_mean_of_the_warm_up_iterations_and_the_guard_waits_for_it() -> None:
+    guard = ConsensusGuard("temperature", floor=0.9, ema=1.0, warmup=2)
+    spread = guard.observe(["1", "2", "3", "4"], ["a"] * 4)  # entropy 1
+    collapsed = guard.observe(["9"] * 4, ["a"] * 4)  # entropy 0, still warming up: no action
+    assert spread["guard_floor"] == pytest.approx(0.9) and collapsed["guard_floor"] == pytest.approx(0.45)
+    assert collapsed["guard_active"] == 0.0 and guard.temperature_scale == 1.0
+    assert guard.observe(["9"] * 4, ["a"] * 4)["guard_active"] == 1.0  # 0 < 0.9 x 0.5
+    restored = ConsensusGuard(warmup=2)
+    restored.load_state_dict(guard.state_dict())
+    assert restored.state_dict() == guard.state_dict()
+    with pytest.raises(ValueError, match="warmup must be >= 1"):
+        ConsensusGuard(warmup=0)
+
+
 def test_majority_vote_pause_withholds_labels_and_logs_the_guard() -> None:
-    mv = make_reward("majority_vote:guard=pause,guard_floor=0.6")
+    mv = make_reward("majority_vote:guard=pause,guard_floor=0.6,guard_warmup=1")
     q = ["q"] * 4
     spread = ["<answer>1</answer>", "<answer>1</answer>", "<answer>2</answer>", "<answer>3</answer>"]
     assert mv(prompts=q, completions=spread) == [1, 1, 0, 0]
