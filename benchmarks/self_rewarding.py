@@ -9,8 +9,9 @@ the exact answer checker, labels) is the ceiling printed beside every row. Gains
 intervals from selfgym/compare.py's stratified bootstrap over (seeds x families).
 
 The pre-registered protocol, with the budget and decision rule, is
-benchmarks/results/self_rewarding_protocol.md. Runs unchanged on CUDA (``--device auto``
-picks it, bf16 there) and with a larger local model (``--model /path/to/folder``).
+benchmarks/results/self_rewarding_protocol.md. Written to run unchanged on CUDA (``--device auto``
+picks it, bf16 there) and with a larger local model (``--model /path/to/folder``); the CUDA path has
+not been run yet (no GPU was available; issue 22 item 4 is the GPU check).
 
     python benchmarks/self_rewarding.py --families arithmetic:1 word:1 --seeds 301 302 303 \\
         --iterations 12 --heldout 200 --eval-samples 4 --out benchmarks/results/self_rewarding.json
