@@ -391,7 +391,9 @@ def decode(
     Why not ``model.generate``: the rows of one prompt prefill once and share its cache
     (``prefill``), and a row that has sent an end token leaves the batch at once (its cache rows
     are dropped), so later steps run only the rows still writing; the loop ends when none is.
-    Finished rows are padded with ``pad_token_id``; T is the longest completion.
+    Finished rows are padded with ``pad_token_id``; T is the longest completion. The model's
+    generation_config (repetition penalty, top-k) is not applied: the distribution sampled is the
+    one ``sequence_logprobs`` scores (temperature, then top-p), so PPO ratios start at exactly 1.
 
     ``reference`` (a LoRA model): every step also runs each row with the adapter off, fed the
     token the policy drew, in the same forward pass (peft's mixed-adapter batch). That gives
