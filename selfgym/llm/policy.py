@@ -393,7 +393,7 @@ def decode(
     are dropped), so later steps run only the rows still writing; the loop ends when none is.
     Finished rows are padded with ``pad_token_id``; T is the longest completion. The model's
     generation_config (repetition penalty, top-k) is not applied: the distribution sampled is the
-    one ``sequence_logprobs`` scores (temperature, then top-p), so PPO ratios start at exactly 1.
+    one ``sequence_logprobs`` scores (temperature, then top-p), so PPO ratios start at 1 (up to float error).
 
     ``reference`` (a LoRA model): every step also runs each row with the adapter off, fed the
     token the policy drew, in the same forward pass (peft's mixed-adapter batch). That gives
