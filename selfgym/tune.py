@@ -77,6 +77,7 @@ class TuneSpec:
     grace_period: int = 0
     max_concurrent: int = 0
     max_failures: int = 2
+    report_every: float = 5.0  # seconds between reports to Tune (each one waits for the driver)
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -220,10 +221,17 @@ def run_trial(trial: dict[str, Any], spec: dict[str, Any]) -> None:
     start = 0 if resume is None else runs.list_checkpoints(resume)[-1][0]
     latest: dict[str, Any] = {"resumed_from_steps": start, "restarts": int(resume is not None)}
 
+    last_report = [-math.inf]
+
     def report(row: dict[str, float]) -> None:
+        # every row is folded in, but Tune hears at most one result per report_every seconds (a
+        # report blocks until the driver has taken it: PPO on CartPole writes a row every 256 steps,
+        # and reporting each one doubled its training time) and at every evaluation
         latest.update({k: v for k, v in row.items() if isinstance(v, (int, float)) and math.isfinite(v)})
-        if tspec.metric in latest:  # Tune refuses a result without the metric it optimises
+        due = time.monotonic() - last_report[0] >= tspec.report_every or any(k.startswith("eval_") for k in row)
+        if due and tspec.metric in latest:  # Tune refuses a result without the metric it optimises
             tune.report(dict(latest))
+            last_report[0] = time.monotonic()
 
     run_dir = train(config, str(log_folder), resume, progress=False, final_eval=final_eval,
                     args_record={"tune_trial": trial_id, "overrides": overrides}, on_metrics=report)
@@ -411,6 +419,8 @@ def tune_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="also the trial's torch threads (unless --num-threads)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractional GPUs per trial (e.g. 0.25)")
     p.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: as resources allow)")
+    p.add_argument("--report-every", type=float, default=5.0,
+                   help="seconds between a trial's reports to Tune (also reported at each evaluation and at the end)")
     p.add_argument("--max-failures", type=int, default=2, help="restarts of a trial whose process died (it resumes from its checkpoint)")
     p.add_argument("--address", default=None, help="attach to a Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray here)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine's)")
@@ -464,8 +474,10 @@ def _tune_spec(args: argparse.Namespace, train_argv: list[str], parsed: argparse
     if args.search == "optuna" and (len(args.seeds) > 1 or len(space) > len(searched)):
         raise TuneUserError("--search optuna proposes one configuration per trial: give one seed and no --grid "
                                  "(repeat the best configuration over --seeds afterwards)")
-    if args.n_trials < 1 or args.cpus_per_trial <= 0 or args.gpus_per_trial < 0 or args.max_failures < 0:
-        raise TuneUserError("--n-trials must be >= 1, --cpus-per-trial > 0, --gpus-per-trial and --max-failures >= 0")
+    if args.n_trials < 1 or args.cpus_per_trial <= 0 or args.gpus_per_trial < 0 or args.max_failures < 0 \
+            or not args.report_every >= 0:
+        raise TuneUserError("--n-trials must be >= 1, --cpus-per-trial > 0, --gpus-per-trial, --max-failures and "
+                            "--report-every >= 0")
     check_space_keys(parsed.agent, list(space))
     exp_dir = Path(args.exp_dir) if args.exp_dir else default_exp_dir(parsed.agent, parsed.env)
     if (exp_dir / SPEC_FILE).exists():
@@ -475,7 +487,8 @@ def _tune_spec(args: argparse.Namespace, train_argv: list[str], parsed: argparse
                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, mode=args.mode,
                          space=space, seeds=args.seeds, search=args.search, n_trials=args.n_trials,
                          scheduler=args.scheduler, grace_period=args.grace_period,
-                         max_concurrent=args.max_concurrent, max_failures=args.max_failures)
+                         max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                         report_every=args.report_every)
     # every grid point's config passes train.py's checks (names, numbers, rewards) before Ray starts
     first = {k: v["grid"][0] if isinstance(v, dict) and "grid" in v else v for k, v in space.items() if k not in searched}
     configs = [trial_config(spec, {k: v for k, v in first.items() if k != "seed"}, args.seeds[0])]
