@@ -174,7 +174,7 @@ def _checkpointed(exp: Path, n: int) -> list[Path]:
 def test_killed_trial_resumes_and_interrupted_experiment_resumes_without_redoing_finished_trials(tmp_path):
     pytest.importorskip("ray")
     exp = tmp_path / "exp"
-    args = [*FAST, "-n", "6000", "--save-freq", "1000", "--seeds", "0", "1", "--max-concurrent", "1",
+    args = [*FAST, "-n", "40000", "--save-freq", "1000", "--seeds", "0", "1", "--max-concurrent", "1",
             "--max-failures", "1", "--exp-dir", str(exp)]
     log = open(tmp_path / "first.log", "w")
     driver = subprocess.Popen([sys.executable, str(REPO / "tune.py"), *args], cwd=tmp_path, env=cli_env(),
@@ -209,7 +209,7 @@ def test_killed_trial_resumes_and_interrupted_experiment_resumes_without_redoing
     assert (first / "status.json").stat().st_mtime == finished_at
     for folder in (first, second):
         status = json.loads((folder / "status.json").read_text())
-        assert status["state"] == "finished" and status["num_timesteps"] >= 6000
+        assert status["state"] == "finished" and status["num_timesteps"] >= 40000
 
 
 def test_optuna_search_with_asha_samples_inside_the_space(tmp_path):
