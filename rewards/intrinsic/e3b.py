@@ -20,15 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from selfgym.rewards.base import TransitionBatch
-from selfgym.rewards.intrinsic._torch import action_dim, action_features, mlp
+from selfgym.rewards.intrinsic._torch import action_dim, mlp
 from selfgym.rewards.intrinsic.encoders import EncodedReward
+from selfgym.rewards.intrinsic.episodic import train_dynamics
 
 
 class E3B(EncodedReward):
@@ -120,26 +119,7 @@ class E3B(EncodedReward):
             else:
                 self.cov_inverse = self._bonuses(batch)[1]
         self._pending = None
-        obs = self.tensor(self.obs_features(batch.obs))
-        next_obs = self.tensor(self.obs_features(batch.next_obs))
-        act = action_features(batch.actions, self.action_space).to(self.device)
-        raw = torch.as_tensor(np.asarray(batch.actions), device=self.device).reshape(len(obs), -1)
-        losses = []
-        for _ in range(self.epochs):
-            order = self._rng.permutation(len(obs))
-            for start in range(0, len(obs), self.batch_size):
-                idx = torch.as_tensor(order[start : start + self.batch_size])
-                phi, phi_next = self.nets["encoder"](obs[idx]), self.nets["encoder"](next_obs[idx])
-                logits = self.nets["inverse_model"](torch.cat([phi, phi_next], dim=1))
-                if isinstance(self.action_space, gym.spaces.Discrete):
-                    loss = F.cross_entropy(logits, raw[idx].reshape(-1).long() - int(self.action_space.start))
-                else:
-                    loss = F.mse_loss(logits, act[idx])
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
-                losses.append(loss.item())
-        return {"inverse_loss": float(np.mean(losses))}
+        return train_dynamics(self, batch)
 
     def extra_state(self) -> dict[str, Any]:
         state = super().extra_state()

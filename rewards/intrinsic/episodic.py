@@ -89,42 +89,7 @@ class EpisodicReward(EncodedReward):
         self._pending = None
 
     def train_dynamics(self, batch: TransitionBatch, inverse_coef: float = 1.0, forward_coef: float = 0.0) -> dict[str, float]:
-        """Minibatch Adam steps on ``inverse_coef * inverse + forward_coef * forward`` losses.
-
-        Needs ``nets["encoder"]`` and ``nets["inverse_model"]`` (logits or continuous actions
-        from phi(s), phi(s')); with ``forward_coef > 0`` also ``nets["forward_model"]`` (phi(s')
-        from phi(s) and the action), whose L2 error trains phi too, as in RIDE.
-        """
-        assert self.optimizer is not None and self.nets is not None and self.action_space is not None
-        obs = self.tensor(self.obs_features(batch.obs))
-        next_obs = self.tensor(self.obs_features(batch.next_obs))
-        act = action_features(batch.actions, self.action_space).to(self.device)
-        raw = torch.as_tensor(np.asarray(batch.actions), device=self.device).reshape(len(obs), -1)
-        inverse_losses, forward_losses = [], []
-        for _ in range(self.epochs):
-            order = self._rng.permutation(len(obs))
-            for start in range(0, len(obs), self.batch_size):
-                idx = torch.as_tensor(order[start : start + self.batch_size])
-                phi, phi_next = self.nets["encoder"](obs[idx]), self.nets["encoder"](next_obs[idx])
-                logits = self.nets["inverse_model"](torch.cat([phi, phi_next], dim=1))
-                if isinstance(self.action_space, gym.spaces.Discrete):
-                    inverse = F.cross_entropy(logits, raw[idx].reshape(-1).long() - int(self.action_space.start))
-                else:
-                    inverse = F.mse_loss(logits, act[idx])
-                loss = inverse_coef * inverse
-                if forward_coef > 0:
-                    predicted = self.nets["forward_model"](torch.cat([phi, act[idx]], dim=1))
-                    forward = (predicted - phi_next).norm(dim=1).mean()
-                    loss = loss + forward_coef * forward
-                    forward_losses.append(forward.item())
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
-                inverse_losses.append(inverse.item())
-        metrics = {"inverse_loss": float(np.mean(inverse_losses))}
-        if forward_losses:
-            metrics["forward_loss"] = float(np.mean(forward_losses))
-        return metrics
+        return train_dynamics(self, batch, inverse_coef, forward_coef)
 
     def memory_state(self, memory: dict[str, Any]) -> dict[str, Any]:
         """The memory as plain tensors and numbers (override for non-tensor entries)."""
@@ -143,3 +108,43 @@ class EpisodicReward(EncodedReward):
         super().load_extra_state(state)
         if "memory" in state:
             self.memory = self.load_memory(state["memory"])
+
+
+def train_dynamics(module: EncodedReward, batch: TransitionBatch, inverse_coef: float = 1.0,
+                   forward_coef: float = 0.0) -> dict[str, float]:
+    """Minibatch Adam steps on ``inverse_coef * inverse + forward_coef * forward`` losses.
+
+    Shared by the episodic modules and E3B. Needs ``nets["encoder"]`` and ``nets["inverse_model"]``
+    (logits or continuous actions from phi(s), phi(s')); with ``forward_coef > 0`` also ``nets["forward_model"]`` (phi(s')
+    from phi(s) and the action), whose L2 error trains phi too, as in RIDE.
+    """
+    assert module.optimizer is not None and module.nets is not None and module.action_space is not None
+    obs = module.tensor(module.obs_features(batch.obs))
+    next_obs = module.tensor(module.obs_features(batch.next_obs))
+    act = action_features(batch.actions, module.action_space).to(module.device)
+    raw = torch.as_tensor(np.asarray(batch.actions), device=module.device).reshape(len(obs), -1)
+    inverse_losses, forward_losses = [], []
+    for _ in range(module.epochs):
+        order = module._rng.permutation(len(obs))
+        for start in range(0, len(obs), module.batch_size):
+            idx = torch.as_tensor(order[start : start + module.batch_size])
+            phi, phi_next = module.nets["encoder"](obs[idx]), module.nets["encoder"](next_obs[idx])
+            logits = module.nets["inverse_model"](torch.cat([phi, phi_next], dim=1))
+            if isinstance(module.action_space, gym.spaces.Discrete):
+                inverse = F.cross_entropy(logits, raw[idx].reshape(-1).long() - int(module.action_space.start))
+            else:
+                inverse = F.mse_loss(logits, act[idx])
+            loss = inverse_coef * inverse
+            if forward_coef > 0:
+                predicted = module.nets["forward_model"](torch.cat([phi, act[idx]], dim=1))
+                forward = (predicted - phi_next).norm(dim=1).mean()
+                loss = loss + forward_coef * forward
+                forward_losses.append(forward.item())
+            module.optimizer.zero_grad()
+            loss.backward()
+            module.optimizer.step()
+            inverse_losses.append(inverse.item())
+    metrics = {"inverse_loss": float(np.mean(inverse_losses))}
+    if forward_losses:
+        metrics["forward_loss"] = float(np.mean(forward_losses))
+    return metrics
