@@ -20,12 +20,13 @@ results/minigrid_exploration/ and results/minigrid_exploration.md.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,16 +89,36 @@ def run_one(env_id: str, arm: str, seed: int, steps: int, log_folder: str, rllte
     code = train_main(args)
     wall = time.perf_counter() - start
     metrics = sorted(Path(log_folder).glob("ppo/*/metrics.csv"), key=lambda p: p.stat().st_mtime)
-    last = metrics[-1].read_text().splitlines()[-1].split(",") if metrics else []
-    header = metrics[-1].read_text().splitlines()[0].split(",") if metrics else []
-    rate = float(last[header.index("steps_per_s")]) if "steps_per_s" in header and last else None
+    rates = [row["steps_per_s"] for row in csv.DictReader(metrics[-1].open())] if metrics else []
+    rates = [float(rate) for rate in rates if rate]  # the final flush row carries no steps/s
+    rate = rates[-1] if rates else None
     return {"env": env_id, "arm": arm, "seed": seed, "steps": steps, "returncode": code, "wall_s": wall,
             "trainer_steps_per_s": rate}
 
 
-def run_all(jobs: list[tuple], workers: int) -> list[dict]:
+def run_all(jobs: list[tuple], workers: int, record: Path | None = None) -> list[dict]:
+    """Run the jobs on a pool; with ``record``, append each run's line as it finishes (a stopped table keeps
+    what it finished, and a restart skips the (env, arm, seed) lines already there with return code 0)."""
+    done: list[dict] = []
+    if record is not None and record.exists():
+        done = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+        finished = {(r["env"], r["arm"], r["seed"]) for r in done if r["returncode"] == 0}
+        jobs = [job for job in jobs if (job[0], job[1], job[2]) not in finished]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run_one, *zip(*jobs)))
+        futures = {pool.submit(run_one, *job): job for job in jobs}
+        for future in as_completed(futures):
+            env_id, arm, seed = futures[future][:3]
+            try:
+                result = future.result()
+            except Exception as error:  # a crashed run is reported, not dropped (protocol)
+                result = {"env": env_id, "arm": arm, "seed": seed, "returncode": 1, "error": repr(error)}
+            result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            print(json.dumps(result), flush=True)
+            if record is not None:
+                with record.open("a") as handle:
+                    handle.write(json.dumps(result) + "\n")
+            done.append(result)
+    return done
 
 
 #: seconds a full run adds to its training: the final evaluation (at most 20 x 640 policy steps), an allowance
@@ -250,9 +271,8 @@ def main() -> None:
     if not args.tables_only:
         jobs = [(env_id, arm, seed, steps, str(RUNS / env_id / arm), args.rllte_python)
                 for env_id, steps in ENVS.items() for seed in SEEDS for arm in args.arms]
-        runs = run_all(jobs, args.workers)
+        runs = run_all(jobs, args.workers, record=RESULTS / "minigrid_exploration_runs.jsonl")
         failed = [r for r in runs if r["returncode"] != 0]
-        (RESULTS / "minigrid_exploration_runs.json").write_text(json.dumps(runs, indent=1))
         if failed:
             raise SystemExit(f"{len(failed)} runs failed: {failed}")
     tables(args.arms)
