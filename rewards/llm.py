@@ -19,6 +19,7 @@ used alone (with TRL) they load ``model`` (default: the offline SmolLM2) on firs
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -193,11 +194,25 @@ class MajorityVoteReward(TextReward):
             self.last_metrics["label_accuracy"] = float(np.mean([first[g] in labels[g] for g in labelled]))
         return rewards
 
-
     @property
     def sampling_temperature_scale(self) -> float:
         """What the trainer multiplies its sampling temperature by (the guard's, else 1)."""
         return self.guard.temperature_scale if self.guard is not None else 1.0
+
+    def extra_state(self) -> dict[str, Any]:
+        """The guard's floor, smoothed entropy and temperature: saved with the run, so a resumed
+        run neither repeats the warm-up nor drops back to the training temperature."""
+        return {"guard": self.guard.state_dict()} if self.guard is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "guard" in state and self.guard is None:
+            raise ValueError("majority_vote: the saved state holds a consensus guard's, but this module has guard=none; "
+                             "resume with the run's own reward spec (guard=temperature or guard=pause)")
+        if "guard" in state:
+            self.guard.load_state_dict(state["guard"])
+        elif self.guard is not None:
+            warnings.warn("majority_vote: the saved state has no consensus guard state (a run saved before it was "
+                          "checkpointed); the guard starts its warm-up again", stacklevel=2)
 
 
 class VerifierReward(TextReward):

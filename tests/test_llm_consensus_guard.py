@@ -99,3 +99,52 @@ def test_trainer_samples_at_the_guards_temperature_and_evaluates_at_its_own(tiny
     mv.guard.temperature_scale = 1.5
     agent.rollout()
     assert agent.policy.temperature == pytest.approx(1.2) and agent.base_temperature == 0.8
+
+
+def test_majority_vote_state_carries_the_guard() -> None:
+    """The run saves reward modules through ``state_dict``: the guard's floor, smoothed entropy and
+    temperature must be in it, or a resumed run starts its warm-up and temperature over."""
+    mv = make_reward("majority_vote:guard=temperature,guard_floor=1.0,guard_warmup=1")
+    q = ["q"] * 4
+    mv(prompts=q, completions=["<answer>1</answer>", "<answer>2</answer>", "<answer>3</answer>", "<answer>4</answer>"])
+    mv(prompts=q, completions=["<answer>5</answer>"] * 4)
+    assert mv.sampling_temperature_scale == pytest.approx(1.25)
+    restored = make_reward("majority_vote:guard=temperature,guard_floor=1.0,guard_warmup=1")
+    restored.load_state_dict(mv.state_dict())
+    assert restored.guard.state_dict() == mv.guard.state_dict() and restored.sampling_temperature_scale == pytest.approx(1.25)
+    plain = make_reward("majority_vote")
+    plain.load_state_dict(plain.state_dict())  # no guard, nothing to carry
+    with pytest.raises(ValueError, match="guard"):  # a guarded run's state does not load into an unguarded module
+        plain.load_state_dict(mv.state_dict())
+
+
+def _grpo_config(tiny_dir: str, n_timesteps: int) -> dict:
+    return {"env": "selfgym/TextReasoning-v0", "agent": "grpo", "n_timesteps": n_timesteps, "seed": 3, "device": "cpu",
+            "num_threads": 1, "n_envs": 4, "vec_env": "dummy", "env_kwargs": {"split": "test", "test_size": 4},
+            "normalize": False, "env_wrapper": None, "eval_freq": 0, "eval_episodes": 1, "save_freq": 8,
+            "keep_checkpoints": 0, "gym_packages": [],
+            # stated=false: the tiny random model states no answer, but most of its 24 random bytes hold a digit
+            "rewards": ["majority_vote:guard=temperature,guard_floor=1.0,guard_warmup=1,stated=false"],
+            "hyperparams": {"model": tiny_dir, "group_size": 4, "max_new_tokens": 24, "heldout_size": 0,
+                            "learning_rate": 1e-3}}
+
+
+def test_a_resumed_run_goes_on_with_the_guards_floor_and_temperature(tiny_dir, tmp_path) -> None:
+    """Train 4 iterations (the guard has acted), stop, resume to 6: the guard's floor, smoothed
+    entropy and temperature go on from the checkpoint and equal an uninterrupted run's."""
+    pytest.importorskip("transformers")
+    from selfgym import runs
+    from selfgym.train import train
+
+    def guard_state(run_dir, steps):
+        state, _ = runs.load_checkpoint(runs.checkpoint_dir(run_dir, steps))
+        return state["rewards"]["majority_vote"]["extra"]["guard"]
+
+    whole = train(_grpo_config(tiny_dir, 24), str(tmp_path / "whole"), final_eval=False)
+    cut = train(_grpo_config(tiny_dir, 16), str(tmp_path / "cut"), final_eval=False)
+    stopped = guard_state(cut, 16)
+    assert stopped == guard_state(whole, 16) and stopped["seen"] == 4
+    assert stopped["temperature_scale"] > 1.0, "the guard had not acted: the test would not see a lost temperature"
+    resumed = train(_grpo_config(tiny_dir, 24), resume_dir=cut, final_eval=False)
+    assert guard_state(resumed, 24) == guard_state(whole, 24)
+    assert guard_state(resumed, 24)["seen"] == 6 and guard_state(resumed, 24)["reference"] == stopped["reference"]
