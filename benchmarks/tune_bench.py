@@ -18,6 +18,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,65 @@ def store(out: str, result: dict[str, Any], markdown: str, pictures: list[Path])
         written.append(RESULTS / f"{out}_{picture.name}")
         shutil.copyfile(picture, written[-1])
     return written
+
+
+# -- a table kept run by run ---------------------------------------------------------------------------
+def recorded_runs(record: Path, key: Sequence[str]) -> dict[tuple, dict[str, Any]]:
+    """The lines of a runs ``.jsonl``, the latest per ``key`` (a rerun after a crash replaces its error line).
+
+    A line torn by a kill is skipped: it is a run that never finished.
+    """
+    out: dict[tuple, dict[str, Any]] = {}
+    if Path(record).exists():
+        for line in Path(record).read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                out[tuple(row.get(k) for k in key)] = row
+    return out
+
+
+def finished_keys(record: Path, key: Sequence[str]) -> set[tuple]:
+    """The keys whose latest line says the run finished (``returncode`` 0): what a restart skips."""
+    return {k for k, row in recorded_runs(record, key).items() if row.get("returncode") == 0}
+
+
+def record_run(record: Path, row: dict[str, Any]) -> None:
+    """Append one finished (or crashed) run's line, flushed to disk: a session that ends keeps every line."""
+    record = Path(record)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    torn = record.exists() and record.stat().st_size > 0 and not record.read_bytes().endswith(b"\n")
+    with open(record, "a") as out:
+        out.write(("\n" if torn else "") + json.dumps(row, default=str) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def run_recorded(jobs: dict[tuple, Callable[[], dict[str, Any]]], key: Sequence[str], record: Path,
+                 workers: int) -> list[dict[str, Any]]:
+    """Run each job (key values -> a callable returning its row) on ``workers`` threads, skipping keys the
+    record already holds as finished, and append each row to ``record`` as it finishes. A job that
+    raises is recorded with ``returncode`` 1 and its error, and the others go on.
+
+    Returns every finished row of the record (earlier sessions' included), in the jobs' order.
+    """
+    done = finished_keys(record, key)
+    todo = {k: job for k, job in jobs.items() if k not in done}
+    if done & set(jobs):
+        print(f"{len(done & set(jobs))} of {len(jobs)} runs already finished in {record}: skipped", flush=True)
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        futures = {pool.submit(job): k for k, job in todo.items()}
+        for future in as_completed(futures):
+            k = futures[future]
+            try:
+                row = {**dict(zip(key, k)), "returncode": 0, **future.result()}
+            except Exception as error:  # recorded, not fatal: the other runs keep going
+                row = {**dict(zip(key, k)), "returncode": 1, "error": f"{type(error).__name__}: {error}"[-4000:]}
+            row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            record_run(record, row)
+            print(f"{dict(zip(key, k))}: " + ("finished" if row["returncode"] == 0 else f"FAILED ({row['error'][:300]})"),
+                  flush=True)
+    latest = recorded_runs(record, key)
+    return [latest[k] for k in jobs if k in latest and latest[k].get("returncode") == 0]

@@ -1,0 +1,55 @@
+"""The pre-registered runners' bookkeeping, without training: each run's line is kept as it finishes, a
+restart skips what finished, a crashed run is recorded and the others go on, and the tables come out
+of partial results (a 2-hour run that crashes at its end, or a session that ends mid-table, keeps what it did)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))  # the runners import their sibling tune_bench
+import tune_bench  # noqa: E402
+
+
+# -- tune_bench: the runs .jsonl ------------------------------------------------------------------------
+def test_recorded_runs_keeps_the_latest_line_per_key_and_skips_a_torn_line(tmp_path) -> None:
+    record = tmp_path / "runs.jsonl"
+    record.write_text('{"arm": "a", "seed": 0, "returncode": 1, "error": "boom"}\n'
+                      '{"arm": "b", "seed": 0, "returncode": 0}\n'
+                      '{"arm": "a", "seed": 0, "returncode": 0, "x": 2}\n'
+                      '{"arm": "c", "seed": 0, "retur')  # killed mid-line
+    runs = tune_bench.recorded_runs(record, ("arm", "seed"))
+    assert runs[("a", 0)] == {"arm": "a", "seed": 0, "returncode": 0, "x": 2}
+    assert ("c", 0) not in runs
+    assert tune_bench.finished_keys(record, ("arm", "seed")) == {("a", 0), ("b", 0)}
+    tune_bench.record_run(record, {"arm": "c", "seed": 0, "returncode": 0})  # after the torn line: on a line of its own
+    assert ("c", 0) in tune_bench.finished_keys(record, ("arm", "seed"))
+
+
+def test_run_recorded_records_a_crash_goes_on_and_a_restart_reruns_only_what_did_not_finish(tmp_path) -> None:
+    record, calls = tmp_path / "runs.jsonl", []
+
+    def job(arm: str, crash: bool):
+        def run() -> dict:
+            calls.append(arm)
+            if crash:
+                raise RuntimeError(f"{arm} crashed")
+            return {"score": len(arm)}
+        return run
+
+    jobs = {("ok", 0): job("ok", False), ("bad", 0): job("bad", True), ("fine", 0): job("fine", False)}
+    rows = tune_bench.run_recorded(jobs, ("arm", "seed"), record, workers=2)
+    assert sorted(calls) == ["bad", "fine", "ok"]
+    assert [r["arm"] for r in rows] == ["ok", "fine"] and rows[0]["score"] == 2
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert {(line["arm"], line["returncode"]) for line in lines} == {("ok", 0), ("bad", 1), ("fine", 0)}
+    assert "bad crashed" in next(line["error"] for line in lines if line["arm"] == "bad")
+
+    calls.clear()
+    jobs[("bad", 0)] = job("bad", False)
+    rows = tune_bench.run_recorded(jobs, ("arm", "seed"), record, workers=2)
+    assert calls == ["bad"] and [r["arm"] for r in rows] == ["ok", "bad", "fine"]
