@@ -197,6 +197,16 @@ def check_address(address: str, timeout: float = 3.0) -> None:
 
 
 # -- the trial --------------------------------------------------------------------------------
+def resume_point(log_folder: Path) -> tuple[Path | None, int]:
+    """(run folder, steps of its newest checkpoint) of a restarted trial's earlier run, or
+    (None, 0) when none has a checkpoint yet: the trial then starts a fresh run."""
+    for run_dir in (p.parent for p in sorted(Path(log_folder).glob("*/*/config.yaml"))):
+        checkpoints = runs.list_checkpoints(run_dir)
+        if checkpoints:
+            return run_dir, checkpoints[-1][0]
+    return None, 0
+
+
 def run_trial(trial: dict[str, Any], spec: dict[str, Any]) -> None:
     """One Tune trial: a train.py run in its own folder, resumed from its checkpoints on a restart."""
     from ray import tune
@@ -211,14 +221,12 @@ def run_trial(trial: dict[str, Any], spec: dict[str, Any]) -> None:
     final_eval = not train_parser().parse_args(tspec.train_argv).no_final_eval
     trial_id = tune.get_context().get_trial_id()
     log_folder = Path(tspec.exp_dir) / "runs" / trial_id
-    previous = [p.parent for p in sorted(log_folder.glob("*/*/config.yaml"))]
-    resume = next((p for p in previous if runs.list_checkpoints(p)), None)
+    resume, start = resume_point(log_folder)
     overrides = {k: v for k, v in trial.items() if k != "seed"}
     if resume is not None:
         config = runs.read_yaml(resume / "config.yaml")
     else:
         config = trial_config(tspec, overrides, int(trial.get("seed", 0)))
-    start = 0 if resume is None else runs.list_checkpoints(resume)[-1][0]
     latest: dict[str, Any] = {"resumed_from_steps": start, "restarts": int(resume is not None)}
 
     last_report = [-math.inf]

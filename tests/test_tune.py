@@ -87,6 +87,23 @@ def test_resume_of_a_folder_that_is_not_an_experiment(tmp_path, capsys):
     assert "not a tune.py experiment" in capsys.readouterr().err
 
 
+def test_a_restarted_trial_resumes_its_first_run_with_a_checkpoint(tmp_path):
+    """What run_trial resumes: the first earlier run (in folder order) that has a checkpoint, from
+    its newest; a run killed before its first checkpoint is passed over; none: a fresh run."""
+    from selfgym import runs
+
+    log_folder = tmp_path / "runs" / "trial_1"
+    assert tune.resume_point(log_folder) == (None, 0)
+    empty, kept = log_folder / "ppo" / "CartPole-v1_1", log_folder / "ppo" / "CartPole-v1_2"
+    for run in (empty, kept):
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("seed: 0\n")
+    assert tune.resume_point(log_folder) == (None, 0)
+    for steps in (1000, 3000, 2000):
+        runs.checkpoint_dir(kept, steps).mkdir(parents=True)
+    assert tune.resume_point(log_folder) == (kept, 3000)
+
+
 def test_unreachable_address_fails_fast_naming_it():
     start = time.time()
     with pytest.raises(tune.TuneUserError, match="127.0.0.1:9"):
