@@ -10,9 +10,12 @@ with rliable's 95% bootstrap bands over seeds, drawn by selfgym.compare.
     python benchmarks/lma3.py                                    # the protocol (see its budget)
     python benchmarks/lma3.py --arms oracle --seeds 0 --out lma3_pilot --oracle-steps 2000   # a pilot
     python benchmarks/lma3.py --model /path/to/local/model       # a larger local model (GPU: runs unchanged)
+    python benchmarks/lma3.py --tables-only                      # the table from the runs finished so far
+    python benchmarks/lma3.py --smoke                            # every arm, 1-2 episodes, into /tmp (no results)
 
 Writes ``benchmarks/results/<out>.{json,md}`` and ``<out>_curves/`` (PNG); run folders go to
-``logs/<out>_runs/`` (not committed).
+``logs/<out>_runs/`` (not committed). Each run's line is appended to ``<out>_runs.jsonl`` as it
+finishes (a crashed run with its error); a restart skips the (arm, seed) runs finished there.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,7 @@ ARMS = {
     "hand_coded": (["relabeler:oracle", "reward:oracle", "generator:none", "goal_space:hand"], False),
 }
 MEASURES = ("goals_discovered", "goals_mastered", "goals_mastered_oracle", "heldout_success")
+SMOKE = Path("/tmp/selfgym_smoke/lma3")  # --smoke writes here, never to benchmarks/results
 
 
 def commands(arm: str, seed: int, logs: Path, lm_steps: int, oracle_steps: int, model: str) -> tuple[list[str], Path]:
@@ -57,6 +61,7 @@ def commands(arm: str, seed: int, logs: Path, lm_steps: int, oracle_steps: int, 
 
 def run_one(arm: str, seed: int, logs: Path, lm_steps: int, oracle_steps: int, model: str) -> dict:
     train, run = commands(arm, seed, logs, lm_steps, oracle_steps, model)
+    shutil.rmtree(logs / f"{arm}_seed{seed}", ignore_errors=True)  # a crashed earlier try: train.py would make _2
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     evaluate = [sys.executable, str(ROOT / "evaluate.py"), "--run", str(run), "-n", "1"]
     for command in (train, evaluate):
@@ -97,26 +102,57 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", default="lma3")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--tables-only", action="store_true", help="no training: the table from <out>_runs.jsonl")
+    ap.add_argument("--smoke", action="store_true",
+                    help=f"the pipeline end to end at 1 LM / 2 oracle episodes, seed 0, into {SMOKE} (not results)")
     args = ap.parse_args()
-    logs = ROOT / "logs" / f"{args.out}_runs"
+    results, logs = RESULTS, ROOT / "logs" / f"{args.out}_runs"
+    if args.smoke:
+        args.lm_steps, args.oracle_steps, args.seeds = 50, 100, args.seeds[:1]
+        results, logs = SMOKE, SMOKE / f"{args.out}_runs"
+    record = results / f"{args.out}_runs.jsonl"
     jobs = [(arm, seed) for arm in args.arms for seed in args.seeds]
     if args.dry_run:
         for arm, seed in jobs:
             print(" ".join(commands(arm, seed, logs, args.lm_steps, args.oracle_steps, args.model)[0]))
         return
-    with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda job: run_one(*job, logs, args.lm_steps, args.oracle_steps, args.model), jobs))
-    from selfgym.compare import compare  # rliable: the 'compare' extra
+    from tune_bench import recorded_runs, run_recorded
 
-    curves = RESULTS / f"{args.out}_curves"
-    compare([logs], metrics=["lma3_goals_discovered", "lma3_goals_mastered", "lma3_goals_mastered_oracle"], out=curves)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"rows": rows, "args": vars(args)}, indent=1))
+    if args.tables_only:
+        latest = recorded_runs(record, ("arm", "seed"))
+        rows = [latest[job] for job in jobs if latest.get(job, {}).get("returncode") == 0]
+    else:
+        rows = run_recorded({job: (lambda job=job: run_one(*job, logs, args.lm_steps, args.oracle_steps, args.model))
+                             for job in jobs}, ("arm", "seed"), record, args.parallel)
+    failed = [r for job, r in recorded_runs(record, ("arm", "seed")).items() if job in jobs and r["returncode"] != 0]
+    write_tables(rows, failed, args, results)
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(jobs)} runs failed (see {record}): {[(r['arm'], r['seed']) for r in failed]}")
+
+
+def write_tables(rows: list[dict], failed: list[dict], args: argparse.Namespace, results: Path) -> None:
+    """<out>.json/.md from the finished runs (a partial table says which runs it lacks), then the curves."""
+    curves = results / f"{args.out}_curves"
+    missing = [f"{arm} seed {seed}" for arm in args.arms for seed in args.seeds
+               if not any(r["arm"] == arm and r["seed"] == seed for r in rows)]
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{args.out}.json").write_text(json.dumps({"rows": rows, "failed": failed, "missing": missing,
+                                                          "args": vars(args)}, indent=1))
     md = [f"# LMA3 on CookingWorld ({args.out})", "", f"Command: `python benchmarks/lma3.py {' '.join(sys.argv[1:])}`",
           "", "Mean over seeds (each seed in brackets); held-out success: 20 human-written goals x 3 test layouts, "
-          "oracle-judged.", "", *table(rows), "", f"Curves with 95% bands: `{curves.relative_to(ROOT)}/`.", ""]
-    (RESULTS / f"{args.out}.md").write_text("\n".join(md))
+          "oracle-judged.", "", *table(rows), "", f"Curves with 95% bands: `{curves}/`.", ""]
+    if missing:
+        md += [f"Partial table: no finished run for {', '.join(missing)}.", ""]
+    (results / f"{args.out}.md").write_text("\n".join(md))
     print("\n".join(md))
+    if rows:
+        try:  # the table above is written whatever happens to the pictures
+            from selfgym.compare import compare  # rliable: the 'compare' extra
+
+            compare([Path(r["run"]) for r in rows],
+                    metrics=["lma3_goals_discovered", "lma3_goals_mastered", "lma3_goals_mastered_oracle"], out=curves)
+        except Exception as error:
+            print(f"lma3: the curves were not drawn ({type(error).__name__}: {error}); the table is written", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,28 @@ def test_run_recorded_records_a_crash_goes_on_and_a_restart_reruns_only_what_did
     jobs[("bad", 0)] = job("bad", False)
     rows = tune_bench.run_recorded(jobs, ("arm", "seed"), record, workers=2)
     assert calls == ["bad"] and [r["arm"] for r in rows] == ["ok", "bad", "fine"]
+
+
+# -- lma3 ---------------------------------------------------------------------------------------------------
+def test_lma3_keeps_the_other_arms_when_one_crashes_and_a_restart_runs_only_that_one(tmp_path, monkeypatch) -> None:
+    import lma3
+
+    calls = []
+
+    def fake(arm, seed, logs, lm_steps, oracle_steps, model):
+        calls.append(arm)
+        if arm == "hand_coded" and calls.count(arm) == 1:
+            raise RuntimeError("evaluate.py failed (1)")
+        return {"arm": arm, "seed": seed, "run": str(tmp_path / "nowhere"), "episodes": 2,
+                **{m: 1.0 for m in lma3.MEASURES}}
+
+    monkeypatch.setattr(lma3, "run_one", fake)
+    monkeypatch.setattr(lma3, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["lma3.py", "--arms", "oracle", "hand_coded", "--seeds", "0", "--out", "t"])
+    with pytest.raises(SystemExit, match="1 of 2 runs failed"):
+        lma3.main()
+    md = (tmp_path / "t.md").read_text()
+    assert "| oracle | 2 |" in md and "no finished run for hand_coded seed 0" in md
+    lma3.main()
+    assert calls.count("oracle") == 1 and calls.count("hand_coded") == 2
+    assert "| hand_coded | 2 |" in (tmp_path / "t.md").read_text()
