@@ -16,6 +16,39 @@ import torch
 
 from selfgym.agents.llm.losses import group_advantages, grpo_loss, loss_normalizer
 from selfgym.agents.llm.trainer import LLMTrainer, Rollout, micro_batches
+from selfgym.llm.policy import LLMPolicy, Samples
+
+
+def reference_logprobs(policy: LLMPolicy, turns: list[Samples], micro_batch: int) -> list[torch.Tensor]:
+    """Per turn, the reference's (n, T) token log-probs: taken from the samples when sampling
+    scored them (LoRA), else one no-grad pass a micro-batch at a time."""
+    if all(s.ref_logprobs is not None for s in turns):
+        return [s.ref_logprobs for s in turns]
+    parts: dict[int, list[torch.Tensor]] = {t: [] for t in range(len(turns))}
+    for turn, _, part in micro_batches(turns, micro_batch):
+        parts[turn].append(policy.reference_logprobs(part))
+    return [torch.cat(parts[t]) for t in range(len(turns))]
+
+
+def grpo_gradients(policy: LLMPolicy, turns: list[Samples], advantages: list[torch.Tensor],
+                   reference: list[torch.Tensor] | None, micro_batch: int, clip_eps: float, beta: float,
+                   loss_type: str) -> dict[str, float]:
+    """Backpropagate the clipped GRPO loss over every turn a micro-batch at a time, normalised once
+    over all of them; ``advantages`` and ``reference`` (None: no KL term) hold one (n,) / (n, T)
+    tensor per turn. Returns the loss and the token-weighted KL and clip fraction. The gradients
+    add up to the full-batch gradient (tests/test_llm_microbatch.py). GRPO and pearl share it."""
+    normalizer = loss_normalizer([s.completion_mask for s in turns], loss_type)
+    loss_sum, kl_sum, clip_sum, tokens = 0.0, 0.0, 0.0, 0.0
+    for turn, rows, part in micro_batches(turns, micro_batch):
+        loss, info = grpo_loss(policy.logprobs(part), part.logprobs, reference[turn][rows] if reference is not None else None,
+                               advantages[turn][rows].to(policy.device), part.completion_mask, clip_eps, beta, loss_type,
+                               normalizer=normalizer)
+        loss.backward()
+        n_tokens = float(part.completion_mask.sum())
+        loss_sum += loss.item()
+        kl_sum, clip_sum, tokens = kl_sum + info["kl"] * n_tokens, clip_sum + info["clip_fraction"] * n_tokens, tokens + n_tokens
+    tokens = max(tokens, 1.0)
+    return {"loss": loss_sum, "kl": kl_sum / tokens, "clip_fraction": clip_sum / tokens}
 
 
 class GRPOAgent(LLMTrainer):
@@ -49,29 +82,13 @@ class GRPOAgent(LLMTrainer):
         return group_advantages(returns, self.group_size, scale=self.scale_rewards)
 
     def reference_logprobs(self, roll: Rollout) -> list[torch.Tensor]:
-        """Per turn, the reference's (n, T) token log-probs (fixed across iterations: computed once);
-        taken from the samples when sampling scored them (LoRA), else one no-grad pass."""
-        if all(s.ref_logprobs is not None for s in roll.turns):
-            return [s.ref_logprobs for s in roll.turns]
-        parts: dict[int, list[torch.Tensor]] = {t: [] for t in range(len(roll.turns))}
-        for turn, _, part in micro_batches(roll.turns, self.train_batch_size):
-            parts[turn].append(self.policy.reference_logprobs(part))
-        return [torch.cat(parts[t]) for t in range(len(roll.turns))]
+        """Per turn, the reference's (n, T) token log-probs (fixed across iterations: computed once)."""
+        return reference_logprobs(self.policy, roll.turns, self.train_batch_size)
 
     def accumulate_gradients(self, roll: Rollout, adv: torch.Tensor, ref: list[torch.Tensor] | None) -> dict[str, float]:
-        """Backpropagate the whole rollout's loss a micro-batch at a time; return the loss and
-        token-weighted KL and clip fraction. The gradients add up to the full-batch gradient."""
-        normalizer = loss_normalizer([s.completion_mask for s in roll.turns], self.loss_type)
-        loss_sum, kl_sum, clip_sum, tokens = 0.0, 0.0, 0.0, 0.0
-        for turn, rows, part in micro_batches(roll.turns, self.train_batch_size):
-            loss, info = grpo_loss(self.policy.logprobs(part), part.logprobs, ref[turn][rows] if ref else None, adv[rows],
-                                   part.completion_mask, self.clip_eps, self.beta, self.loss_type, normalizer=normalizer)
-            loss.backward()
-            n_tokens = float(part.completion_mask.sum())
-            loss_sum += loss.item()
-            kl_sum, clip_sum, tokens = kl_sum + info["kl"] * n_tokens, clip_sum + info["clip_fraction"] * n_tokens, tokens + n_tokens
-        tokens = max(tokens, 1.0)
-        return {"loss": loss_sum, "kl": kl_sum / tokens, "clip_fraction": clip_sum / tokens}
+        """``grpo_gradients`` of the rollout: every turn of a sequence gets its return's advantage."""
+        return grpo_gradients(self.policy, roll.turns, [adv] * len(roll.turns), ref, self.train_batch_size,
+                              self.clip_eps, self.beta, self.loss_type)
 
     def update(self, roll: Rollout) -> dict[str, float]:
         adv = self.advantages(torch.as_tensor(roll.returns, dtype=torch.float32)).to(self.policy.device)
@@ -88,4 +105,4 @@ class GRPOAgent(LLMTrainer):
         return {**out, **stats, "grad_norm": float(grad_norm)}
 
 
-__all__ = ["GRPOAgent"]
+__all__ = ["GRPOAgent", "grpo_gradients", "reference_logprobs"]

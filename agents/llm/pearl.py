@@ -24,7 +24,6 @@ counts decisions (G x rounds per iteration).
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +34,8 @@ import torch
 
 from selfgym.agents.llm.calendar_common import (calendar_settings, check_prompt_lengths, gold_answer,
                                                 load_init_run, make_env)
-from selfgym.agents.llm.losses import grpo_loss, loss_normalizer
-from selfgym.agents.llm.trainer import slice_samples
+from selfgym.agents.llm.grpo import grpo_gradients, reference_logprobs
+from selfgym.agents.llm.trainer import PolicyCheckpoint
 from selfgym.envs.text.spaces import as_text, texts
 from selfgym.llm.policy import LLMPolicy, Samples
 from selfgym.rewards.calendar import roundwise_advantages
@@ -67,7 +66,7 @@ class GroupRollout:
     sample_seconds: float = 0.0
 
 
-class PearlAgent:
+class PearlAgent(PolicyCheckpoint):
     """GRPO over whole rounds with PEARL's round-wise advantages on CalendarConflict-v0.
 
     Args:
@@ -181,26 +180,16 @@ class PearlAgent:
         advantages = self.turn_advantages(rolls)
         if not any(bool((a != 0).any()) for group in advantages for a in group):
             return {"advantage_nonzero": 0.0}  # every copy earned the same at every round: nothing to learn
-        turns = [(turn, adv) for roll, group in zip(rolls, advantages) for turn, adv in zip(roll.turns, group)]
-        normalizer = loss_normalizer([turn.samples.completion_mask for turn, _ in turns], "grpo")
+        samples = [turn.samples for roll in rolls for turn in roll.turns]
         self.policy.model.train()
+        reference = reference_logprobs(self.policy, samples, self.train_batch_size) if self.beta else None
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, clip_sum, tokens = 0.0, 0.0, 0.0
-        for turn, adv in turns:
-            rows = turn.samples.completion_ids.shape[0]
-            for start in range(0, rows, self.train_batch_size):
-                part = slice_samples(turn.samples, slice(start, start + self.train_batch_size))
-                ref = self.policy.reference_logprobs(part) if self.beta else None
-                loss, info = grpo_loss(self.policy.logprobs(part), part.logprobs, ref,
-                                       adv[start:start + self.train_batch_size].to(self.policy.device),
-                                       part.completion_mask, self.clip_eps, self.beta, "grpo", normalizer=normalizer)
-                loss.backward()
-                n_tokens = float(part.completion_mask.sum())
-                loss_sum, clip_sum, tokens = loss_sum + loss.item(), clip_sum + info["clip_fraction"] * n_tokens, tokens + n_tokens
+        stats = grpo_gradients(self.policy, samples, [adv for group in advantages for adv in group], reference,
+                               self.train_batch_size, self.clip_eps, self.beta, "grpo")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.max_grad_norm)
         self.optimizer.step()
         nonzero = float(np.mean([float((a != 0).float().mean()) for group in advantages for a in group]))
-        return {"loss": loss_sum, "clip_fraction": clip_sum / max(tokens, 1.0), "grad_norm": float(grad_norm),
+        return {"loss": stats["loss"], "clip_fraction": stats["clip_fraction"], "grad_norm": float(grad_norm),
                 "advantage_nonzero": nonzero}
 
     def learn(self, total_timesteps: int, hooks: Any) -> None:
@@ -240,23 +229,6 @@ class PearlAgent:
                 deterministic: bool = False) -> tuple[np.ndarray, Any]:
         answers = self.policy.sample(texts(observation), greedy=deterministic).texts
         return np.array(answers + [""], dtype=object)[:-1], state
-
-    def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
-        state: dict[str, Any] = {"policy": self.policy.trainable_state(), "num_timesteps": int(self.num_timesteps),
-                                 "iteration": int(self.iteration)}
-        if include_buffers:
-            state["optimizer"] = self.optimizer.state_dict()
-            state["rng"] = {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_trainable_state(state["policy"])
-        self.num_timesteps, self.iteration = int(state.get("num_timesteps", 0)), int(state.get("iteration", 0))
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]["numpy"]
-            torch.set_rng_state(state["rng"]["torch"])
 
 
 __all__ = ["PearlAgent", "GroupRollout", "INIT_AGENTS"]

@@ -64,7 +64,40 @@ class Rollout:
     sample_seconds: float = 0.0
 
 
-class LLMTrainer:
+class PolicyCheckpoint:
+    """``state_dict``/``load_state_dict`` of an agent that trains ``self.policy`` with
+    ``self.optimizer`` and draws from ``self.rng`` (the LLM trainers and pearl): the trainable
+    weights and counters; with ``include_buffers`` also the optimizer and the numpy and torch RNG
+    states, so a resumed run goes on as the uninterrupted one would."""
+
+    policy: LLMPolicy
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    num_timesteps: int
+    iteration: int
+
+    def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "policy": self.policy.trainable_state(),
+            "num_timesteps": int(self.num_timesteps),
+            "iteration": int(self.iteration),
+        }
+        if include_buffers:
+            state["optimizer"] = self.optimizer.state_dict()
+            state["rng"] = {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_trainable_state(state["policy"])
+        self.num_timesteps, self.iteration = int(state.get("num_timesteps", 0)), int(state.get("iteration", 0))
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # torch keeps and mutates the given tensors
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]["numpy"]
+            torch.set_rng_state(state["rng"]["torch"])
+
+
+class LLMTrainer(PolicyCheckpoint):
     """Base of the GRPO, RLOO and self-rewarding DPO agents (Agent protocol of agents/base.py).
 
     ``env`` is a VecEnv of ``TextTaskEnv`` (selfgym/envs/text/protocol.py): what this class calls
@@ -263,26 +296,6 @@ class LLMTrainer:
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> tuple[np.ndarray, Any]:
         completions = self.policy.sample(texts(observation), greedy=deterministic).texts
         return np.array(completions + [""], dtype=object)[:-1], state
-
-    def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "policy": self.policy.trainable_state(),
-            "num_timesteps": int(self.num_timesteps),
-            "iteration": int(self.iteration),
-        }
-        if include_buffers:
-            state["optimizer"] = self.optimizer.state_dict()
-            state["rng"] = {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_trainable_state(state["policy"])
-        self.num_timesteps, self.iteration = int(state.get("num_timesteps", 0)), int(state.get("iteration", 0))
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # torch keeps and mutates the given tensors
-        if "rng" in state:
-            self.rng.bit_generator.state = state["rng"]["numpy"]
-            torch.set_rng_state(state["rng"]["torch"])
 
     # -- logging -------------------------------------------------------------------------
     def _record(self, key: str, value: Any) -> None:
