@@ -116,6 +116,10 @@ def test_majority_vote_state_carries_the_guard() -> None:
     plain.load_state_dict(plain.state_dict())  # no guard, nothing to carry
     with pytest.raises(ValueError, match="guard"):  # a guarded run's state does not load into an unguarded module
         plain.load_state_dict(mv.state_dict())
+    older = make_reward("majority_vote:guard=temperature")
+    with pytest.warns(UserWarning, match="starts its warm-up again"):  # a checkpoint from before the guard was saved
+        older.load_state_dict(plain.state_dict())
+    assert older.guard.seen == 0
 
 
 def _grpo_config(tiny_dir: str, n_timesteps: int) -> dict:
