@@ -14,6 +14,27 @@ the monocular estimate. Strategies:
 The controller is the paper's flight plan: forward while no obstacle is seen; else turn in
 place, and keep turning ``extra_turn_steps`` once the view is clear.
 
+The decision threshold ``tau_est`` is calibrated as the paper does: at each switching check,
+on the ROC of a window of recent frames scored before they were learned from, the threshold
+with TPR > ``tpr_min`` and the lowest FPR (``monocular.roc_threshold``). ``calibrate_on``
+says which frames fill that window:
+
+* ``stereo`` (default): every frame on which stereo runs and gives a valid cue (before the
+  switch, and after it under training wheels, whose stereo runs on every frame to catch
+  imminent collisions), scored with the smoothed estimate the decision thresholds. The
+  window is then the flight the threshold will be used on.
+* ``buffered``: only the frames put in the learner's buffer, scored with the raw estimate
+  (the behaviour before this option). After the switch those are the override frames alone,
+  a biased sample: in our runs it set the threshold too low (about 1.8 px against 2.0 on
+  the whole flight), and the drone turned at most false alarms (evaluation FPR about 0.65).
+
+The window keeps the last ``roc_window`` clear frames and, apart, the last ``roc_positives``
+obstacle frames (``monocular.RocWindow``; ``roc_positives=0``: one mixed window of
+``roc_window`` frames, as before), so that "TPR > 0.95" is judged on enough approaches.
+
+``tau_est``, the window and its TPR/FPR are checkpointed, and logged (``ssl_tau_est``,
+``ssl_roc_tpr``, ``ssl_roc_fpr``).
+
 Overrides are counted two ways, both logged and reported per episode: per frame (every step
 on which stereo overrode) and per event (a run of consecutive override frames in one env
 counts once). The run's picture (``persistence.png``, see ``persistent_ssl_log``) plots
@@ -33,10 +54,11 @@ import torch
 
 from selfgym.agents.base import TrainingHooks
 from selfgym.agents.persistent_ssl_log import FlightWindow, draw_persistence
-from selfgym.envs.drone.monocular import IMAGE_LEARNERS, LEARNERS, MonocularEstimator, roc_threshold
+from selfgym.envs.drone.monocular import IMAGE_LEARNERS, LEARNERS, MonocularEstimator, RocWindow, roc_threshold
 from selfgym.envs.drone.room_env import frame_key
 
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
+CALIBRATION_FRAMES = ("stereo", "buffered")
 EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides",
                 "training_wheel_override_events", "mono_fraction", "mono_disparity_error", "mono_distance_error",
                 "mono_tpr", "mono_fpr")
@@ -77,7 +99,11 @@ class PersistentSSLAgent:
         online_in_predict: bool = False,
         log_interval: int = 600,
         feature_roi: float = 0.5,
+        calibrate_on: str = "stereo",
+        roc_positives: int = 60,
     ) -> None:
+        if calibrate_on not in CALIBRATION_FRAMES:
+            raise ValueError(f"unknown calibrate_on {calibrate_on!r}; choose one of {', '.join(CALIBRATION_FRAMES)}")
         if learner not in LEARNERS:
             raise ValueError(f"unknown learner {learner!r}; choose one of {', '.join(LEARNERS)}")
         if strategy not in STRATEGIES:
@@ -97,7 +123,7 @@ class PersistentSSLAgent:
             raise ValueError(f"need stop_disparity > obstacle_disparity > 0, got {stop_disparity}, {obstacle_disparity}")
         if reward_modules:
             raise ValueError("persistent_ssl learns from stereo labels, not rewards: it takes no --reward modules")
-        self.env, self.logger, self.strategy = env, logger, strategy
+        self.env, self.logger, self.strategy, self.calibrate_on = env, logger, strategy, calibrate_on
         self.n_envs = env.num_envs
         torch_device = resolve_device(device) if learner in IMAGE_LEARNERS else "cpu"
         self.estimator = MonocularEstimator(learner, tuple(space["image"].shape[:2]), buffer_size, k, refit_every,
@@ -105,8 +131,7 @@ class PersistentSSLAgent:
         self.tau_gt, self.tau_stop, self.tpr_min, self.fpr_max = obstacle_disparity, stop_disparity, tpr_min, fpr_max
         self.min_samples, self.switch_check_every, self.extra_turn_steps = min_samples, switch_check_every, extra_turn_steps
         self.smoothing, self.online_in_predict, self.log_interval = smoothing, online_in_predict, log_interval
-        self.roc_est: deque[float] = deque(maxlen=roc_window)
-        self.roc_label: deque[float] = deque(maxlen=roc_window)
+        self.roc = RocWindow(obstacle_disparity, roc_window, roc_positives)
         self.tau_est, self.tpr, self.fpr = float(obstacle_disparity), float("nan"), float("nan")
         self.on_mono = False
         self.switch_steps: list[int] = []  # steps at which the flight cue changed
@@ -115,6 +140,8 @@ class PersistentSSLAgent:
         self.total_override_events = 0
         self.flight = FlightWindow(float(env.get_attr("dt", [0])[0]))
         self._frame_gt = np.full(self.n_envs, np.nan)  # true disparity of each env's current frame (logging only)
+        self._frame_pos = np.full((self.n_envs, 2), np.nan)  # true (x, y) of each env's drone (logging only)
+        self._frame_on_mono = np.zeros(self.n_envs, bool)  # the cue each env's last training action flew on
         self._since_check = 0
         self._reset_env_state(range(self.n_envs))
         self._obs: Any = None
@@ -163,11 +190,14 @@ class PersistentSSLAgent:
             else:
                 obstacle = (not cue_valid) or cue > self.tau_gt or imminent
             labelled = cue_valid and (not on_mono or override)
-            if learn and labelled and (self.strategy != "naive" or not on_mono):
-                if np.isfinite(raw):  # scored before it is learned from: an honest ROC
-                    self.roc_est.append(raw)
-                    self.roc_label.append(cue)
-                self.estimator.add(inputs, cue)
+            stereo_runs = self.strategy != "naive" or not on_mono
+            if learn and stereo_runs:  # every score is taken before its frame is learned from: an honest ROC
+                if self.calibrate_on == "stereo" and cue_valid and np.isfinite(est):
+                    self.roc.add(est, cue)
+                elif self.calibrate_on == "buffered" and labelled and np.isfinite(raw):
+                    self.roc.add(raw, cue)
+                if labelled:
+                    self.estimator.add(inputs, cue)
             new_event = override and not ctrl["prev_override"][i]
             ctrl["prev_override"][i] = override
             if learn:
@@ -175,6 +205,7 @@ class PersistentSSLAgent:
                 self.total_override_events += int(new_event)
             if learn and not for_predict:  # the flight log is the training flight's (predict's frames have no gt here)
                 self.flight.frame(override, new_event, on_mono, abs(est - self._frame_gt[i]))
+                self._frame_on_mono[i] = on_mono
             if obstacle:
                 turn, hold[i] = True, self.extra_turn_steps
             elif hold[i] > 0:
@@ -197,14 +228,13 @@ class PersistentSSLAgent:
 
     def _update_switch(self) -> None:
         """The ROC rule: choose tau_est on recent prequential estimates; fly on mono iff it passes."""
-        if self.strategy == "stereo_only" or len(self.roc_est) < min(self.min_samples, self.roc_est.maxlen):
+        if self.strategy == "stereo_only" or not self.roc.ready(self.min_samples):
             return
         if self.strategy == "naive" and self.on_mono:
             return  # no stereo any more: nothing new to judge by
         if self.estimator.n_samples < self.min_samples:
             return
-        self.tau_est, self.tpr, self.fpr = roc_threshold(np.array(self.roc_est), np.array(self.roc_label), self.tau_gt,
-                                                         self.tpr_min)
+        self.tau_est, self.tpr, self.fpr = roc_threshold(*self.roc.pairs(), self.tau_gt, self.tpr_min)
         passes = bool(self.tpr > self.tpr_min and self.fpr < self.fpr_max)
         if passes != self.on_mono:
             self.on_mono = passes
@@ -215,6 +245,8 @@ class PersistentSSLAgent:
         if self._obs is None:
             self._obs = self.env.reset()
             self._reset_env_state(range(self.n_envs))
+            for i in range(self.n_envs):
+                self._frame_pos[i] = self._reset_position(i)
         episodes: deque[dict[str, float]] = deque(maxlen=20)
         next_log = self.num_timesteps + self.log_interval
         start, start_steps = time.time(), self.num_timesteps
@@ -224,6 +256,7 @@ class PersistentSSLAgent:
             self.num_timesteps += self.n_envs
             for i, info in enumerate(infos):
                 self._frame_gt[i] = np.nan if dones[i] else float(info.get("gt", {}).get("disparity", np.nan))
+                self._track_distance(i, info, bool(dones[i]))
             self.flight.collided(sum(bool(info.get("frame", {}).get("collision", False)) for info in infos))
             for i in np.flatnonzero(dones):
                 self._reset_env_state([i])
@@ -241,6 +274,25 @@ class PersistentSSLAgent:
                 break
         if self.logger is not None and self.flight.frames:  # the last, partial window
             self._log(episodes, (self.num_timesteps - start_steps) / max(time.time() - start, 1e-9))
+
+    @staticmethod
+    def _position(info: dict[str, Any]) -> np.ndarray:
+        gt = info.get("gt", {})
+        return np.array([gt.get("x", np.nan), gt.get("y", np.nan)], np.float64)
+
+    def _track_distance(self, i: int, info: dict[str, Any], done: bool) -> None:
+        """Metres env ``i``'s drone truly moved this step (from the env's true position): none
+        on a collision, as the drone is put back elsewhere; unknown (not counted) without a
+        previous position."""
+        pos = self._position(info)
+        collided = bool(info.get("frame", {}).get("collision", False))
+        self.flight.moved(0.0 if collided else float(np.hypot(*(pos - self._frame_pos[i]))), bool(self._frame_on_mono[i]))
+        self._frame_pos[i] = self._reset_position(i) if done else pos
+
+    def _reset_position(self, i: int) -> np.ndarray:
+        """Env ``i``'s position after its last reset (SB3's VecEnvs keep the reset infos)."""
+        infos = getattr(self.env, "reset_infos", None)
+        return self._position(infos[i]) if infos is not None and i < len(infos) else np.full(2, np.nan)
 
     def _log(self, episodes: deque, fps: float) -> None:
         lg = self.logger
@@ -284,8 +336,7 @@ class PersistentSSLAgent:
         # the estimator's buffer is its model (kNN's data), so it is always saved
         return {
             "estimator": self.estimator.state_dict(),
-            "roc_est": torch.tensor(list(self.roc_est), dtype=torch.float32),
-            "roc_label": torch.tensor(list(self.roc_label), dtype=torch.float32),
+            **self.roc.state_dict(),  # roc_est, roc_label
             "tau_est": self.tau_est, "tpr": self.tpr, "fpr": self.fpr, "on_mono": self.on_mono,
             "switch_steps": list(self.switch_steps), "num_timesteps": self.num_timesteps,
             "total_overrides": self.total_overrides, "total_override_events": self.total_override_events,
@@ -296,10 +347,7 @@ class PersistentSSLAgent:
         if state.get("strategy", self.strategy) != self.strategy:
             raise ValueError(f"checkpoint is for strategy {state['strategy']!r}, this agent uses {self.strategy!r}")
         self.estimator.load_state_dict(state["estimator"])
-        self.roc_est.clear()
-        self.roc_est.extend(state["roc_est"].tolist())
-        self.roc_label.clear()
-        self.roc_label.extend(state["roc_label"].tolist())
+        self.roc.load_state_dict(state)
         self.tau_est, self.tpr, self.fpr = float(state["tau_est"]), float(state["tpr"]), float(state["fpr"])
         self.on_mono, self.switch_steps = bool(state["on_mono"]), list(state["switch_steps"])
         self.num_timesteps, self.total_overrides = int(state["num_timesteps"]), int(state["total_overrides"])

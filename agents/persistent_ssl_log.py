@@ -15,6 +15,10 @@ simulated flight (all envs together), which the agent logs to metrics.csv:
 ``persistence_mono_error_px``          mean |monocular estimate - true disparity| (px) over
                                        frames with an estimate; the truth comes from the env's
                                        ``info["gt"]`` and is used only for this number
+``persistence_distance_per_min``       metres truly flown per minute (from the env's true
+                                       position; a step that collides moves the drone nowhere)
+``persistence_distance_per_min_mono``  the same over the frames flown on the monocular cue
+``persistence_distance_per_min_stereo`` and over the frames flown on stereo (NaN: no such frame)
 
 ``draw_persistence`` plots these four against flight time as ``persistence.png``.
 """
@@ -46,6 +50,8 @@ class FlightWindow:
     def _clear(self) -> None:
         self.frames = self.override_frames = self.override_events = self.collisions = self.mono_frames = 0
         self.err_sum, self.err_n = 0.0, 0
+        self.metres = {True: 0.0, False: 0.0}  # keyed by "flown on the monocular cue"
+        self.moves = {True: 0, False: 0}
 
     def frame(self, override: bool, new_event: bool, on_mono: bool, error: float) -> None:
         """One training frame of one env; ``error`` is NaN when there is no estimate or no truth."""
@@ -61,6 +67,17 @@ class FlightWindow:
     def collided(self, n: int) -> None:
         self.collisions += n
 
+    def moved(self, metres: float, on_mono: bool) -> None:
+        """How far one env's drone truly moved on one frame, and the cue it flew on; a NaN
+        (no previous position known) is not counted."""
+        if math.isfinite(metres):
+            self.metres[on_mono] += metres
+            self.moves[on_mono] += 1
+
+    def _per_min(self, *cues: bool) -> float:
+        steps = sum(self.moves[c] for c in cues)
+        return sum(self.metres[c] for c in cues) / (steps * self.dt / 60.0) if steps else float("nan")
+
     def row(self) -> dict[str, float]:
         """The rates since the last row (empty when no frame was flown), then a fresh window."""
         if self.frames == 0:
@@ -73,6 +90,9 @@ class FlightWindow:
             "collisions_per_min": self.collisions / minutes,
             "mono_time": self.mono_frames / self.frames,
             "mono_error_px": self.err_sum / self.err_n if self.err_n else float("nan"),
+            "distance_per_min": self._per_min(True, False),
+            "distance_per_min_mono": self._per_min(True),
+            "distance_per_min_stereo": self._per_min(False),
         }
         self._clear()
         return {PREFIX + k: v for k, v in out.items()}

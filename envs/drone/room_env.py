@@ -231,7 +231,7 @@ class DroneRoomEnv(gym.Env):
         clearance = self.room.clearance(nx, ny)
         collided = clearance < self.room_cfg.drone_radius
         self._steps += 1
-        self.stats.step(speed * self.dt, collided)
+        self.stats.step(0.0 if collided else speed * self.dt, collided)  # a collision moves it nowhere
         if collided and not self.terminate_on_collision:
             self.pose = np.array(self.room.free_pose(self.np_random))  # the safety pilot puts it back
             self._sense()

@@ -1,0 +1,187 @@
+"""persistent_ssl's decision threshold: chosen by the ROC rule on recent stereo-labelled frames,
+recomputed at each switching check, checkpointed; and the distance flown per minute, by cue."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import selfgym  # noqa: F401  (registers the selfgym/ ids)
+from selfgym.agents import get_agent_class
+from selfgym.agents.persistent_ssl_log import FlightWindow
+from selfgym.env_factory import make_vec_env
+from selfgym.envs.drone.episode_stats import EpisodeStats
+from selfgym.envs.drone.monocular import RocWindow, roc_threshold
+from selfgym.metrics import make_logger, read_metrics
+
+torch.set_num_threads(1)
+
+
+class _Hooks:
+    def on_step(self, num_timesteps: int) -> bool:
+        return True
+
+
+def test_roc_rule_picks_the_lowest_fpr_threshold_with_tpr_above_the_bound():
+    # 20 positives (label > 2.8): TPR > 0.95 allows missing none of them (19/20 = 0.95 is not > 0.95)
+    pos_scores = np.linspace(2.0, 4.0, 20)  # the lowest positive scores 2.0
+    neg_scores = np.array([0.5, 1.0, 1.5, 1.9, 2.1, 2.5, 3.0, 3.5, 1.2, 0.8])  # 4 of 10 at or above 2.0
+    scores = np.concatenate([pos_scores, neg_scores])
+    labels = np.concatenate([np.full(20, 4.0), np.full(10, 1.0)])
+    tau, tpr, fpr = roc_threshold(scores, labels, gt_threshold=2.8, tpr_min=0.95)
+    assert tau == pytest.approx(2.0, abs=1e-5) and tau < 2.0  # "obstacle" iff score >= 2.0
+    assert tpr == 1.0 and fpr == pytest.approx(0.4)
+    # with 21 positives one may be missed (20/21 > 0.95); a negative between the two lowest
+    # positives makes the lower threshold cost a false alarm more: the rule skips it
+    scores = np.concatenate([[1.95, 1.97], scores])
+    labels = np.concatenate([[4.0, 1.0], labels])
+    tau, tpr, fpr = roc_threshold(scores, labels, gt_threshold=2.8, tpr_min=0.95)
+    assert tau == pytest.approx(2.0, abs=1e-5) and tpr == pytest.approx(20 / 21) and fpr == pytest.approx(4 / 11)
+    tau, tpr, fpr = roc_threshold(scores, labels, gt_threshold=2.8, tpr_min=0.99)  # all 21 needed: down to 1.95
+    assert tau == pytest.approx(1.95, abs=1e-5) and tpr == 1.0 and fpr == pytest.approx(5 / 11)
+
+
+def _agent(calibrate_on: str, logger=None, roc_positives: int = 30):
+    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, flight_time=10.0,
+                                                           disparity_mode="fast_from_depth"))
+    agent = get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=logger, reward_modules=[],
+                                              calibrate_on=calibrate_on, min_samples=150, roc_window=150,
+                                              roc_positives=roc_positives,
+                                              switch_check_every=25, refit_every=50, log_interval=200)
+    scored = [0]
+    checks: list[tuple[int, int, bool, float]] = []  # (step, frames scored so far, on mono, threshold) per check
+    add, check = agent.roc.add, agent._update_switch
+
+    def count(estimate: float, label: float) -> None:
+        scored[0] += 1
+        add(estimate, label)
+
+    def spy() -> None:
+        check()
+        checks.append((agent.num_timesteps, scored[0], agent.on_mono, agent.tau_est))
+
+    agent.roc.add, agent._update_switch = count, spy
+    return agent, venv, checks
+
+
+def _scored_on_mono(checks: list[tuple[int, int, bool, float]]) -> tuple[int, int]:
+    """(frames flown on mono, frames scored into the window meanwhile), from the first check on mono."""
+    first = next(i for i, c in enumerate(checks) if c[2])
+    return checks[-1][0] - checks[first][0], checks[-1][1] - checks[first][1]
+
+
+def test_threshold_is_calibrated_on_the_flight_it_is_used_on_and_survives_a_resume(tmp_path):
+    logger, _ = make_logger(tmp_path)
+    agent, venv, checks = _agent("stereo", logger)
+    agent.learn(900, _Hooks())
+    assert agent.switch_steps, "the monocular cue never met the switching rule"
+    assert all(c[2] for c in checks[-4:]), "not on the monocular cue at the end"
+    # every stereo frame of the mono flight is scored, not only the override frames that are buffered
+    flown, scored = _scored_on_mono(checks)
+    assert flown >= 200 and scored >= 0.9 * flown
+    assert len({c[3] for c in checks if c[2]}) > 1, "the threshold was not recomputed at the switching checks"
+    tau, tpr, fpr = roc_threshold(*agent.roc.pairs(), agent.tau_gt, agent.tpr_min)
+    assert (agent.tau_est, agent.tpr, agent.fpr) == (tau, tpr, fpr)  # the rule on the window, as checked last
+    assert agent.tau_est != agent.tau_gt  # calibrated, not the stereo threshold it starts from
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert rows[-1]["ssl_tau_est"] == pytest.approx(agent.tau_est)
+    for column in ("persistence_distance_per_min", "persistence_distance_per_min_mono"):
+        assert all(r.get(column) is not None for r in rows), column
+    assert rows[-1]["persistence_distance_per_min_mono"] > 0 and math.isnan(rows[-1]["persistence_distance_per_min_stereo"])
+    # a resumed agent keeps the threshold and the window it was chosen on, and flies by it
+    buf = io.BytesIO()
+    torch.save(agent.state_dict(), buf)
+    buf.seek(0)
+    clone, clone_venv, _ = _agent("stereo")
+    clone.load_state_dict(torch.load(buf, weights_only=True))
+    assert (clone.tau_est, clone.tpr, clone.fpr, clone.on_mono) == (agent.tau_est, agent.tpr, agent.fpr, agent.on_mono)
+    for mine, theirs in zip(clone.roc.pairs(), agent.roc.pairs()):
+        assert mine == pytest.approx(theirs)
+    obs = venv.reset()
+    for _ in range(20):
+        action, _ = agent.predict(obs)
+        clone_action, _ = clone.predict(obs)
+        assert np.array_equal(action, clone_action)
+        obs, *_ = venv.step(action)
+    venv.close()
+    clone_venv.close()
+
+
+def test_buffered_calibration_scores_only_the_buffered_frames():
+    agent, venv, checks = _agent("buffered", roc_positives=0)
+    agent.learn(900, _Hooks())
+    venv.close()
+    # after the switch only the override frames are buffered, and only they are scored
+    flown, scored = _scored_on_mono(checks)
+    assert flown >= 200 and scored <= agent.total_overrides < 0.5 * flown
+
+
+def test_roc_window_keeps_obstacle_frames_apart():
+    window = RocWindow(gt_threshold=2.8, size=4, positives=2)
+    for estimate, label in [(3.0, 4.0), (1.0, 1.0), (3.1, 4.1), (3.2, 4.2), (1.1, 1.1), (1.2, 1.2)]:
+        window.add(estimate, label)
+    assert not window.ready(min_samples=4)  # 3 clear frames of the 4 needed, though 2 obstacle frames are there
+    for estimate in (1.3, 1.4):
+        window.add(estimate, 1.0)
+    assert window.ready(min_samples=4)
+    estimates, labels = window.pairs()
+    assert estimates.tolist() == [3.1, 3.2, 1.1, 1.2, 1.3, 1.4]  # the last 2 obstacle and the last 4 clear frames
+    mixed = RocWindow(gt_threshold=2.8, size=3)  # positives=0: one window of the last 3 frames
+    for estimate, label in [(3.0, 4.0), (1.0, 1.0), (3.1, 4.1), (1.1, 1.1)]:
+        mixed.add(estimate, label)
+    assert mixed.pairs()[0].tolist() == [1.0, 3.1, 1.1] and mixed.ready(min_samples=3)
+    restored = RocWindow(gt_threshold=2.8, size=4, positives=2)
+    restored.load_state_dict(window.state_dict())
+    assert restored.pairs()[0] == pytest.approx(estimates)
+    with pytest.raises(ValueError, match="positives"):
+        RocWindow(2.8, size=10, positives=-1)
+
+
+def test_unknown_calibration_window_is_named_with_the_valid_ones():
+    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
+    with pytest.raises(ValueError, match="calibrate_on 'recent'.*stereo, buffered"):
+        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[],
+                                          calibrate_on="recent")
+    venv.close()
+
+
+def test_distance_per_minute_split_by_the_cue_flown_on():
+    stats = EpisodeStats(dt=0.1)
+    plan = [(True, 0.05), (True, 0.05), (True, 0.0), (False, 0.05), (None, 0.05)]  # None: no report this frame
+    for on_mono, metres in plan:
+        if on_mono is not None:
+            stats.pilot(1.0, 2.0, 2.8, 1.0, 3.33, on_mono=on_mono, override=False)
+        stats.step(metres, collided=False)
+    out = stats.summary()
+    assert out["distance_flown"] == pytest.approx(0.2)
+    assert out["distance_per_min"] == pytest.approx(0.2 / (0.5 / 60))
+    assert out["distance_per_min_mono"] == pytest.approx(0.1 / (0.3 / 60))
+    assert out["distance_per_min_stereo"] == pytest.approx(0.05 / (0.1 / 60))
+
+    window = FlightWindow(dt=0.1)
+    for on_mono, metres in ((True, 0.05), (True, 0.0), (False, 0.05), (False, float("nan"))):
+        window.frame(False, False, on_mono, float("nan"))
+        window.moved(metres, on_mono)
+    row = window.row()
+    assert row["persistence/distance_per_min"] == pytest.approx(0.1 / (0.3 / 60))  # the NaN move is not counted
+    assert row["persistence/distance_per_min_mono"] == pytest.approx(0.05 / (0.2 / 60))
+    assert row["persistence/distance_per_min_stereo"] == pytest.approx(0.05 / (0.1 / 60))
+
+
+def test_a_collision_moves_the_drone_nowhere():
+    import gymnasium as gym
+
+    env = gym.make("selfgym/DroneRoom-v0", n_textures=1, disparity_mode="fast_from_depth", flight_time=20.0)
+    env.reset(seed=0)
+    done, info, collisions = False, {}, 0
+    while not done:  # fly straight ahead: into a wall or an obstacle
+        _, _, terminated, truncated, info = env.step(np.array([1.0, 0.0], np.float32))
+        collisions += int(info["frame"]["collision"])
+        done = terminated or truncated
+    assert collisions >= 1
+    assert info["distance_flown"] == pytest.approx(0.05 * (200 - collisions))
+    env.close()
