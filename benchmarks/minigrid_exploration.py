@@ -96,6 +96,22 @@ def run_one(env_id: str, arm: str, seed: int, steps: int, log_folder: str, rllte
             "trainer_steps_per_s": rate}
 
 
+def set_aside_interrupted(runs_root: Path) -> list[Path]:
+    """Move run folders that never finished (a session ended mid-run: status.json still says running) out of
+    the table's folders, so a restart's fresh run of that (arm, seed) is the only one compare reads."""
+    moved = []
+    for status in sorted(runs_root.glob("*/*/ppo/*/status.json")):
+        if json.loads(status.read_text()).get("state") == "finished":
+            continue
+        run = status.parent
+        target = runs_root.parent / "minigrid_exploration_interrupted" / time.strftime("%Y%m%dT%H%M%S") / run.relative_to(runs_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        run.rename(target)
+        moved.append(target)
+        print(f"set aside an interrupted run: {run} -> {target}", flush=True)
+    return moved
+
+
 def run_all(jobs: list[tuple], workers: int, record: Path | None = None) -> list[dict]:
     """Run the jobs on a pool; with ``record``, append each run's line as it finishes (a stopped table keeps
     what it finished, and a restart skips the (env, arm, seed) lines already there with return code 0)."""
@@ -271,6 +287,7 @@ def main() -> None:
     if not args.tables_only:
         jobs = [(env_id, arm, seed, steps, str(RUNS / env_id / arm), args.rllte_python)
                 for env_id, steps in ENVS.items() for seed in SEEDS for arm in args.arms]
+        set_aside_interrupted(RUNS)
         runs = run_all(jobs, args.workers, record=RESULTS / "minigrid_exploration_runs.jsonl")
         failed = [r for r in runs if r["returncode"] != 0]
         if failed:
