@@ -250,11 +250,15 @@ def tables(arms: list[str]) -> None:
                 "Protocol: benchmarks/results/minigrid_exploration_protocol.md. Arms: "
                 + ", ".join(f"`{a}` = `{ARMS[a] or 'none'}`" for a in arms), ""]
     for env_id in ENVS:
-        paths = [RUNS / env_id / arm for arm in arms if (RUNS / env_id / arm).exists()]
+        finished = {arm: [status.parent for status in sorted((RUNS / env_id / arm).glob("ppo/*/status.json"))
+                          if json.loads(status.read_text()).get("state") == "finished"] for arm in arms}
+        paths = [run for runs in finished.values() for run in runs]  # only finished runs: a table mid-way is fair
         if not paths:
             continue
         done = compare(paths, PRIMARY, RESULTS / "minigrid_exploration" / env_id)
-        sections += [f"## {env_id}", "", done.text, ""]
+        seeds = ", ".join(f"{arm} {len(runs)}" for arm, runs in finished.items())
+        sections += [f"## {env_id}", "", f"Finished runs (seeds) per arm: {seeds} (of {len(SEEDS)}).", "",
+                     done.text, ""]
     (RESULTS / "minigrid_exploration.md").write_text("\n".join(sections))
     print("\n".join(sections))
 
