@@ -17,7 +17,10 @@ not been run yet (no GPU was available; issue 22 item 4 is the GPU check).
         --iterations 12 --heldout 200 --eval-samples 4 --out benchmarks/results/self_rewarding.json
     python benchmarks/self_rewarding.py --pilot   # 2 iterations, 20 questions: timings for the budget
 
-Writes the json after every run (partial results survive) and a .md table beside it.
+Writes the json (atomically) and a .md table beside it after every run, so partial results survive; a
+run that crashes is listed under "failed" with its error and the others go on; rerunning the same
+command with the same --out resumes: the runs already in it are kept and skipped (a different
+configuration is refused). ``--tables-only`` rewrites the table from the json.
 """
 
 from __future__ import annotations
@@ -187,19 +190,52 @@ def write_table(result: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+#: settings that do not change what a study measures: may differ between a study's processes and restarts
+BOOKKEEPING = ("seeds", "out", "merge", "tables_only", "reps")
+
+
 def merge(paths: list[Path], out: Path, reps: int) -> None:
     """One study from per-process result files: their runs joined, summarised and tabled."""
     parts = [json.loads(path.read_text()) for path in paths]
-    configs = [{k: v for k, v in part["config"].items() if k not in ("seeds", "out", "merge")} for part in parts]
+    configs = [{k: v for k, v in part["config"].items() if k not in BOOKKEEPING} for part in parts]
     if any(c != configs[0] for c in configs[1:]):
         raise SystemExit(f"--merge: {', '.join(map(str, paths))} were run with different settings; not one study")
     result = {"command": " ".join(["python"] + sys.argv), "commands": [part["command"] for part in parts],
               "config": {**parts[0]["config"], "seeds": sorted({r["seed"] for part in parts for r in part["runs"]})},
-              "runs": [r for part in parts for r in part["runs"]], "before": parts[0]["before"]}
-    result["summary"] = summarise(result["runs"], reps)
-    out.write_text(json.dumps(result, indent=1))
-    write_table(result, out.with_suffix(".md"))
+              "runs": [r for part in parts for r in part["runs"]], "before": parts[0]["before"],
+              "failed": [f for part in parts for f in part.get("failed", [])]}
+    write_result(result, out, reps)
     print(out.with_suffix(".md").read_text())
+
+
+def write_result(result: dict, out: Path, reps: int) -> None:
+    """The summary, then the json and its .md table, each replaced atomically (a kill mid-write keeps the last one)."""
+    from selfgym.runs import atomic_write
+
+    result["summary"] = summarise(result["runs"], reps) if result["runs"] else {}
+    atomic_write(out, json.dumps(result, indent=1))
+    table = out.with_suffix(".md")
+    write_table(result, table)
+    if result.get("failed"):
+        atomic_write(table, table.read_text() + "\nFailed runs (not in the table): " + "; ".join(
+            f"{f['signal']} {f['family']} seed {f['seed']}: {f['error'][:200]}" for f in result["failed"]) + "\n")
+
+
+def resume(out: Path, config: dict) -> dict | None:
+    """The study already in ``out`` when it was run with the same settings (its runs are kept and skipped)."""
+    if not out.exists():
+        return None
+    try:
+        earlier = json.loads(out.read_text())
+    except ValueError:
+        raise SystemExit(f"{out} exists but is not readable json; move it away or choose another --out") from None
+    mine = {k: v for k, v in config.items() if k not in BOOKKEEPING}
+    theirs = {k: v for k, v in earlier.get("config", {}).items() if k not in BOOKKEEPING}
+    if mine != theirs:
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        raise SystemExit(f"{out} holds a study run with other settings ({', '.join(differ)} differ); "
+                         "choose another --out or move it away")
+    return earlier
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,10 +259,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pilot", action="store_true", help="timing pilot: 20 questions, 2 samples, first seed")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                    help="no training: join the runs of these result files (one process per seed) into --out and its table")
+    p.add_argument("--tables-only", action="store_true", help="no training: rewrite --out's summary and .md table")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/self_rewarding.json"))
     args = p.parse_args(argv)
     if args.merge:
         merge([Path(f) for f in args.merge], Path(args.out), args.reps)
+        return
+    if args.tables_only:
+        write_result(json.loads(Path(args.out).read_text()), Path(args.out), args.reps)
+        print(Path(args.out).with_suffix(".md").read_text())
         return
     unknown = [s for s in args.signals if s not in SIGNALS]
     if unknown:
@@ -243,16 +284,31 @@ def main(argv: list[str] | None = None) -> None:
     families = [parse_family(f) for f in args.families]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"command": " ".join(["python"] + sys.argv), "config": vars(args), "runs": [], "before": {}}
+    result: dict[str, Any] = {"command": " ".join(["python"] + sys.argv), "config": vars(args), "runs": [], "before": {},
+                              "failed": []}
+    earlier = resume(out, vars(args))
+    if earlier is not None:
+        result.update(runs=earlier["runs"], before=earlier.get("before", {}),
+                      commands=[*earlier.get("commands", [earlier["command"]]), result["command"]])
+        print(f"resuming {out}: {len(result['runs'])} runs already there are kept", flush=True)
+    done = {(r["signal"], r["family"], r["seed"]) for r in result["runs"]}
     for family, level in families:  # families outermost: an interrupted study has whole families
         for seed in args.seeds:
             for signal in args.signals:
+                if (signal, f"{family}:{level}", seed) in done:
+                    continue
                 print(f"run: {signal} {family}:{level} seed {seed}", flush=True)
-                result["runs"].append(run_one(args, signal, family, level, seed, result["before"]))
-                result["summary"] = summarise(result["runs"], args.reps)
-                out.write_text(json.dumps(result, indent=1))
-                write_table(result, out.with_suffix(".md"))
+                try:
+                    result["runs"].append(run_one(args, signal, family, level, seed, result["before"]))
+                except Exception as error:  # recorded, and the study goes on; a rerun retries it
+                    result["failed"].append({"signal": signal, "family": f"{family}:{level}", "seed": seed,
+                                             "error": f"{type(error).__name__}: {error}"[-2000:]})
+                    print(f"  FAILED: {result['failed'][-1]['error']}", flush=True)
+                write_result(result, out, args.reps)
+    write_result(result, out, args.reps)  # also when a restart found every run done: its command is recorded
     print(out.with_suffix(".md").read_text())
+    if result["failed"]:
+        raise SystemExit(f"{len(result['failed'])} runs failed (listed in {out}); rerun the same command to retry them")
 
 
 if __name__ == "__main__":

@@ -78,3 +78,39 @@ def test_lma3_keeps_the_other_arms_when_one_crashes_and_a_restart_runs_only_that
     lma3.main()
     assert calls.count("oracle") == 1 and calls.count("hand_coded") == 2
     assert "| hand_coded | 2 |" in (tmp_path / "t.md").read_text()
+
+
+# -- self_rewarding -----------------------------------------------------------------------------------------
+def test_self_rewarding_records_a_crash_and_resumes_the_same_out(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("rliable")
+    import self_rewarding
+
+    calls = []
+
+    def fake(args, signal, family, level, seed, before):
+        calls.append(signal)
+        if signal == "likelihood" and calls.count(signal) == 1:
+            raise RuntimeError("out of memory")
+        before.setdefault(f"{family}:{level}", {"greedy": 0.1, "seconds": 1.0})
+        return {"signal": signal, "family": f"{family}:{level}", "seed": seed, "uses_labels": False,
+                "greedy_before": 0.1, "greedy_after": 0.2, "sampled_before": None, "sampled_after": None,
+                "s_per_iteration": [1.0], "cpu_s_per_iteration": [1.0], "eval_s": 1.0, "eval_cpu_s": 1.0,
+                "loadavg": [0.0, 0.0, 0.0]}
+
+    monkeypatch.setattr(self_rewarding, "run_one", fake)
+    out = tmp_path / "s.json"
+    argv = ["--signals", "verifier", "likelihood", "majority_vote", "--families", "arithmetic:1", "--seeds", "301",
+            "--iterations", "1", "--heldout", "2", "--reps", "50", "--out", str(out)]
+    with pytest.raises(SystemExit, match="1 runs failed"):
+        self_rewarding.main(argv)
+    result = json.loads(out.read_text())
+    assert [r["signal"] for r in result["runs"]] == ["verifier", "majority_vote"]
+    assert result["failed"][0]["signal"] == "likelihood" and "out of memory" in result["failed"][0]["error"]
+    assert "Failed runs" in out.with_suffix(".md").read_text()
+    self_rewarding.main(argv)  # the same command again: only the crashed row runs
+    assert calls == ["verifier", "likelihood", "majority_vote", "likelihood"]
+    result = json.loads(out.read_text())
+    assert sorted(r["signal"] for r in result["runs"]) == ["likelihood", "majority_vote", "verifier"]
+    assert not result["failed"] and "likelihood" in result["summary"]
+    with pytest.raises(SystemExit, match="iterations"):  # another study in the same file is refused, not mixed in
+        self_rewarding.main([*argv[:-4], "--iterations", "2", "--out", str(out)])
