@@ -15,6 +15,12 @@ rate, tokens per decision (LLM rows), training wall time per step and in total. 
 is ``--model`` (default: SmolLM2-135M-Instruct, offline) on ``--device`` (auto: CUDA with bf16 when
 present); where it ran is printed and stored. Writes benchmarks/results/<out>.{json,md}; run
 folders go to ``--log-folder``.
+
+Each row's line (its figures and training, or the error it crashed with) is appended to
+benchmarks/results/<out>_rows.jsonl as it finishes, and the tables are rewritten after every row; a
+crashed row does not stop the others (PEARL needs SFT's run), and a restart of the same command
+skips the rows finished there. ``--tables-only`` writes the tables from that file;
+``--smoke`` runs every row at the pilot's sizes into /tmp/selfgym_smoke/calendar_pearl (not results).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from selfgym.evaluation import load_run
 from selfgym.llm.policy import LLMPolicy
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SMOKE = Path("/tmp/selfgym_smoke/calendar_pearl")  # --smoke writes here, never to benchmarks/results
 ENV = "selfgym/CalendarConflict-v0"
 
 
@@ -136,71 +143,143 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--ppo-steps", type=int, default=100_000)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--pilot", action="store_true", help="tiny sizes, to check the script end to end (not results)")
+    p.add_argument("--smoke", action="store_true", help=f"--pilot's sizes, everything into {SMOKE} (not results)")
+    p.add_argument("--tables-only", action="store_true", help="no training: the tables from <out>_rows.jsonl")
     p.add_argument("--log-folder", default="logs/calendar_pearl")
     p.add_argument("--out", default="calendar_pearl")
     a = p.parse_args(argv)
+    results = RESULTS
+    if a.smoke:
+        a.pilot, results, a.log_folder = True, SMOKE, str(SMOKE / "logs")
     if a.pilot:
         a.eval_users, a.eval_rounds, a.sft_steps, a.pearl_iterations, a.ppo_steps = 2, 4, 2, 1, 2048
         a.pearl_group, a.pearl_rounds, a.learner_steps = 2, 2, 208
+    from tune_bench import record_run, recorded_runs
+
+    record = results / f"{a.out}_rows.jsonl"
+    finished = {name: line for (name,), line in recorded_runs(record, ("row",)).items() if line.get("returncode") == 0}
     torch.set_num_threads(1)
     users = CalendarConflictEnv(split="test").user_ids[: a.eval_users]
+    report: dict[str, Any] = {"command": "python benchmarks/calendar_pearl.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                              "device": None, "host": platform.node(), "model": a.model, "users": users,
+                              "eval_rounds": a.eval_rounds, "load_before": os.getloadavg(), "pilot": a.pilot,
+                              "rows": {}, "training": {}, "failed": {}}
+    rows, training = report["rows"], report["training"]
+    for name, line in finished.items():  # an earlier start's rows: kept, not rerun
+        rows[name] = line["result"]
+        if line.get("training"):
+            training[TRAINED.get(name, name)] = line["training"]
+        report["device"], report["model"] = line.get("device", report["device"]), line.get("model", report["model"])
+    if finished:
+        print(f"calendar_pearl: rows finished in {record} are kept: {', '.join(finished)}", flush=True)
+    if not a.tables_only:
+        run_rows(a, users, report, record, finished, record_run)
+    write_report(report, results, a.out)
+    print(markdown(report))
+    if report["failed"]:
+        raise SystemExit(f"calendar_pearl: {len(report['failed'])} rows failed (see {record}): {', '.join(report['failed'])}")
+    return report
+
+
+#: row -> the training entry it comes with (the row names that differ from it)
+TRAINED = {"PEARL (SFT then GRPO)": "PEARL"}
+ROWS = ("random", "zero-shot LLM", "LLM + StrategyHub", "SFT", "PEARL (SFT then GRPO)", "PPO", "RecurrentPPO",
+        "preference learner")
+
+
+def run_rows(a: argparse.Namespace, users: list[int], report: dict[str, Any], record: Path, finished: dict,
+             record_run) -> None:
+    """Every row not in ``finished``, in the protocol's order; each row's line is recorded as it ends."""
+    rows, training = report["rows"], report["training"]
     probe = LLMPolicy(a.model, device=a.device, max_new_tokens=a.max_new_tokens)
     where = str(probe.device) + (f" ({torch.cuda.get_device_name()})" if probe.device.type == "cuda" else "")
+    report["device"], report["model"] = where, probe.name
     print(f"calendar_pearl: running on {where}, {probe.dtype}, model {probe.name}; test users {users}, "
           f"first {a.eval_rounds} rounds", flush=True)
-    report: dict[str, Any] = {"command": "python benchmarks/calendar_pearl.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                              "device": where, "host": platform.node(), "model": probe.name, "users": users,
-                              "eval_rounds": a.eval_rounds, "load_before": os.getloadavg(), "pilot": a.pilot,
-                              "rows": {}, "training": {}}
-    rows, training = report["rows"], report["training"]
 
-    def timed(name: str, fn) -> None:
+    def row(name: str, fn) -> None:
+        """fn() -> (evaluation, training entry or None); the row is skipped when an earlier start finished it."""
+        if name in finished:
+            return
         start = time.perf_counter()
-        rows[name] = fn() | {"eval_s": time.perf_counter() - start}
-        r = rows[name]
-        print(f"{name:32s} AER {r['aer']:.3f} ORD {r['ord']:.3f} ERR {r['err']:.3f} format failures "
-              f"{r['format_failures']}/{r['decisions']} ({r['eval_s']:.0f} s)", flush=True)
+        line: dict[str, Any] = {"row": name, "device": where, "model": report["model"]}
+        try:
+            result, trained = fn()
+            rows[name] = {"eval_s": time.perf_counter() - start} | result  # a trained row times its evaluation itself
+            if trained:
+                training[TRAINED.get(name, name)] = trained
+            line.update(returncode=0, result=rows[name], training=trained)
+            r = rows[name]
+            print(f"{name:32s} AER {r['aer']:.3f} ORD {r['ord']:.3f} ERR {r['err']:.3f} format failures "
+                  f"{r['format_failures']}/{r['decisions']} ({r['eval_s']:.0f} s)", flush=True)
+        except Exception as error:  # recorded; the other rows go on (a rerun retries this one)
+            report["failed"][name] = line["error"] = f"{type(error).__name__}: {error}"[-3000:]
+            line["returncode"] = 1
+            print(f"{name}: FAILED: {line['error']}", flush=True)
+        line["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record_run(record, line)
+        write_report(report, record.parent, a.out)  # the table so far
 
     rng = np.random.default_rng(0)
     def random_answer(prompts: list[str]) -> tuple[list[str], list[int]]:  # a full random ranking: exact ORD
         rankings = [rng.permutation(5).tolist() for _ in prompts]
         return [json.dumps({"priority_ranking": r, "selected_event_to_accept": r[0]}) for r in rankings], [0] * len(prompts)
 
-    timed("random", lambda: play_text(random_answer, users, a.eval_rounds, 0, "compact"))
-    timed("zero-shot LLM", lambda: play_text(llm_answer(probe, a.max_new_tokens), users, a.eval_rounds, 0, "compact"))
-    timed("LLM + StrategyHub", lambda: play_text(llm_answer(probe, a.max_new_tokens), users, a.eval_rounds, 3, "compact"))
+    row("random", lambda: (play_text(random_answer, users, a.eval_rounds, 0, "compact"), None))
+    row("zero-shot LLM", lambda: (play_text(llm_answer(probe, a.max_new_tokens), users, a.eval_rounds, 0, "compact"), None))
+    row("LLM + StrategyHub", lambda: (play_text(llm_answer(probe, a.max_new_tokens), users, a.eval_rounds, 3, "compact"),
+                                      None))
     del probe
+    probe = None
     common = ["--device", a.device, "-params", f"model:{a.model}"]  # LoRA etc.: hyperparams/llm_sft.yml, pearl.yml
-    sft_run, training["SFT"] = train(["-n", str(a.sft_steps), *common], a.log_folder, "llm_sft")
-    _, sft, _, _ = load_run(sft_run)
-    timed("SFT", lambda: play_text(agent_answer(sft, a.max_new_tokens), users, a.eval_rounds, 3, "compact"))
-    del sft
-    pearl_run, training["PEARL"] = train(["-n", str(a.pearl_iterations * a.pearl_group * a.pearl_rounds), *common,
-                                          f"init_run:{sft_run}", f"group_size:{a.pearl_group}",
-                                          f"train_rounds:{a.pearl_rounds}"], a.log_folder, "pearl")
-    training["PEARL"]["s_per_step"] = training["PEARL"]["train_s"] / a.pearl_iterations  # per GRPO step, not decision
-    _, pearl, _, _ = load_run(pearl_run)
-    timed("PEARL (SFT then GRPO)", lambda: play_text(agent_answer(pearl, a.max_new_tokens), users, a.eval_rounds, 3,
-                                                     "compact"))
-    del pearl
-    for label, agent in (("PPO", "ppo"), ("RecurrentPPO", "ppo_lstm")):
-        run, training[label] = train(["-n", str(a.ppo_steps), "--device", "cpu"], a.log_folder, agent)
+
+    def trained_llm(train_args: list[str], agent: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        run, trained = train(train_args, a.log_folder, agent)
+        if agent == "pearl":
+            trained["s_per_step"] = trained["train_s"] / a.pearl_iterations  # per GRPO step, not decision
+        start = time.perf_counter()
         _, model, _, _ = load_run(run)
-        timed(label, lambda: play_structured(model, users, a.eval_rounds))
-    run, training["preference learner"] = train(["-n", str(a.learner_steps)], a.log_folder, "preference_learner")
-    _, learner, _, _ = load_run(run)
-    timed("preference learner", lambda: play_structured(learner, users, a.eval_rounds))
+        result = play_text(agent_answer(model, a.max_new_tokens), users, a.eval_rounds, 3, "compact")
+        return result | {"eval_s": time.perf_counter() - start}, trained
+
+    def pearl() -> tuple[dict[str, Any], dict[str, Any]]:
+        sft_run = training.get("SFT", {}).get("run")
+        if not sft_run or not (Path(sft_run) / "config.yaml").exists():
+            raise RuntimeError(f"PEARL starts from the SFT run, and there is none finished (SFT: {sft_run})")
+        return trained_llm(["-n", str(a.pearl_iterations * a.pearl_group * a.pearl_rounds), *common,
+                            f"init_run:{sft_run}", f"group_size:{a.pearl_group}", f"train_rounds:{a.pearl_rounds}"], "pearl")
+
+    def structured(train_args: list[str], agent: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        run, trained = train(train_args, a.log_folder, agent)
+        start = time.perf_counter()
+        _, model, _, _ = load_run(run)
+        return play_structured(model, users, a.eval_rounds) | {"eval_s": time.perf_counter() - start}, trained
+
+    row("SFT", lambda: trained_llm(["-n", str(a.sft_steps), *common], "llm_sft"))
+    row("PEARL (SFT then GRPO)", pearl)
+    row("PPO", lambda: structured(["-n", str(a.ppo_steps), "--device", "cpu"], "ppo"))
+    row("RecurrentPPO", lambda: structured(["-n", str(a.ppo_steps), "--device", "cpu"], "ppo_lstm"))
+    row("preference learner", lambda: structured(["-n", str(a.learner_steps)], "preference_learner"))
+
+
+def write_report(report: dict[str, Any], results: Path, out: str) -> None:
+    """<out>.json and .md from the rows finished so far (comparisons whose two rows exist), atomically."""
+    from selfgym.runs import atomic_write
+
+    rows = report["rows"]
+    ordered = {name: rows[name] for name in ROWS if name in rows}
+    rows.clear()
+    rows.update(ordered)  # the protocol's order, in the same dict (the caller keeps adding rows to it)
     report["comparisons"] = {f"{key}: {a_} - {b_}": paired_difference(rows[a_], rows[b_], key)
-                             for a_, b_, key in COMPARISONS}
-    for row in rows.values():
+                             for a_, b_, key in COMPARISONS if a_ in rows and b_ in rows}
+    for row in report["rows"].values():
         row["tokens_per_decision"] = row.get("completion_tokens", 0) / max(row["decisions"], 1)
         row["format_failure_rate"] = row["format_failures"] / max(row["decisions"], 1)
+    report["missing"] = [name for name in ROWS if name not in rows]
     report["load_after"] = os.getloadavg()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{a.out}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / f"{a.out}.md").write_text(markdown(report))
-    print(markdown(report))
-    return report
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write(results / f"{out}.json", json.dumps(report, indent=1) + "\n")
+    atomic_write(results / f"{out}.md", markdown(report))
 
 
 #: The pre-registered comparisons (benchmarks/calendar_pearl_protocol.md): (row A, row B, metric).
@@ -237,6 +316,9 @@ def markdown(report: dict[str, Any]) -> str:
               "only when the interval excludes 0):", ""]
     for name, c in report.get("comparisons", {}).items():
         lines.append(f"- {name}: {c['mean']:+.3f} [{c['mean_ci'][0]:+.3f}, {c['mean_ci'][1]:+.3f}] ({c['users']} users)")
+    if report.get("missing"):
+        lines += ["", f"Partial table: rows not finished: {', '.join(report['missing'])}"
+                  + "".join(f"; {name} failed: {error[:200]}" for name, error in report.get("failed", {}).items())]
     return "\n".join(lines) + "\n"
 
 

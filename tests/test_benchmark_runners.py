@@ -114,3 +114,28 @@ def test_self_rewarding_records_a_crash_and_resumes_the_same_out(tmp_path, monke
     assert not result["failed"] and "likelihood" in result["summary"]
     with pytest.raises(SystemExit, match="iterations"):  # another study in the same file is refused, not mixed in
         self_rewarding.main([*argv[:-4], "--iterations", "2", "--out", str(out)])
+
+
+# -- calendar_pearl -----------------------------------------------------------------------------------------
+def test_calendar_pearl_partial_report_compares_only_rows_that_exist(tmp_path) -> None:
+    pytest.importorskip("rliable")
+    import calendar_pearl
+
+    def row(aer: float) -> dict:
+        ci = {"mean": aer, "mean_ci": [aer, aer]}
+        return {"aer": aer, "ord": 0.5, "err": 0.0, "format_failures": 0, "decisions": 4,
+                "per_user": {"0": {"aer": aer, "ord": 0.5, "err": 0.0}, "11": {"aer": aer, "ord": 0.5, "err": 0.0}},
+                "aer_per_user_ci": ci, "ord_per_user_ci": ci, "err_per_user_ci": ci}
+
+    rows = {"SFT": row(0.5)}
+    report = {"command": "c", "device": "cpu", "model": "m", "users": [0, 11], "eval_rounds": 4, "pilot": True,
+              "rows": rows, "training": {"SFT": {"s_per_step": 1.0, "train_s": 2.0}},
+              "failed": {"PEARL (SFT then GRPO)": "RuntimeError: no SFT run"}}
+    calendar_pearl.write_report(report, tmp_path, "t")
+    rows["zero-shot LLM"] = row(1.0)  # the next row lands in the same dict and the next report shows both
+    calendar_pearl.write_report(report, tmp_path, "t")
+    assert list(report["rows"]) == ["zero-shot LLM", "SFT"]  # the protocol's order
+    assert list(report["comparisons"]) == ["aer: SFT - zero-shot LLM"]
+    assert report["comparisons"]["aer: SFT - zero-shot LLM"]["mean"] == pytest.approx(-0.5)
+    md = (tmp_path / "t.md").read_text()
+    assert "Partial table" in md and "PEARL (SFT then GRPO) failed" in md
