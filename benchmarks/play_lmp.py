@@ -47,6 +47,13 @@ Reading: Play-LMP at 85% or more would match the paper; below 70% means somethin
 
     python benchmarks/play_lmp.py --workdir /tmp/play_lmp_bench [--parallel 2]
     python benchmarks/play_lmp.py --plan      # print every command of the protocol, run nothing
+    python benchmarks/play_lmp.py --tables-only   # the tables from the runs finished so far
+    python benchmarks/play_lmp.py --smoke     # the pipeline end to end at toy sizes, into /tmp (not results)
+
+Bookkeeping (amendment 2026-11-30, before any run; nothing above changes): each run's line is
+appended to benchmarks/results/play_lmp_runs.jsonl as it finishes (a failed run with its exit code
+or error), the tables are rewritten after every run, and a restart with the same --workdir reuses
+its data (workdir/data.json) and skips the runs finished in that file.
 """
 
 from __future__ import annotations
@@ -54,9 +61,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,43 +82,79 @@ ENV, STEPS, SEEDS, HOURS = "selfgym/PlayTableGoal-v0", 10_000, (0, 1, 2), (0.25,
 AGENTS = ("bc", "play_gcbc", "play_lmp")
 
 
-def planned_runs(work: Path) -> list[dict]:
+@dataclass(frozen=True)
+class Scale:
+    """The protocol's sizes (the defaults) or --smoke's toy ones, and where the results go."""
+
+    steps: int = STEPS
+    seeds: tuple[int, ...] = SEEDS
+    data_fraction: float = 1.0  # of each play log's hours
+    demos_per_task: int = 100
+    cases_per_task: int = 20
+    out: Path = OUT
+    cases: Path = CASES
+
+    @property
+    def record(self) -> Path:
+        return self.out.parent / f"{self.out.name}_runs.jsonl"
+
+
+SMOKE_DIR = Path("/tmp/selfgym_smoke/play_lmp")
+SMOKE = Scale(steps=50, seeds=(0,), data_fraction=0.005, demos_per_task=1, cases_per_task=1,
+              out=SMOKE_DIR / "play_lmp", cases=SMOKE_DIR / "play_lmp_test_cases.npz")
+
+
+def planned_runs(work: Path, seeds: tuple[int, ...] = SEEDS) -> list[dict]:
     """(tag, agent, seed, dataset) of every run, in the order they are started."""
     runs = [{"tag": f"{agent}_s{seed}", "agent": agent, "seed": seed,
              "dataset": work / ("expert_demos_100.npz" if agent == "bc" else "play_1h.npz")}
-            for seed in SEEDS for agent in AGENTS]
+            for seed in seeds for agent in AGENTS]
     runs += [{"tag": f"play_lmp_{hours:g}h_s0", "agent": "play_lmp", "seed": 0, "dataset": work / f"play_{hours:g}h.npz"}
              for hours in HOURS if hours != 1.0]
     return runs
 
 
-def train_command(run: dict, work: Path) -> list[str]:
+def train_command(run: dict, work: Path, scale: Scale = Scale()) -> list[str]:
+    smoke = [] if scale.cases_per_task == 20 else [f"suite_cases_per_task:{scale.cases_per_task}"]
     return [sys.executable, "train.py", "--env", ENV, "--agent", run["agent"], "--seed", str(run["seed"]),
-            "-n", str(STEPS), "-f", str(work / "logs" / run["tag"]), "--num-threads", "1", "--eval-freq", "3000",
-            "--eval-episodes", "10", "--no-final-eval", "-params", f"dataset:{run['dataset']}", "collect:0", "hidden:128"]
+            "-n", str(scale.steps), "-f", str(work / "logs" / run["tag"]), "--num-threads", "1", "--eval-freq", "3000",
+            "--eval-episodes", "10", "--no-final-eval", "-params", f"dataset:{run['dataset']}", "collect:0", "hidden:128",
+            *smoke]
 
 
-def make_data(work: Path) -> dict:
-    """The play log and its prefixes, the demonstrations and the stored test cases (leak-checked)."""
+def data_files(work: Path) -> list[Path]:
+    return [work / f"play_{hours:g}h.npz" for hours in HOURS] + [work / "expert_demos_100.npz"]
+
+
+def make_data(work: Path, scale: Scale = Scale()) -> dict:
+    """The play log and its prefixes, the demonstrations and the stored test cases (leak-checked);
+    a restart reuses what an earlier start of the same --workdir made (workdir/data.json)."""
     work.mkdir(parents=True, exist_ok=True)
+    made = work / "data.json"
+    if made.exists() and scale.cases.exists() and all(f.exists() for f in data_files(work)):
+        print(f"data: reusing {work} (made {json.loads(made.read_text()).get('made_at')})", flush=True)
+        return json.loads(made.read_text())
     t0 = time.time()
-    play = collect(max(HOURS), seed=0)
+    play = collect(max(HOURS) * scale.data_fraction, seed=0)
     timing = {"play_collect_s": round(time.time() - t0, 1)}
     for hours in HOURS:
-        n = int(round(hours * 3600 * 30))
+        n = int(round(hours * scale.data_fraction * 3600 * 30))
         meta = {"kind": "play", "hours": hours, "seed": 0, "noise": 0.15, "steps": n, "prefix_of": f"{max(HOURS):g} h",
                 "episodes": int(play["episode_ids"][n - 1]) + 1, "obs_layout": observation_layout()}
         np.savez_compressed(work / f"play_{hours:g}h.npz", meta=json.dumps(meta), **{k: v[:n] for k, v in play.items()})
     t0 = time.time()
-    save_demos(str(work / "expert_demos_100.npz"), 100, seed=0, noise=0.05)
+    save_demos(str(work / "expert_demos_100.npz"), scale.demos_per_task, seed=0, noise=0.05)
     timing["demos_collect_s"] = round(time.time() - t0, 1)
-    cases = make_test_cases(20)
+    cases = make_test_cases(scale.cases_per_task)
     with np.load(work / "expert_demos_100.npz") as demos:
         leaks = leaked_cases(cases, np.concatenate([play["scene_states"], demos["scene_states"]]))
     if leaks:
         raise SystemExit(f"test cases {leaks} start in a training log: the protocol forbids it")
-    cases.save(CASES)
-    return {**timing, "cases_sha256": cases.digest()}
+    scale.cases.parent.mkdir(parents=True, exist_ok=True)
+    cases.save(scale.cases)
+    data = {**timing, "cases_sha256": cases.digest(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    made.write_text(json.dumps(data))
+    return data
 
 
 def bootstrap_mean(values: np.ndarray, rng: np.random.Generator, n: int = 10_000) -> np.ndarray:
@@ -137,40 +182,70 @@ def summarise(evals: dict[str, dict], condition: str) -> dict:
     return {"agents": per_agent, "claims": claims}
 
 
-def run_all(work: Path, parallel: int) -> dict:
+def finish_run(tag: str, run: dict, returncode: int, wall_s: float, work: Path, digest: str) -> dict:
+    """One run's line: its exit code and, when it evaluated on the stored test cases, its task suite."""
+    record = {"tag": tag, "agent": run["agent"], "seed": run["seed"], "dataset": str(run["dataset"]),
+              "wall_s": round(wall_s), "returncode": returncode, "log": str(work / f"{tag}.log")}
+    found = list((work / "logs" / tag).glob("*/*/eval.json"))
+    if returncode == 0 and not found:
+        record.update(returncode=1, error="exit 0 but no eval.json")
+    elif returncode == 0:
+        try:
+            suite = json.loads(found[0].read_text())["task_suite"]
+            digests = {r["cases_sha256"] for r in suite["results"].values()}
+        except (ValueError, KeyError, TypeError) as error:
+            return {**record, "returncode": 1, "error": f"eval.json unreadable: {error!r}"}
+        if digests != {digest}:
+            return {**record, "returncode": 1, "error": f"evaluated on test cases {sorted(digests)}, not the stored {digest}"}
+        record.update(suite)
+    return record
+
+
+def tabulate(results: dict, record: Path) -> dict:
+    """results["runs"] (the latest line of every run in the record) and the summary of those that evaluated."""
+    from tune_bench import recorded_runs
+
+    results["runs"] = {tag: row for (tag,), row in recorded_runs(record, ("tag",)).items()}
+    evals = {tag: r for tag, r in results["runs"].items() if r.get("returncode") == 0 and "results" in r}
+    conditions = list(next(iter(evals.values()))["results"]) if evals else []
+    results["summary"] = {c: summarise(evals, c) for c in conditions}
+    return results
+
+
+def run_all(work: Path, parallel: int, scale: Scale = Scale()) -> dict:
+    from tune_bench import finished_keys, record_run
+
     results = {"protocol_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                                 text=True).stdout.strip(), "data": make_data(work), "runs": {}}
-    pending, running = planned_runs(work), {}
+                                                 text=True).stdout.strip(), "data": make_data(work, scale), "runs": {}}
+    done = {tag for (tag,) in finished_keys(scale.record, ("tag",))}
+    pending = [run for run in planned_runs(work, scale.seeds) if run["tag"] not in done]
+    if done:
+        print(f"skipping the runs finished in {scale.record}: {sorted(done)}", flush=True)
+    running: dict[str, tuple] = {}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     while pending or running:
         while pending and len(running) < parallel:
             run = pending.pop(0)
+            shutil.rmtree(work / "logs" / run["tag"], ignore_errors=True)  # an unfinished earlier try
             log = open(work / f"{run['tag']}.log", "w")
-            script = (f"{' '.join(map(str, train_command(run, work)))} && {sys.executable} evaluate.py "
+            script = (f"{' '.join(map(str, train_command(run, work, scale)))} && {sys.executable} evaluate.py "
                       f"--run $(ls -d {work / 'logs' / run['tag']}/*/*/ | head -1) -n 5")
             running[run["tag"]] = (subprocess.Popen(script, shell=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                                    env=env), time.time(), run)
+                                                    env=env), time.time(), run, log)
             print(f"{run['tag']}: started (log {log.name})", flush=True)
-        time.sleep(10)
-        for tag, (proc, start, run) in list(running.items()):
+        time.sleep(10 if scale.steps == STEPS else 1)
+        for tag, (proc, start, run, log) in list(running.items()):
             if proc.poll() is None:
                 continue
             del running[tag]
-            record = {"agent": run["agent"], "seed": run["seed"], "dataset": str(run["dataset"]),
-                      "wall_s": round(time.time() - start), "returncode": proc.returncode}
-            found = list((work / "logs" / tag).glob("*/*/eval.json"))
-            if proc.returncode == 0 and found:
-                suite = json.loads(found[0].read_text())["task_suite"]
-                digests = {r["cases_sha256"] for r in suite["results"].values()}
-                if digests != {results["data"]["cases_sha256"]}:
-                    raise SystemExit(f"{tag}: evaluated on other test cases than the stored ones")
-                record.update(suite)
-            results["runs"][tag] = record
-            print(f"{tag}: done in {record['wall_s'] / 60:.1f} min (exit {proc.returncode})", flush=True)
-    evals = {tag: r for tag, r in results["runs"].items() if "results" in r}
-    conditions = list(next(iter(evals.values()))["results"]) if evals else []
-    results["summary"] = {c: summarise(evals, c) for c in conditions}
-    return results
+            log.close()
+            record = finish_run(tag, run, proc.returncode, time.time() - start, work, results["data"]["cases_sha256"])
+            record["commit"] = results["protocol_commit"]
+            record_run(scale.record, record)
+            print(f"{tag}: done in {record['wall_s'] / 60:.1f} min (exit {record['returncode']}"
+                  + (f": {record['error']}" if "error" in record else "") + ")", flush=True)
+            write_results(tabulate(results, scale.record), scale)  # a partial table after every run
+    return tabulate(results, scale.record)
 
 
 def plot_plan_space(plan_pca: dict, path: Path) -> None:
@@ -193,11 +268,17 @@ def plot_plan_space(plan_pca: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_results(results: dict) -> None:
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.with_suffix(".json").write_text(json.dumps(results, indent=1))
+def write_results(results: dict, scale: Scale = Scale()) -> None:
+    out = scale.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     lines = ["# BC, Play-GCBC, Play-LMP on PlayTable's 18 tasks", "", f"`python benchmarks/play_lmp.py` "
              f"(protocol: benchmarks/play_lmp.py docstring, commit {results['protocol_commit']})", ""]
+    planned = [run["tag"] for run in planned_runs(Path("."), scale.seeds)]
+    missing = [tag for tag in planned if results["runs"].get(tag, {}).get("returncode") != 0]
+    if missing:
+        lines += [f"Partial: no finished run for {', '.join(missing)} (failed: "
+                  f"{', '.join(t for t in missing if t in results['runs']) or 'none'}).", ""]
     for condition, summary in results.get("summary", {}).items():
         lines += [f"## {condition}", "", "| agent | mean success | 95% CI | seeds |", "|---|---|---|---|"]
         for agent, s in summary["agents"].items():
@@ -206,14 +287,15 @@ def write_results(results: dict) -> None:
         lines += ["", *(f"- {claim}: {c['verdict']} (difference 95% CI [{c['ci95'][0]:.3f}, {c['ci95'][1]:.3f}])"
                         for claim, c in summary["claims"].items()), ""]
     lines += per_task_table(results) + data_curve(results)
-    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     if "plan_pca" in results["runs"].get("play_lmp_s0", {}):
-        plot_plan_space(results["runs"]["play_lmp_s0"]["plan_pca"], OUT.parent / "play_lmp_plan_space.png")
+        plot_plan_space(results["runs"]["play_lmp_s0"]["plan_pca"], out.parent / f"{out.name}_plan_space.png")
 
 
 def per_task_table(results: dict) -> list[str]:
     """Success per task, mean over each agent's seeds, for every condition."""
-    main_runs = {tag: r for tag, r in results["runs"].items() if "results" in r and tag.rsplit("_s", 1)[0] in AGENTS}
+    main_runs = {tag: r for tag, r in results["runs"].items()
+                 if r.get("returncode") == 0 and "results" in r and tag.rsplit("_s", 1)[0] in AGENTS}
     if not main_runs:
         return []
     conditions = list(next(iter(main_runs.values()))["results"])
@@ -245,14 +327,27 @@ def main() -> None:
     p.add_argument("--workdir", default="/tmp/play_lmp_bench", help="data, run folders and logs go here")
     p.add_argument("--parallel", type=int, default=2, help="runs at once (one thread each)")
     p.add_argument("--plan", action="store_true", help="print the protocol's commands and stop")
+    p.add_argument("--tables-only", action="store_true", help="no training: the tables from the runs' record")
+    p.add_argument("--smoke", action="store_true", help=f"toy sizes (seed 0, {SMOKE.steps} steps, 1 case per task), "
+                   f"into {SMOKE_DIR} (not results)")
     args = p.parse_args()
-    work = Path(args.workdir).resolve()
+    scale = SMOKE if args.smoke else Scale()
+    work = (SMOKE_DIR / "work" if args.smoke else Path(args.workdir)).resolve()
     if args.plan:
-        for run in planned_runs(work):
-            print(" ".join(map(str, train_command(run, work))))
+        for run in planned_runs(work, scale.seeds):
+            print(" ".join(map(str, train_command(run, work, scale))))
         return
-    write_results(run_all(work, args.parallel))
-    print(f"wrote {OUT.with_suffix('.md')}")
+    if args.tables_only:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        data = json.loads((work / "data.json").read_text()) if (work / "data.json").exists() else {}
+        results = tabulate({"protocol_commit": commit, "data": data, "runs": {}}, scale.record)
+    else:
+        results = run_all(work, args.parallel, scale)
+    write_results(results, scale)
+    print(f"wrote {scale.out.with_suffix('.md')}")
+    failed = [tag for tag, r in results["runs"].items() if r.get("returncode") != 0]
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed (see {scale.record}): {failed}")
 
 
 if __name__ == "__main__":

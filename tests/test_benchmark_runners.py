@@ -116,6 +116,43 @@ def test_self_rewarding_records_a_crash_and_resumes_the_same_out(tmp_path, monke
         self_rewarding.main([*argv[:-4], "--iterations", "2", "--out", str(out)])
 
 
+# -- play_lmp -----------------------------------------------------------------------------------------------
+def test_play_lmp_records_other_test_cases_as_a_failed_run_not_the_end_of_the_table(tmp_path) -> None:
+    pytest.importorskip("pybullet")
+    import play_lmp
+
+    run = {"agent": "bc", "seed": 0, "dataset": tmp_path / "d.npz"}
+    folder = tmp_path / "logs" / "bc_s0" / "bc" / "selfgym-PlayTableGoal-v0_1"
+    folder.mkdir(parents=True)
+    suite = {"results": {"start pose": {"mean": 0.5, "per_task": {"t": 0.5}, "cases_sha256": "abc"}}}
+    (folder / "eval.json").write_text(json.dumps({"task_suite": suite}))
+    good = play_lmp.finish_run("bc_s0", run, 0, 60.0, tmp_path, "abc")
+    assert good["returncode"] == 0 and good["results"]["start pose"]["mean"] == 0.5
+    bad = play_lmp.finish_run("bc_s0", run, 0, 60.0, tmp_path, "other")
+    assert bad["returncode"] == 1 and "not the stored other" in bad["error"]
+    assert play_lmp.finish_run("bc_s0", run, 2, 60.0, tmp_path, "abc")["returncode"] == 2
+
+    record = tmp_path / "runs.jsonl"
+    tune_bench.record_run(record, bad)
+    tune_bench.record_run(record, {**good, "tag": "play_gcbc_s0", "agent": "play_gcbc"})
+    results = play_lmp.tabulate({"protocol_commit": "x", "data": {}, "runs": {}}, record)
+    assert set(results["runs"]) == {"bc_s0", "play_gcbc_s0"}
+    assert list(results["summary"]["start pose"]["agents"]) == ["play_gcbc"]  # the failed run is not summarised
+    assert [r["tag"] for r in play_lmp.planned_runs(tmp_path, (0,))] == [
+        "bc_s0", "play_gcbc_s0", "play_lmp_s0", "play_lmp_0.25h_s0", "play_lmp_0.5h_s0", "play_lmp_2h_s0"]
+
+
+def test_play_lmp_protocol_commands_are_unchanged_by_the_smoke_option(tmp_path) -> None:
+    pytest.importorskip("pybullet")
+    import play_lmp
+
+    run = play_lmp.planned_runs(tmp_path)[0]
+    assert play_lmp.train_command(run, tmp_path)[-3:] == ["dataset:" + str(tmp_path / "expert_demos_100.npz"),
+                                                          "collect:0", "hidden:128"]
+    assert "10000" in play_lmp.train_command(run, tmp_path)
+    assert play_lmp.train_command(run, tmp_path, play_lmp.SMOKE)[-1] == "suite_cases_per_task:1"
+
+
 # -- calendar_pearl -----------------------------------------------------------------------------------------
 def test_calendar_pearl_partial_report_compares_only_rows_that_exist(tmp_path) -> None:
     pytest.importorskip("rliable")
