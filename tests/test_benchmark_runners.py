@@ -55,6 +55,48 @@ def test_run_recorded_records_a_crash_goes_on_and_a_restart_reruns_only_what_did
     assert calls == ["bad"] and [r["arm"] for r in rows] == ["ok", "bad", "fine"]
 
 
+# -- slim_hrl -----------------------------------------------------------------------------------------------
+def test_slim_hrl_tables_a_partial_result(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("rliable")
+    import slim_hrl
+
+    rows = [{"arm": "ppo", "seed": s, "success_rate": 0.1 * s, "return_mean": float(s)} for s in (0, 1)]
+    cells = slim_hrl.table(rows)  # skill_hrl has no finished run yet
+    assert set(cells) == {"ppo/success_rate", "ppo/return_mean"} and cells["ppo/success_rate"]["seeds"] == [0.0, 0.1]
+    args = type("Args", (), {"out": "t", "budget": 8, "seeds": [0, 1]})()
+    monkeypatch.setattr(sys, "argv", ["slim_hrl.py"])
+    slim_hrl.write_tables(rows, [], ["skill_hrl seed 0", "skill_hrl seed 1"], args, tmp_path)
+    md = (tmp_path / "t.md").read_text()
+    assert "| ppo |" in md and "| skill_hrl |" not in md and "no finished run for skill_hrl seed 0" in md
+
+
+def test_slim_hrl_restart_skips_finished_runs_and_records_a_crash(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("rliable")
+    import slim_hrl
+
+    skills = tmp_path / "skills" / "slim_seed0" / "slim" / "selfgym-PlayTable-v0_1"
+    skills.mkdir(parents=True)
+    (skills / "config.yaml").write_text("seed: 0\n")
+    calls = []
+
+    def fake(arm, seed, budget, logs, skills_run):
+        calls.append(arm)
+        if arm == "ppo" and len(calls) < 3:
+            raise RuntimeError("train.py exited 1")
+        return {"arm": arm, "seed": seed, "success_rate": 0.5, "return_mean": 1.0}
+
+    monkeypatch.setattr(slim_hrl, "run_one", fake)
+    monkeypatch.setattr(slim_hrl, "RESULTS", tmp_path / "results")
+    argv = ["slim_hrl.py", "--seeds", "0", "--skills-logs", str(tmp_path / "skills"), "--out", "t"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="1 of 2 runs failed"):
+        slim_hrl.main()
+    assert "| skill_hrl |" in (tmp_path / "results" / "t.md").read_text()
+    slim_hrl.main()  # the restart: only the crashed run again
+    assert sorted(calls) == ["ppo", "ppo", "skill_hrl"]
+    assert "| ppo |" in (tmp_path / "results" / "t.md").read_text()
+
+
 # -- lma3 ---------------------------------------------------------------------------------------------------
 def test_lma3_keeps_the_other_arms_when_one_crashes_and_a_restart_runs_only_that_one(tmp_path, monkeypatch) -> None:
     import lma3
