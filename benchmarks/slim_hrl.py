@@ -78,13 +78,19 @@ def run_one(arm: str, seed: int, budget: int, logs: Path, skills: Path) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command[1:])} exited {done.returncode}: {done.stderr[-2000:]}")
     summary = json.loads((run / "eval.json").read_text())
-    curve = [(int(r["steps"]), r["eval_success_rate"]) for r in read_metrics(run / "metrics.csv")
-             if r.get("eval_success_rate") is not None and r.get("steps") is not None]
+    curve = success_curve(run / "metrics.csv")
     status = json.loads((run / "status.json").read_text())
     return {"arm": arm, "seed": seed, "run": str(run), "train_command": " ".join(train[1:]),
             "env_steps": int(status["num_timesteps"]), "train_seconds": status.get("train_seconds"),
             "success_rate": float(summary["success_rate"]), "return_mean": float(summary["return_mean"]),
             "eval_success_curve": curve}
+
+
+def success_curve(metrics: Path) -> list[tuple[int, float]]:
+    """(steps, eval_success_rate) of the rows that have both: most rows carry no evaluation, and the
+    trainer's final flush row leaves cells empty."""
+    return [(int(r["steps"]), r["eval_success_rate"]) for r in read_metrics(metrics)
+            if r.get("eval_success_rate") is not None and r.get("steps") is not None]
 
 
 def table(rows: list[dict]) -> dict[str, dict]:

@@ -70,6 +70,16 @@ def test_slim_hrl_tables_a_partial_result(tmp_path, monkeypatch) -> None:
     assert "| ppo |" in md and "| skill_hrl |" not in md and "no finished run for skill_hrl seed 0" in md
 
 
+def test_slim_hrl_success_curve_skips_rows_without_an_evaluation_and_the_flush_row(tmp_path) -> None:
+    pytest.importorskip("rliable")
+    import slim_hrl
+
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("steps,wall_time,steps_per_s,eval_success_rate\n4096,10.0,243.1,\n8192,20.0,240.2,0.3\n"
+                       "8192,21.0,,\n")  # the last: the trainer's final flush row, its rate and evaluation empty
+    assert slim_hrl.success_curve(metrics) == [(8192, 0.3)]
+
+
 def test_slim_hrl_restart_skips_finished_runs_and_records_a_crash(tmp_path, monkeypatch) -> None:
     pytest.importorskip("rliable")
     import slim_hrl
