@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+
+from selfgym.envs.drone.buffer import ImageRegressorBuffer
 
 
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch.Tensor:
@@ -76,7 +77,7 @@ class Encoder(nn.Module):
         return self.net(x)
 
 
-class BarlowRegressor:
+class BarlowRegressor(ImageRegressorBuffer):
     """Encoder (Barlow Twins) + disparity head (stereo labels), trained online from a bounded
     image buffer: every ``train_every`` added frames, ``grad_steps`` Adam steps on minibatches."""
 
@@ -87,8 +88,7 @@ class BarlowRegressor:
                  device: str = "cpu") -> None:
         if batch_size < 8:
             raise ValueError(f"Barlow Twins standardises over the batch: batch_size must be >= 8, got {batch_size}")
-        torch.manual_seed(seed)
-        self.device = torch.device(device)
+        super().__init__(shape, capacity, batch_size, train_every, grad_steps, seed, device)
         self.encoder = Encoder(feature_dim).to(self.device)
         self.projector = nn.Sequential(nn.Linear(feature_dim, 128), nn.BatchNorm1d(128), nn.ReLU(),
                                        nn.Linear(128, proj_dim)).to(self.device)
@@ -97,25 +97,8 @@ class BarlowRegressor:
         self.opt = torch.optim.Adam(params, lr=lr)
         self.lambd = 1.0 / proj_dim if lambd is None else float(lambd)
         self.head_trains_encoder, self.ssl_weight, self.max_shift, self.flip = head_trains_encoder, ssl_weight, max_shift, flip
-        self.capacity, self.batch_size, self.train_every, self.grad_steps = capacity, batch_size, train_every, grad_steps
-        self.x = np.zeros((capacity, *shape), np.uint8)
-        self.y = np.zeros(capacity, np.float32)
-        self.size = self.pos = self.since = 0
-        self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
         self.last_losses = {"barlow": float("nan"), "head": float("nan")}
-
-    def add(self, image: np.ndarray, y: float) -> None:
-        self.x[self.pos], self.y[self.pos] = image.reshape(self.x.shape[1:]), y
-        self.pos = (self.pos + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-        self.since += 1
-        if self.since >= self.train_every and self.size >= 32:
-            self.since = 0
-            self.train(self.grad_steps)
-
-    def _tensor(self, images: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(images, dtype=torch.float32, device=self.device).unsqueeze(1) / 255.0
 
     def ssl_loss(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Barlow Twins on two augmentations of each image in the (B, 1, H, W) batch."""
@@ -125,38 +108,28 @@ class BarlowRegressor:
 
     def train(self, steps: int) -> dict[str, float]:
         for _ in range(steps):
-            idx = self.rng.integers(0, self.size, min(self.batch_size, self.size))
-            images = self._tensor(self.x[idx])
+            images, labels = self._batch()
             ssl = self.ssl_loss(images, self.gen)
             features = self.encoder(images)
             if not self.head_trains_encoder:
                 features = features.detach()
-            head = nn.functional.smooth_l1_loss(self.head(features).squeeze(-1),
-                                                torch.as_tensor(self.y[idx], device=self.device))
+            head = nn.functional.smooth_l1_loss(self.head(features).squeeze(-1), labels)
             self.opt.zero_grad()
             (self.ssl_weight * ssl + head).backward()
             self.opt.step()
             self.last_losses = {"barlow": float(ssl.detach()), "head": float(head.detach())}
         return self.last_losses
 
-    @torch.no_grad()
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        images = images.reshape(-1, *self.x.shape[1:])
-        if self.size < 32:
-            return np.full(len(images), np.nan, np.float32)
-        return self.head(self.encoder(self._tensor(images))).squeeze(-1).cpu().numpy()
+    def _estimate(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(images)).squeeze(-1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"encoder": self.encoder.state_dict(), "projector": self.projector.state_dict(),
-                "head": self.head.state_dict(), "opt": self.opt.state_dict(),
-                "x": torch.from_numpy(self.x[: self.size].copy()), "y": torch.from_numpy(self.y[: self.size].copy()),
-                "pos": self.pos, "since": self.since}
+                "head": self.head.state_dict(), "opt": self.opt.state_dict(), **self._buffer_state()}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.encoder.load_state_dict(s["encoder"])
         self.projector.load_state_dict(s["projector"])
         self.head.load_state_dict(s["head"])
         self.opt.load_state_dict(s["opt"])
-        n = len(s["y"])
-        self.x[:n], self.y[:n] = s["x"].numpy(), s["y"].numpy()
-        self.size, self.pos, self.since = n, int(s["pos"]), int(s["since"])
+        self._load_buffer(s)

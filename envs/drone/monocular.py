@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from selfgym.envs.drone.barlow import BarlowRegressor
+from selfgym.envs.drone.buffer import ImageRegressorBuffer, LabelledBuffer
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
@@ -96,20 +97,17 @@ class RocWindow:
             self.add(est, label)
 
 
-class KNNRegressor:
+class KNNRegressor(LabelledBuffer):
     """k-NN mean of buffered labels; the fitted set is a snapshot refreshed every ``refit_every``."""
 
     def __init__(self, dim: int, capacity: int = 2000, k: int = 5, refit_every: int = 200) -> None:
-        self.capacity, self.k, self.refit_every = capacity, k, refit_every
-        self.x = np.zeros((capacity, dim), np.float32)
-        self.y = np.zeros(capacity, np.float32)
-        self.size = self.pos = self.since_fit = 0
+        super().__init__((dim,), np.float32, capacity)
+        self.k, self.refit_every = k, refit_every
+        self.since_fit = 0
         self._fit_x, self._fit_y = self.x[:0], self.y[:0]
 
     def add(self, x: np.ndarray, y: float) -> None:
-        self.x[self.pos], self.y[self.pos] = x, y
-        self.pos = (self.pos + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self._push(x, y)
         self.since_fit += 1
         if self.since_fit >= self.refit_every or len(self._fit_y) < self.k <= self.size:
             self.fit()
@@ -128,13 +126,11 @@ class KNNRegressor:
         return self._fit_y[nn_idx].mean(1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"x": torch.from_numpy(self.x[: self.size].copy()), "y": torch.from_numpy(self.y[: self.size].copy()),
-                "pos": self.pos, "since_fit": self.since_fit}
+        return {**self._buffer_state(), "since_fit": self.since_fit}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        n = len(s["y"])
-        self.x[:n], self.y[:n] = s["x"].numpy(), s["y"].numpy()
-        self.size, self.pos, self.since_fit = n, int(s["pos"]), int(s["since_fit"])
+        self._load_buffer(s)
+        self.since_fit = int(s["since_fit"])
         self.fit()
 
 
@@ -151,63 +147,36 @@ class SmallCNN(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class CNNRegressor:
+class CNNRegressor(ImageRegressorBuffer):
     """A small CNN trained online: every ``train_every`` added frames, ``grad_steps`` Adam
     steps on minibatches from a bounded image buffer."""
 
     def __init__(self, shape: tuple[int, int], capacity: int = 2000, lr: float = 1e-3, batch_size: int = 64,
                  train_every: int = 20, grad_steps: int = 4, seed: int = 0, device: str = "cpu") -> None:
-        torch.manual_seed(seed)
-        self.device = torch.device(device)
+        super().__init__(shape, capacity, batch_size, train_every, grad_steps, seed, device)
         self.model = SmallCNN().to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
-        self.capacity, self.batch_size, self.train_every, self.grad_steps = capacity, batch_size, train_every, grad_steps
-        self.x = np.zeros((capacity, *shape), np.uint8)
-        self.y = np.zeros(capacity, np.float32)
-        self.size = self.pos = self.since = 0
-        self.rng = np.random.default_rng(seed)
-
-    def add(self, image: np.ndarray, y: float) -> None:
-        self.x[self.pos], self.y[self.pos] = image.reshape(self.x.shape[1:]), y
-        self.pos = (self.pos + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-        self.since += 1
-        if self.since >= self.train_every and self.size >= 32:
-            self.since = 0
-            self.train(self.grad_steps)
-
-    def _tensor(self, images: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(images, dtype=torch.float32, device=self.device).unsqueeze(1) / 255.0
 
     def train(self, steps: int) -> float:
         loss = torch.zeros(())
         for _ in range(steps):
-            idx = self.rng.integers(0, self.size, min(self.batch_size, self.size))
-            pred = self.model(self._tensor(self.x[idx]))
-            loss = nn.functional.smooth_l1_loss(pred, torch.as_tensor(self.y[idx], device=self.device))
+            images, labels = self._batch()
+            loss = nn.functional.smooth_l1_loss(self.model(images), labels)
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
         return float(loss.detach())
 
-    @torch.no_grad()
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        images = images.reshape(-1, *self.x.shape[1:])
-        if self.size < 32:
-            return np.full(len(images), np.nan, np.float32)
-        return self.model(self._tensor(images)).cpu().numpy()
+    def _estimate(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
-                "x": torch.from_numpy(self.x[: self.size].copy()), "y": torch.from_numpy(self.y[: self.size].copy()),
-                "pos": self.pos, "since": self.since}
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), **self._buffer_state()}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.model.load_state_dict(s["model"])
         self.opt.load_state_dict(s["opt"])
-        n = len(s["y"])
-        self.x[:n], self.y[:n] = s["x"].numpy(), s["y"].numpy()
-        self.size, self.pos, self.since = n, int(s["pos"]), int(s["since"])
+        self._load_buffer(s)
 
 
 class MonocularEstimator:
