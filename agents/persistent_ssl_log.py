@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from selfgym.metrics import read_metrics
-from selfgym.runs import atomic_output
+from selfgym.metrics import draw_from_metrics
 
 PICTURE = "persistence.png"
 PREFIX = "persistence/"
@@ -113,15 +113,6 @@ def _series(rows: list[dict], column: str) -> tuple[np.ndarray, np.ndarray]:
 
 def draw_persistence(run_dir: Path, title: str = "") -> Path | None:
     """persistence.png from the run's metrics.csv; None when there is no metrics.csv yet."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        return None
-    rows = read_metrics(path)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = (
         ("stereo overrides / min", (("persistence_overrides_per_min", "frames"),
                                     ("persistence_override_events_per_min", "events"))),
@@ -129,23 +120,18 @@ def draw_persistence(run_dir: Path, title: str = "") -> Path | None:
         ("time on monocular cue", (("persistence_mono_time", None),)),
         ("monocular error (px)", (("persistence_mono_error_px", None),)),
     )
-    fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 8), dpi=100, sharex=True)
-    for ax, (ylabel, columns) in zip(axes, panels):
-        for column, label in columns:
-            xs, ys = _series(rows, column)
-            ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=label)
-        if any(label for _, label in columns):
-            ax.legend(fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[2].set_ylim(-0.05, 1.05)
-    axes[-1].set_xlabel("simulated flight time (min, all envs)")
-    axes[0].set_title(title or "persistent self-supervised learning")
-    out = Path(run_dir) / PICTURE
-    fig.tight_layout()
-    try:
-        with atomic_output(out) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
-    return out
+
+    def draw(rows: list[dict[str, float | None]], axes: Any) -> None:
+        for ax, (ylabel, columns) in zip(axes, panels):
+            for column, label in columns:
+                xs, ys = _series(rows, column)
+                ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=label)
+            if any(label for _, label in columns):
+                ax.legend(fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[2].set_ylim(-0.05, 1.05)
+        axes[-1].set_xlabel("simulated flight time (min, all envs)")
+        axes[0].set_title(title or "persistent self-supervised learning")
+
+    return draw_from_metrics(run_dir, PICTURE, draw, nrows=len(panels), figsize=(6.5, 8))

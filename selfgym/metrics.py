@@ -116,36 +116,50 @@ def make_logger(run_dir: Path, wall_time_offset: float = 0.0) -> tuple[Logger, M
     return Logger(folder=str(run_dir), output_formats=[csv_writer, tb]), csv_writer
 
 
-def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
-    """learning_curve.png: training and evaluation return against steps."""
+def draw_from_metrics(run_dir: Path, picture: str, draw: Callable[[list[dict[str, float | None]], Any], None],
+                      nrows: int = 1, figsize: tuple[float, float] = (6, 4)) -> Path | None:
+    """``run_dir/picture`` drawn by ``draw(rows, axes)`` from the run's metrics.csv, written
+    atomically (a reader never sees half a PNG); None when there is no metrics.csv yet.
+
+    ``axes`` is one matplotlib Axes, or ``nrows`` of them stacked with a shared x axis.
+    """
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         return None
     rows = read_metrics(path)
-    import matplotlib
+    import matplotlib  # optional heavy dependency, only where a picture is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    plotted = False
-    for column, label in (("ep_return_mean", "training episodes (mean)"), ("eval_return_mean", "evaluation (mean)")):
-        pts = [(r["steps"], r[column]) for r in rows if r.get(column) is not None and not math.isnan(r[column])]
-        if pts:
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=label)
-            plotted = True
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if plotted:
-        ax.legend()
-    out = Path(run_dir) / "learning_curve.png"
-    fig.tight_layout()
+    fig, axes = plt.subplots(nrows, 1, figsize=figsize, dpi=100, sharex=True)
+    out = Path(run_dir) / picture
     try:
+        draw(rows, axes)
+        fig.tight_layout()
         with atomic_output(out) as tmp:
             fig.savefig(tmp)
     finally:
         plt.close(fig)
     return out
+
+
+def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
+    """learning_curve.png: training and evaluation return against steps."""
+
+    def draw(rows: list[dict[str, float | None]], ax: Any) -> None:
+        plotted = False
+        for column, label in (("ep_return_mean", "training episodes (mean)"), ("eval_return_mean", "evaluation (mean)")):
+            pts = [(r["steps"], r[column]) for r in rows if r.get(column) is not None and not math.isnan(r[column])]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=label)
+                plotted = True
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("episode return")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if plotted:
+            ax.legend()
+
+    return draw_from_metrics(run_dir, "learning_curve.png", draw)
