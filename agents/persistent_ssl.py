@@ -32,8 +32,31 @@ The window keeps the last ``roc_window`` clear frames and, apart, the last ``roc
 obstacle frames (``monocular.RocWindow``; ``roc_positives=0``: one mixed window of
 ``roc_window`` frames, as before), so that "TPR > 0.95" is judged on enough approaches.
 
-``tau_est``, the window and its TPR/FPR are checkpointed, and logged (``ssl_tau_est``,
-``ssl_roc_tpr``, ``ssl_roc_fpr``).
+Switching (``SwitchRule``). The paper's rule (the authors' ``ROC_BASED_RESULT``) is memoryless:
+at every check, fly on mono iff TPR > ``tpr_min`` and FPR < ``fpr_max``. There the ROC is the
+training data's. Here (``calibrate_on=stereo``) the window is the flight the cue steers, and its
+FPR is a noisy estimate: 400 clear frames of a 10 Hz flight are a few dozen correlated views,
+and a check replaces an eighth of them. When the cue's true FPR lies near the bound, the
+memoryless rule flips with that noise (15-23 switches per 12,000 steps in our runs, against
+1-13 with the buffered window), and each flip changes what is buffered (every frame on stereo,
+override frames on mono) and so moves the window again; a seed may end training on stereo
+because its last check fell on the wrong side (window FPR 0.45). Hysteresis, as a Schmitt
+trigger: the way onto the monocular cue is the paper's rule unchanged (a cue never starts
+steering unless it passes it), the way back needs clear evidence: one check clearly failing
+(TPR < ``exit_tpr_min`` or FPR > ``exit_fpr_max``), or ``exit_patience`` checks in a row failing
+the paper's rule. Under training wheels stereo still stops imminent collisions, so a marginal
+cue that is kept costs turns (false alarms), not crashes. ``exit_patience=1`` is the paper's
+rule whatever the exit bounds (a clear failure is a failure), and the default: hysteresis
+measured worse (benchmarks/drone_flight_distance.py, 5 seeds x 12,000 steps). With exits at
+TPR < 0.9 or FPR > 0.5 or 10 failing checks in a row, 3 of 5 seeds ended training on the
+monocular cue (4 with the paper's rule), at 0.72 of stereo-only's distance per minute there
+(0.81), and 2 seeds had evaluation FPR above 0.4 (none); 3 checks in a row did worse still. The
+window FPR rises while the cue is flown on and falls on stereo (seed 0: +0.004 and -0.017 per
+check), likely as on mono only override frames are buffered: the paper's quick return to stereo
+is what refreshes the cue, and a cue kept through marginal checks drifts further.
+
+``tau_est``, the window, its TPR/FPR and the count of failing checks are checkpointed; the
+first three are logged (``ssl_tau_est``, ``ssl_roc_tpr``, ``ssl_roc_fpr``).
 
 Overrides are counted two ways, both logged and reported per episode: per frame (every step
 on which stereo overrode) and per event (a run of consecutive override frames in one env
@@ -45,6 +68,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +86,42 @@ CALIBRATION_FRAMES = ("stereo", "buffered")
 EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides",
                 "training_wheel_override_events", "mono_fraction", "mono_disparity_error", "mono_distance_error",
                 "mono_tpr", "mono_fpr")
+
+
+@dataclass(frozen=True)
+class SwitchRule:
+    """When the flight cue changes, from one check's window TPR/FPR (see the module docstring)."""
+
+    tpr_min: float = 0.95
+    fpr_max: float = 0.4
+    exit_tpr_min: float = 0.95
+    exit_fpr_max: float = 0.4
+    exit_patience: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.exit_patience, int) and self.exit_patience >= 1):
+            raise ValueError(f"exit_patience must be an integer >= 1 (1: the paper's memoryless rule), "
+                             f"got {self.exit_patience!r}")
+        if not self.exit_tpr_min <= self.tpr_min:
+            raise ValueError(f"exit_tpr_min {self.exit_tpr_min} must be <= tpr_min {self.tpr_min}: leaving the "
+                             "monocular cue needs a worse TPR than reaching it")
+        if not self.exit_fpr_max >= self.fpr_max:
+            raise ValueError(f"exit_fpr_max {self.exit_fpr_max} must be >= fpr_max {self.fpr_max}: leaving the "
+                             "monocular cue needs a worse FPR than reaching it")
+
+    def passes(self, tpr: float, fpr: float) -> bool:
+        """The paper's rule (NaN, a class missing from the window, fails it)."""
+        return bool(tpr > self.tpr_min and fpr < self.fpr_max)
+
+    def next(self, on_mono: bool, failing: int, tpr: float, fpr: float) -> tuple[bool, int]:
+        """(fly on mono after this check, failing checks in a row on mono) from the state before it."""
+        if self.passes(tpr, fpr):
+            return True, 0
+        if not on_mono:
+            return False, 0
+        failing += 1
+        clearly = bool(tpr < self.exit_tpr_min or fpr > self.exit_fpr_max)
+        return (False, 0) if clearly or failing >= self.exit_patience else (True, failing)
 
 
 def resolve_device(device: str) -> str:
@@ -101,6 +161,9 @@ class PersistentSSLAgent:
         feature_roi: float = 0.5,
         calibrate_on: str = "stereo",
         roc_positives: int = 60,
+        exit_tpr_min: float = 0.95,
+        exit_fpr_max: float = 0.4,
+        exit_patience: int = 1,
     ) -> None:
         if calibrate_on not in CALIBRATION_FRAMES:
             raise ValueError(f"unknown calibrate_on {calibrate_on!r}; choose one of {', '.join(CALIBRATION_FRAMES)}")
@@ -129,6 +192,8 @@ class PersistentSSLAgent:
         self.estimator = MonocularEstimator(learner, tuple(space["image"].shape[:2]), buffer_size, k, refit_every,
                                             seed=seed or 0, device=torch_device, roi=feature_roi)
         self.tau_gt, self.tau_stop, self.tpr_min, self.fpr_max = obstacle_disparity, stop_disparity, tpr_min, fpr_max
+        self.switch_rule = SwitchRule(tpr_min, fpr_max, exit_tpr_min, exit_fpr_max, exit_patience)
+        self.failing_checks = 0  # checks in a row on mono that failed the paper's rule
         self.min_samples, self.switch_check_every, self.extra_turn_steps = min_samples, switch_check_every, extra_turn_steps
         self.smoothing, self.online_in_predict, self.log_interval = smoothing, online_in_predict, log_interval
         self.roc = RocWindow(obstacle_disparity, roc_window, roc_positives)
@@ -227,7 +292,7 @@ class PersistentSSLAgent:
         return actions
 
     def _update_switch(self) -> None:
-        """The ROC rule: choose tau_est on recent prequential estimates; fly on mono iff it passes."""
+        """The ROC rule: choose tau_est on recent prequential estimates; the cue by ``switch_rule``."""
         if self.strategy == "stereo_only" or not self.roc.ready(self.min_samples):
             return
         if self.strategy == "naive" and self.on_mono:
@@ -235,9 +300,9 @@ class PersistentSSLAgent:
         if self.estimator.n_samples < self.min_samples:
             return
         self.tau_est, self.tpr, self.fpr = roc_threshold(*self.roc.pairs(), self.tau_gt, self.tpr_min)
-        passes = bool(self.tpr > self.tpr_min and self.fpr < self.fpr_max)
-        if passes != self.on_mono:
-            self.on_mono = passes
+        on_mono, self.failing_checks = self.switch_rule.next(self.on_mono, self.failing_checks, self.tpr, self.fpr)
+        if on_mono != self.on_mono:
+            self.on_mono = on_mono
             self.switch_steps.append(self.num_timesteps)
 
     # -- Agent protocol -------------------------------------------------------------------
@@ -338,7 +403,7 @@ class PersistentSSLAgent:
             "estimator": self.estimator.state_dict(),
             **self.roc.state_dict(),  # roc_est, roc_label
             "tau_est": self.tau_est, "tpr": self.tpr, "fpr": self.fpr, "on_mono": self.on_mono,
-            "switch_steps": list(self.switch_steps), "num_timesteps": self.num_timesteps,
+            "failing_checks": self.failing_checks, "switch_steps": list(self.switch_steps), "num_timesteps": self.num_timesteps,
             "total_overrides": self.total_overrides, "total_override_events": self.total_override_events,
             "flight": self.flight.state_dict(), "strategy": self.strategy,
         }
@@ -350,6 +415,7 @@ class PersistentSSLAgent:
         self.roc.load_state_dict(state)
         self.tau_est, self.tpr, self.fpr = float(state["tau_est"]), float(state["tpr"]), float(state["fpr"])
         self.on_mono, self.switch_steps = bool(state["on_mono"]), list(state["switch_steps"])
+        self.failing_checks = int(state.get("failing_checks", 0))  # absent before hysteresis: none counted
         self.num_timesteps, self.total_overrides = int(state["num_timesteps"]), int(state["total_overrides"])
         self.total_override_events = int(state.get("total_override_events", 0))
         if "flight" in state:

@@ -6,8 +6,16 @@ trained for ``--steps`` steps twice, with the decision threshold calibrated two 
 
 * ``before``: ``calibrate_on=buffered, roc_positives=0``: the ROC window holds the frames put
   in the learner's buffer (after the switch: override frames only), the behaviour before;
-* ``after``: the defaults, ``calibrate_on=stereo, roc_positives=60``: every frame stereo
+* ``after``: ``calibrate_on=stereo, roc_positives=60``: every frame stereo
   sees, the last 400 clear and the last 60 obstacle frames kept apart.
+
+Both switch by the paper's memoryless rule (``exit_patience=1``). Switching hysteresis
+(``--arms after hysteresis hysteresis_k3``; see ``SwitchRule`` in agents/persistent_ssl.py), the
+``after`` window with a looser way back to stereo:
+
+* ``hysteresis``: back to stereo when a check's TPR < 0.9 or FPR > 0.5, or after 10 checks in a
+  row (500 steps) failing the paper's rule;
+* ``hysteresis_k3``: the same bounds, or after 3 failing checks in a row.
 
 The ratio compares the distance per minute flown on the monocular cue (the env's
 ``distance_per_min_mono``, pooled over the time on it) with stereo-only's. Each trained agent then flies ``--episodes`` 60-s evaluation flights (as ``evaluate.py`` does:
@@ -22,11 +30,19 @@ Goal (the issue): distance per minute on the monocular cue >= 80% of stereo-only
 rooms, at no more collisions; and the evaluation FPR below the switching bound (0.4).
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/drone_flight_distance.py [--seeds 0 1 2] [--steps 12000] [--episodes 3]
+        [--arms before after] [--reuse JSON] [--append]
+
+``--reuse JSON``: runs of that record whose settings are the same as now (the agent's
+hyperparameters, a key the record lacks counting at the agent's default; steps, episodes, env)
+are taken from it, not flown again (training is seeded: a rerun of one gives the same figures).
+``--append``: the record is added to the existing JSON's ``appended`` list and its table to the
+end of the md, which keep the earlier ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import time
@@ -47,7 +63,12 @@ from selfgym.evaluation import rollout
 from selfgym.runs import atomic_write
 
 ENV_ID = "selfgym/DroneRoom-v0"
-ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0}, "after": {}}
+PAPER_SWITCH = {"exit_tpr_min": 0.95, "exit_fpr_max": 0.4, "exit_patience": 1}
+HYSTERESIS = {"calibrate_on": "stereo", "roc_positives": 60, "exit_tpr_min": 0.9, "exit_fpr_max": 0.5}
+ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITCH},
+        "after": {"calibrate_on": "stereo", "roc_positives": 60, **PAPER_SWITCH},
+        "hysteresis": {**HYSTERESIS, "exit_patience": 10},
+        "hysteresis_k3": {**HYSTERESIS, "exit_patience": 3}}
 EVAL_SEED_OFFSET = 20_000  # evaluate.py's
 METRICS = ("distance_per_min", "distance_per_min_mono", "collisions", "flight_time", "mono_fpr", "mono_tpr", "mono_fraction",
            "training_wheel_overrides", "training_wheel_override_events")
@@ -68,6 +89,35 @@ def default_job() -> tuple[dict[str, Any], dict[str, Any], int]:
     return hp, env_kwargs, steps
 
 
+def agent_defaults() -> dict[str, Any]:
+    """The agent's keyword defaults: what a hyperparameter missing from a stored record was."""
+    params = inspect.signature(PersistentSSLAgent.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty
+            and p.name not in ("device", "seed", "logger", "reward_modules")}
+
+
+def settings(hp: dict[str, Any], arm_settings: dict[str, Any], arm: str) -> dict[str, Any]:
+    """The agent's effective hyperparameters for an arm."""
+    extra = {"strategy": "stereo_only"} if arm == "stereo_only" else arm_settings
+    return {**agent_defaults(), **hp, **extra}
+
+
+def reusable(record: dict[str, Any], hp: dict[str, Any], env_kwargs: dict[str, Any], steps: int,
+             episodes: int) -> dict[tuple[str, int], dict[str, Any]]:
+    """(arm, seed) -> run, for the stored runs flown with the settings they would get now."""
+    if (record["steps"], record["episodes"], record["env_kwargs"]) != (steps, episodes, env_kwargs):
+        return {}
+    out = {}
+    for run in record["runs"]:
+        arm = run["arm"]
+        if arm == "stereo_only" or arm in ARMS:
+            now = settings(hp, ARMS.get(arm, {}), arm)
+            then = settings(record["hyperparameters"], record["arms"].get(arm, {}), arm)
+            if now == then:
+                out[(arm, run["seed"])] = {**run, "reused_from": record["time"]}
+    return out
+
+
 def fly(agent_for: Any, seed: int, episodes: int, env_kwargs: dict[str, Any]) -> list[dict[str, float]]:
     """One evaluation flight per room (env seeded seed + 20000 + e); ``agent_for(venv)`` gives the pilot."""
     out = []
@@ -85,14 +135,31 @@ def train(arm: str, seed: int, steps: int, hp: dict[str, Any], env_kwargs: dict[
     """Train one arm; (its state, what its training says about the threshold)."""
     venv = make_vec_env(ENV_ID, 1, seed, env_kwargs)
     agent = PersistentSSLAgent(venv, device="cpu", seed=seed, **{**hp, **ARMS[arm]})
+    checks: list[tuple[bool, float]] = []  # (cue flown up to the check, the check's window FPR)
+    check = agent._update_switch
+
+    def traced_check() -> None:
+        flown = agent.on_mono
+        check()
+        checks.append((flown, agent.fpr))
+
+    agent._update_switch = traced_check  # type: ignore[method-assign]
     start, cpu = time.time(), time.process_time()
     agent.learn(steps, _Hooks())
     info = {"wall_s": time.time() - start, "cpu_s": time.process_time() - cpu, "switches": len(agent.switch_steps),
+            "switch_steps": list(agent.switch_steps), **fpr_drift(checks),
             "first_switch": agent.switch_steps[0] if agent.switch_steps else None, "on_mono_at_end": agent.on_mono,
             "tau_est": agent.tau_est, "window_tpr": agent.tpr, "window_fpr": agent.fpr}
     state = agent.state_dict()
     venv.close()
     return state, info
+
+
+def fpr_drift(checks: list[tuple[bool, float]]) -> dict[str, float]:
+    """Mean change of the window FPR from one switching check to the next, by the cue flown between them."""
+    steps = [(mono, b - a) for (_, a), (mono, b) in zip(checks, checks[1:]) if np.isfinite(a) and np.isfinite(b)]
+    by_cue = {cue: [d for mono, d in steps if mono == (cue == "mono")] for cue in ("mono", "stereo")}
+    return {f"fpr_change_per_check_{cue}": float(np.mean(ds)) if ds else float("nan") for cue, ds in by_cue.items()}
 
 
 def pooled(flights: list[dict[str, float]], key: str) -> float:
@@ -117,22 +184,38 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the job's n_timesteps)")
     ap.add_argument("--episodes", type=int, default=3, help="60-s evaluation flights per seed and arm")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "drone_flight_distance"))
+    ap.add_argument("--arms", nargs="+", default=["before", "after"], choices=list(ARMS),
+                    help="arms to train besides stereo-only (default: before after)")
+    ap.add_argument("--reuse", default=None, metavar="JSON",
+                    help="take the runs of this record flown with today's settings instead of flying them again")
+    ap.add_argument("--append", action="store_true",
+                    help="add to the existing JSON ('appended') and md instead of replacing them")
     ap.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
                     help="no flying: summarise the runs stored in these JSONs together (runs of other seeds, same settings)")
     args = ap.parse_args()
     if args.from_json:
-        write(merge([json.loads(Path(path).read_text()) for path in args.from_json]), Path(args.out))
+        write(merge([json.loads(Path(path).read_text()) for path in args.from_json]), Path(args.out), args.append)
         return
     torch.set_num_threads(1)
     hp, env_kwargs, default_steps = default_job()
     steps = args.steps or default_steps
+    arms = {arm: ARMS[arm] for arm in args.arms}
+    stored = reusable(json.loads(Path(args.reuse).read_text()), hp, env_kwargs, steps, args.episodes) if args.reuse else {}
     load_before, cpu0 = os.getloadavg(), time.process_time()
     runs: list[dict[str, Any]] = []
     for seed in args.seeds:
-        stereo = fly(lambda venv: PersistentSSLAgent(venv, device="cpu", seed=seed, **{**hp, "strategy": "stereo_only"}),
-                     seed, args.episodes, env_kwargs)
-        runs.append({"arm": "stereo_only", "seed": seed, "flights": stereo})
-        for arm in ARMS:
+        if ("stereo_only", seed) in stored:
+            runs.append(stored[("stereo_only", seed)])
+        else:
+            runs.append({"arm": "stereo_only", "seed": seed, "flights": fly(
+                lambda venv: PersistentSSLAgent(venv, device="cpu", seed=seed, **{**hp, "strategy": "stereo_only"}),
+                seed, args.episodes, env_kwargs)})
+        stereo = runs[-1]["flights"]
+        for arm in arms:
+            if (arm, seed) in stored:
+                runs.append(stored[(arm, seed)])
+                print(f"seed {seed} {arm}: reused from {args.reuse} ({stored[(arm, seed)]['reused_from']})", flush=True)
+                continue
             state, info = train(arm, seed, steps, hp, env_kwargs)
 
             def pilot(venv: Any, arm: str = arm, state: dict = state) -> PersistentSSLAgent:
@@ -148,14 +231,16 @@ def main() -> None:
                   f"{per_min(flights, 'collisions'):.3f} (stereo {per_min(stereo, 'collisions'):.3f}), eval FPR "
                   f"{pooled(flights, 'mono_fpr'):.2f} TPR {pooled(flights, 'mono_tpr'):.2f}, mono {pooled(flights, 'mono_fraction'):.2f}, "
                   f"tau {info['tau_est']:.2f}, {info['switches']} switches, {info['cpu_s']:.0f} CPU-s", flush=True)
-    summary = summarise(runs, args.seeds)
+    summary = summarise(runs, args.seeds, list(arms))
     record = {"benchmark": "drone_flight_distance", "time": time.strftime("%Y-%m-%d %H:%M:%S"), "env": ENV_ID,
-              "env_kwargs": env_kwargs, "hyperparameters": hp, "arms": ARMS, "steps": steps, "episodes": args.episodes,
+              "env_kwargs": env_kwargs, "hyperparameters": hp, "arms": arms, "steps": steps, "episodes": args.episodes,
               "seeds": args.seeds, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
               "cpu_s": time.process_time() - cpu0, "summary": summary, "runs": runs,
               "commands": ["OMP_NUM_THREADS=1 nice -n 10 python benchmarks/drone_flight_distance.py --seeds "
-                           f"{' '.join(map(str, args.seeds))} --steps {steps} --episodes {args.episodes}"]}
-    write(record, Path(args.out))
+                           f"{' '.join(map(str, args.seeds))} --steps {steps} --episodes {args.episodes} --arms {' '.join(arms)}"
+                           + (f" --reuse {args.reuse}" if args.reuse else "") + (" --append" if args.append else "")
+                           + (f" --out {args.out}" if args.out != ap.get_default("out") else "")]}
+    write(record, Path(args.out), args.append)
 
 
 def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -171,23 +256,30 @@ def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
     merged = {**first, "seeds": seeds, "runs": [run for r in records for run in r["runs"]],
               "cpu_s": sum(r["cpu_s"] for r in records), "commands": [c for r in records for c in r["commands"]],
               "loadavg_before": max((r["loadavg_before"] for r in records), key=lambda load: load[0])}
-    merged["summary"] = summarise(merged["runs"], seeds)
+    merged["summary"] = summarise(merged["runs"], seeds, list(first["arms"]))
     return merged
 
 
-def write(record: dict[str, Any], out: Path) -> None:
+def write(record: dict[str, Any], out: Path, append: bool = False) -> None:
+    """The record's JSON and md; ``append``: after the earlier ones in those files (kept)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out.with_suffix(".json"), json.dumps(record, indent=1, default=float))
     text = report(record)
-    atomic_write(out.with_suffix(".md"), text)
+    js, md = out.with_suffix(".json"), out.with_suffix(".md")
+    stored, earlier = record, ""
+    if append and js.exists():
+        old = json.loads(js.read_text())
+        stored = {**old, "appended": [*old.get("appended", []), record]}
+        earlier = md.read_text().rstrip("\n") + "\n\n" if md.exists() else ""
+    atomic_write(js, json.dumps(stored, indent=1, default=float))
+    atomic_write(md, earlier + text)
     print(text)
 
 
-def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], seeds: list[int], arms: list[str]) -> dict[str, Any]:
     """Per arm: pooled rates over all flights, the per-seed ratio to stereo-only with rliable's interval."""
     stereo = {r["seed"]: r["flights"] for r in runs if r["arm"] == "stereo_only"}
     out: dict[str, Any] = {}
-    for arm in ("stereo_only", *ARMS):
+    for arm in ("stereo_only", *arms):
         flights = [f for r in runs if r["arm"] == arm for f in r["flights"]]
         row = {"distance_per_min": per_min(flights, "distance_per_min"), "collisions": int(sum(f["collisions"] for f in flights)),
                "minutes": sum(f["flight_time"] for f in flights) / 60.0, "collisions_per_min": per_min(flights, "collisions"),
@@ -200,6 +292,7 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
                        mono_fraction=pooled(flights, "mono_fraction"),
                        fpr_per_seed=[pooled(r["flights"], "mono_fpr") for r in runs if r["arm"] == arm],
                        ratio_per_seed=ratios[:, 0].tolist(), seeds_on_mono=len(flown),
+                       switches_per_seed=[r["training"]["switches"] for r in runs if r["arm"] == arm],
                        ratio=interval_estimates(flown, reps=2000, seed=0) if len(flown) else None)
             row["goal_distance"] = bool(len(flown) == len(ratios) and row["ratio"]["mean"] >= 0.8)
             row["goal_collisions"] = bool(row["collisions"] <= out["stereo_only"]["collisions"])
@@ -219,13 +312,13 @@ def report(record: dict[str, Any]) -> str:
              f"steps per seed and arm, seeds {record['seeds']}; each flies {record['episodes']} 60-s evaluation flights per seed "
              f"in rooms seeded seed + 20000 + e, the same rooms for every arm. Load {load:.1f} at the start; "
              f"{record['cpu_s'] / 60:.1f} CPU-minutes (highest load at a start: the figure given).", "",
-             "| arm | distance / min (m), all / on mono | on mono, of stereo-only: mean [95% CI] over seeds (per seed) | collisions (per min) | override events / min | eval FPR | eval TPR | time on mono |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for arm in ("stereo_only", *ARMS):
+             "| arm | distance / min (m), all / on mono | on mono, of stereo-only: mean [95% CI] over seeds (per seed) | collisions (per min) | override events / min | eval FPR | eval TPR | time on mono | cue switches in training (per seed) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for arm in ("stereo_only", *record["arms"]):
         row = s[arm]
         cells = [arm, f"{row['distance_per_min']:.1f}" + ("" if arm == "stereo_only" else f" / {row['distance_per_min_mono']:.1f}")]
         if arm == "stereo_only":
-            cells += ["1", f"{row['collisions']} in {row['minutes']:.0f} min ({row['collisions_per_min']:.3f})", "-", "-", "-", "0"]
+            cells += ["1", f"{row['collisions']} in {row['minutes']:.0f} min ({row['collisions_per_min']:.3f})", "-", "-", "-", "0", "-"]
         else:
             r, per_seed = row["ratio"], ", ".join(f"{v:.2f}" for v in row["ratio_per_seed"])
             cells += [(f"{r['mean']:.2f} [{r['mean_ci'][0]:.2f}, {r['mean_ci'][1]:.2f}]" if r else "-")
@@ -233,7 +326,8 @@ def report(record: dict[str, Any]) -> str:
                       f"{row['collisions']} in {row['minutes']:.0f} min ({row['collisions_per_min']:.3f})",
                       f"{row['override_events_per_min']:.2f}",
                       f"{row['mono_fpr']:.2f} ({', '.join(f'{v:.2f}' for v in row['fpr_per_seed'])})",
-                      f"{row['mono_tpr']:.2f}", f"{row['mono_fraction']:.2f}"]
+                      f"{row['mono_tpr']:.2f}", f"{row['mono_fraction']:.2f}",
+                      ", ".join(str(n) for n in row.get("switches_per_seed", []))]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Per seed: at the end of training the threshold, the window's TPR/FPR and the number of cue switches; "
               "then the evaluation's collisions (stereo-only's in the same rooms):", ""]
@@ -243,12 +337,16 @@ def report(record: dict[str, Any]) -> str:
             t = r["training"]
             lines.append(f"- {r['arm']} seed {r['seed']}: tau_est {t['tau_est']:.2f} px, window TPR {t['window_tpr']:.2f} "
                          f"FPR {t['window_fpr']:.2f}, {t['switches']} switches (first at step {t['first_switch']}), "
+                         + (f"window FPR change per check {t['fpr_change_per_check_mono']:+.4f} on mono, "
+                            f"{t['fpr_change_per_check_stereo']:+.4f} on stereo, "
+                            if "fpr_change_per_check_mono" in t else "") +
                          f"on mono at the end: {t['on_mono_at_end']}; collisions "
                          f"{int(sum(f['collisions'] for f in r['flights']))} "
-                         f"({int(sum(f['collisions'] for f in stereo[r['seed']]))})")
+                         f"({int(sum(f['collisions'] for f in stereo[r['seed']]))})"
+                         + (f" (reused from the run of {r['reused_from']})" if "reused_from" in r else ""))
     lines += ["", "Goal (issue 18 item 4): distance on the monocular cue >= 80% of stereo-only (mean over seeds, every "
               "seed on the monocular cue) at no more collisions; evaluation FPR < 0.4 in every seed.", ""]
-    for arm in ARMS:
+    for arm in record["arms"]:
         row = s[arm]
         mean = f"{row['ratio']['mean']:.0%}" if row["ratio"] else "-"
         seeds, on_mono = len(row["ratio_per_seed"]), row["seeds_on_mono"]

@@ -185,3 +185,123 @@ def test_a_collision_moves_the_drone_nowhere():
     assert collisions >= 1
     assert info["distance_flown"] == pytest.approx(0.05 * (200 - collisions))
     env.close()
+
+
+# -- switching hysteresis (SwitchRule) ------------------------------------------------------
+PASS, MARGINAL, CLEAR_FAIL = (0.97, 0.30), (0.97, 0.45), (0.97, 0.55)  # (window TPR, FPR) of one check
+
+
+def _replay(rule, checks: list[tuple[float, float]]) -> list[bool]:
+    """The cue flown after each check, from stereo."""
+    on_mono, failing, flown = False, 0, []
+    for tpr, fpr in checks:
+        on_mono, failing = rule.next(on_mono, failing, tpr, fpr)
+        flown.append(on_mono)
+    return flown
+
+
+def test_paper_rule_flips_with_every_check_and_hysteresis_waits_for_clear_failure():
+    from selfgym.agents.persistent_ssl import SwitchRule
+
+    checks = [MARGINAL, PASS, MARGINAL, MARGINAL, PASS, MARGINAL, MARGINAL, MARGINAL, (0.85, 0.2), PASS, CLEAR_FAIL]
+    paper = SwitchRule()  # exit_patience=1: memoryless, fly on mono iff this check passes
+    assert _replay(paper, checks) == [False, True, False, False, True, False, False, False, False, True, False]
+    # looser bounds change nothing while the patience is 1: a clear failure is a failure
+    assert _replay(SwitchRule(exit_tpr_min=0.9, exit_fpr_max=0.5, exit_patience=1), checks) == _replay(paper, checks)
+    hysteresis = SwitchRule(exit_tpr_min=0.9, exit_fpr_max=0.5, exit_patience=3)
+    # never onto mono without passing (the first marginal check); a pass resets the count; the third
+    # marginal check in a row goes back; a TPR of 0.85 (< 0.9) or an FPR of 0.55 (> 0.5) at once
+    assert _replay(hysteresis, checks) == [False, True, True, True, True, True, True, False, False, True, False]
+    assert _replay(hysteresis, [PASS, (0.85, 0.2)]) == [True, False]
+    assert _replay(hysteresis, [PASS, (float("nan"), 0.1), (0.97, float("nan")), (0.97, float("nan"))]) == [
+        True, True, True, False]  # a class missing from the window fails the rule, but not clearly
+    on_mono, failing = hysteresis.next(True, 2, *PASS)
+    assert (on_mono, failing) == (True, 0)
+    assert hysteresis.next(True, 1, *MARGINAL) == (True, 2)
+
+
+def test_hysteresis_settings_are_checked_with_the_bad_value_named():
+    from selfgym.agents.persistent_ssl import SwitchRule
+
+    with pytest.raises(ValueError, match="exit_patience must be an integer >= 1.*got 0"):
+        SwitchRule(exit_patience=0)
+    with pytest.raises(ValueError, match="exit_fpr_max 0.3 must be >= fpr_max 0.4"):
+        SwitchRule(exit_fpr_max=0.3)
+    with pytest.raises(ValueError, match="exit_tpr_min 0.97 must be <= tpr_min 0.95"):
+        SwitchRule(exit_tpr_min=0.97)
+
+
+def test_failing_checks_are_checkpointed_and_the_restored_agent_leaves_mono_at_the_same_check():
+    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
+    make = get_agent_class("persistent_ssl")
+    settings = dict(device="cpu", seed=0, logger=None, reward_modules=[], exit_tpr_min=0.9, exit_fpr_max=0.5,
+                    exit_patience=3)
+    agent = make(venv, **settings)
+    for tpr, fpr in (PASS, MARGINAL, MARGINAL):
+        agent.on_mono, agent.failing_checks = agent.switch_rule.next(agent.on_mono, agent.failing_checks, tpr, fpr)
+    assert (agent.on_mono, agent.failing_checks) == (True, 2)
+    buf = io.BytesIO()
+    torch.save(agent.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    clone = make(venv, **settings)
+    clone.load_state_dict(state)
+    assert (clone.on_mono, clone.failing_checks) == (True, 2)
+    assert clone.switch_rule.next(clone.on_mono, clone.failing_checks, *MARGINAL) == (False, 0)  # the third in a row
+    del state["failing_checks"]  # a checkpoint from before hysteresis: no failing check counted
+    old = make(venv, **settings)
+    old.load_state_dict(state)
+    assert (old.on_mono, old.failing_checks) == (True, 0)
+    venv.close()
+
+
+def test_hysteresis_keeps_the_cue_through_marginal_checks_in_training(monkeypatch):
+    """_update_switch follows the rule on the window's own TPR/FPR, and records each switch."""
+    import selfgym.agents.persistent_ssl as pssl
+
+    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
+    results = iter([(2.0, *PASS), (2.1, *MARGINAL), (2.2, *MARGINAL), (2.3, *PASS), (2.4, *CLEAR_FAIL)])
+    monkeypatch.setattr(pssl, "roc_threshold", lambda *args: next(results))
+    agent = get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[],
+                                              exit_tpr_min=0.9, exit_fpr_max=0.5, exit_patience=3)
+    monkeypatch.setattr(agent.roc, "ready", lambda min_samples: True)
+    monkeypatch.setattr(type(agent.estimator), "n_samples", property(lambda self: 10**6))  # as if it had learned
+    flown = []
+    for step in range(5):
+        agent.num_timesteps = 50 * step
+        agent._update_switch()
+        flown.append((agent.on_mono, agent.tau_est))
+    venv.close()
+    assert flown == [(True, 2.0), (True, 2.1), (True, 2.2), (True, 2.3), (False, 2.4)]
+    assert agent.switch_steps == [0, 200]
+
+
+def test_flight_benchmark_reuses_only_runs_flown_with_todays_settings_and_appends(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import drone_flight_distance as bench
+
+    hp, env_kwargs, steps = bench.default_job()
+    old_hp = {k: v for k, v in hp.items() if not k.startswith("exit_")}  # a record from before the exit keys
+    runs = [{"arm": arm, "seed": 0, "flights": []} for arm in ("stereo_only", "before", "after")]
+    record = {"steps": steps, "episodes": 3, "env_kwargs": env_kwargs, "hyperparameters": old_hp, "time": "then",
+              "arms": {"before": {"calibrate_on": "buffered", "roc_positives": 0}, "after": {}}, "runs": runs}
+    stored = bench.reusable(record, hp, env_kwargs, steps, 3)
+    assert set(stored) == {("stereo_only", 0), ("before", 0), ("after", 0)}  # a missing key was the agent's default
+    record["hyperparameters"] = {**old_hp, "k": 7}
+    assert not bench.reusable(record, hp, env_kwargs, steps, 3)  # another kNN: nothing is reused
+    assert not bench.reusable(record, hp, env_kwargs, steps, 1)  # other flights
+    assert bench.fpr_drift([(False, float("nan")), (False, 0.5), (True, 0.4), (True, 0.45), (False, 0.35)]) == {
+        "fpr_change_per_check_mono": pytest.approx(-0.025), "fpr_change_per_check_stereo": pytest.approx(-0.1)}
+
+    out = tmp_path / "flight"
+    out.with_suffix(".json").write_text(json.dumps({"time": "first", "runs": []}))
+    out.with_suffix(".md").write_text("# the earlier table\n")
+    monkeypatch.setattr(bench, "report", lambda rec: f"# table of {rec['time']}\n")  # its contents: not tested here
+    bench.write({"time": "second"}, out, append=True)
+    bench.write({"time": "third"}, out, append=True)
+    assert json.loads(out.with_suffix(".json").read_text()) == {"time": "first", "runs": [],
+                                                                "appended": [{"time": "second"}, {"time": "third"}]}
+    assert out.with_suffix(".md").read_text() == "# the earlier table\n\n# table of second\n\n# table of third\n"
