@@ -112,6 +112,10 @@ class OfflinePlayAgent:
         dataset_sha256: the log's hash; filled in by train.py, checked on resume.
         collect: when ``dataset`` is missing, collect it: hours of play, or demonstrations per task.
         window: training window length kappa (steps); the paper's 32.
+        goal_horizon: 0 (the paper's relabelling): a window's goal is the state right after it.
+            N >= window: the goal is the state a uniform window..N steps after the window's start
+            (still in the same episode), so goals further away than one window, as a held-out
+            task's goal from the start pose is, are in the training distribution. Play only.
         replan_every: at test time the recurrent policy restarts (and Play-LMP draws a new plan
             from the proposer) every this many steps; kappa, as trained.
         batch_size: windows per gradient step.
@@ -136,7 +140,8 @@ class OfflinePlayAgent:
 
     def __init__(self, env: Any, *, device: str = "auto", seed: int | None = None, logger: Any = None,
                  reward_modules: list | None = None, dataset: str | None = None, dataset_sha256: str | None = None,
-                 collect: float | None = None, window: int = 32, replan_every: int = 32, batch_size: int = 64,
+                 collect: float | None = None, window: int = 32, goal_horizon: int = 0, replan_every: int = 32,
+                 batch_size: int = 64,
                  learning_rate: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, bins: int = 256,
                  grad_clip: float = 1.0, log_interval: int = 100, suite_cases_per_task: int = 20,
                  suite_perturbation: float = 0.15, suite_log_every: int = 0, suite_log_cases: int = 3) -> None:
@@ -152,6 +157,13 @@ class OfflinePlayAgent:
                             ("n_mixtures", n_mixtures), ("hidden", hidden), ("log_interval", log_interval)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(goal_horizon, bool) or not isinstance(goal_horizon, int) or not (goal_horizon == 0 or goal_horizon >= window):
+            raise ValueError(f"goal_horizon must be 0 (the goal right after the window) or a whole number >= window "
+                             f"({window}), got {goal_horizon!r}")
+        if goal_horizon and self.goal_at_episode_end:
+            raise ValueError(f"{type(self).__name__} takes each demonstration's last state as its goal; "
+                             f"goal_horizon ({goal_horizon}) is for play logs")
+        self.goal_horizon = goal_horizon or None
         if isinstance(suite_cases_per_task, bool) or not isinstance(suite_cases_per_task, int) or suite_cases_per_task < 0:
             raise ValueError(f"suite_cases_per_task must be a whole number >= 0, got {suite_cases_per_task!r}")
         if not (isinstance(suite_perturbation, (int, float)) and 0.0 <= suite_perturbation <= 0.5):
@@ -221,7 +233,8 @@ class OfflinePlayAgent:
 
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = self._load_data().sample_windows(self.batch_size, self.window, self.sampler_rng,
-                                                 goal_at_episode_end=self.goal_at_episode_end)
+                                                 goal_at_episode_end=self.goal_at_episode_end,
+                                                 goal_horizon=self.goal_horizon)
         to = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
         return self.normalizer(to(batch["obs"])), to(batch["actions"]), self.normalize_goal(to(batch["goal"]))
 

@@ -78,24 +78,39 @@ class PlayDataset:
         return k[ids[k] == ids[k + reach]]
 
     def episode_last_index(self) -> np.ndarray:
-        """For every step, the index of its episode's last step (a demonstration's goal)."""
-        ids = self.episode_ids
-        ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
-        return ends[np.searchsorted(ends, np.arange(len(ids)))]
+        """For every step, the index of its episode's last step (a demonstration's goal); computed once."""
+        if getattr(self, "_last_index", None) is None:
+            ids = self.episode_ids
+            ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True])
+            self._last_index = ends[np.searchsorted(ends, np.arange(len(ids)))]
+        return self._last_index
 
     def sample_windows(self, batch_size: int, window: int = 32, rng: np.random.Generator | None = None,
-                       goal_at_episode_end: bool = False) -> dict[str, np.ndarray]:
+                       goal_at_episode_end: bool = False, goal_horizon: int | None = None) -> dict[str, np.ndarray]:
         """A batch: obs (B, window, D), actions (B, window, A), goal (B, 22), goal_obs (B, D), start (B,).
 
         The goal is the state ``window`` steps after the start (hindsight relabelling of play), or
         with ``goal_at_episode_end`` the last state of the window's episode (a demonstration's goal).
+        With ``goal_horizon`` (>= window) it is the state a uniform ``window`` to ``goal_horizon``
+        steps after the start, never past the episode's end: a test goal can lie further away than
+        one window (a task from the start pose takes 26-100 steps), and a policy that only saw goals
+        exactly ``window`` steps ahead has never seen the far-away goal with the hand still far away.
         """
         rng = rng or np.random.default_rng()
+        if goal_horizon is not None and (isinstance(goal_horizon, bool) or not isinstance(goal_horizon, (int, np.integer))
+                                         or goal_horizon < window):
+            raise ValueError(f"goal_horizon must be a whole number >= window ({window}), got {goal_horizon!r}")
         starts = self.valid_starts(window, goal_at_episode_end)
         if len(starts) == 0:
             raise ValueError(f"no window of {window} steps fits in this play log ({len(self)} steps)")
         k = rng.choice(starts, size=batch_size)
         idx = k[:, None] + np.arange(window)[None, :]
-        goal_index = self.episode_last_index()[k] if goal_at_episode_end else k + window
+        if goal_at_episode_end:
+            goal_index = self.episode_last_index()[k]
+        elif goal_horizon is not None and goal_horizon > window:
+            ahead = k + window + rng.integers(0, goal_horizon - window + 1, size=batch_size)
+            goal_index = np.minimum(ahead, self.episode_last_index()[k])
+        else:
+            goal_index = k + window
         return {"obs": self.obs[idx], "actions": self.actions[idx], "goal": self.scene_states[goal_index],
                 "goal_obs": self.obs[goal_index], "start": k}

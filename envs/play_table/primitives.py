@@ -94,6 +94,14 @@ def pick_and_place(s, key: str, dest) -> list[Waypoint]:
     return grasp(p, yaw, 0.12) + place(dest, yaw)
 
 
+def upright_pick_and_place(s, dest_xy) -> list[Waypoint]:
+    """Lift the standing long block by its top (the grasp_upright expert) and stand it down at
+    ``dest_xy``: without it play never holds an upright block (it only knocks it over)."""
+    plan = expert_plan("grasp_upright", s)
+    grip_z = plan[-1].pos[2] - 0.12  # the grasp height (the last waypoint lifts 12 cm)
+    return plan + place((float(dest_xy[0]), float(dest_xy[1]), grip_z + 0.01), 0.0)
+
+
 def _cube_yaw(s) -> float:
     x, y, z, w = s[K["cube_quat"]]
     return float((np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)) + np.pi / 4) % (np.pi / 2) - np.pi / 4)
@@ -228,6 +236,8 @@ class PlayPolicy:
             return press((*L.BUTTON_XY[i], L.BUTTON_TOP))
         if kind == "grasp_place":
             key = str(rng.choice(["long", "cube"]))
+            if key == "long" and T.long_axis_tilt(s) < 0.5 and not T.in_shelf(s[K["long_pos"]]) and rng.random() < 0.5:
+                return upright_pick_and_place(s, (rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y)))
             if T.in_shelf(s[K[key + "_pos"]]) or (key == "long" and T.long_axis_tilt(s) < 0.5):
                 return [] if key == "cube" else expert_plan("knock_over", s)
             dest = (rng.uniform(*L.PLAY_X), rng.uniform(*L.PLAY_Y), float(s[K[key + "_pos"]][2]) + 0.01)
