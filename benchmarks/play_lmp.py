@@ -54,6 +54,9 @@ Bookkeeping (amendment 2026-11-30, before any run; nothing above changes): each 
 appended to benchmarks/results/play_lmp_runs.jsonl as it finishes (a failed run with its exit code
 or error), the tables are rewritten after every run, and a restart with the same --workdir reuses
 its data (workdir/data.json) and skips the runs finished in that file.
+
+Data (amendment 2026-11-30, before any run): the play collector behind collect.collect now resets
+when a block leaves the hand's reach; what and why in benchmarks/results/play_lmp_protocol.md.
 """
 
 from __future__ import annotations
