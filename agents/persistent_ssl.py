@@ -55,6 +55,25 @@ window FPR rises while the cue is flown on and falls on stereo (seed 0: +0.004 a
 check), likely as on mono only override frames are buffered: the paper's quick return to stereo
 is what refreshes the cue, and a cue kept through marginal checks drifts further.
 
+What the learner buffers while the drone flies on the monocular cue (``buffer_on_mono``; on
+stereo every frame with a valid stereo cue is buffered, whatever the setting). Under training
+wheels stereo still runs on every frame, so every frame could be labelled; the setting says which:
+
+* ``overrides`` (default; the paper's training wheels as described there): the frames on which
+  stereo overrode, imminent collisions only. The cue stops learning about clear frames, and in
+  our runs its window FPR rose while it was flown on (+0.004 to +0.008 per check) and fell on
+  stereo (-0.017 to -0.033).
+* ``mistakes`` (the authors' ``stereo_textons_active``): the overrides and the cue's mistakes,
+  frames whose monocular call (the smoothed estimate > ``tau_est``, the call the drone flies
+  on) differs from stereo's (disparity > ``obstacle_disparity``): false positives and false
+  negatives. Those are the frames a new label corrects, and the buffer keeps refreshing on the
+  flight the cue steers without filling with frames it already gets right.
+* ``all``: every frame with a valid stereo cue, as on stereo (the cue keeps learning as before
+  the switch; only who steers changes).
+
+``naive`` has no stereo after the switch and buffers nothing there; ``stereo_only`` never flies on
+mono. The setting carries no state (it is a hyperparameter, not checkpointed).
+
 ``tau_est``, the window, its TPR/FPR and the count of failing checks are checkpointed; the
 first three are logged (``ssl_tau_est``, ``ssl_roc_tpr``, ``ssl_roc_fpr``).
 
@@ -83,6 +102,7 @@ from selfgym.envs.drone.room_env import frame_key
 
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
 CALIBRATION_FRAMES = ("stereo", "buffered")
+BUFFER_ON_MONO = ("overrides", "mistakes", "all")
 EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides",
                 "training_wheel_override_events", "mono_fraction", "mono_disparity_error", "mono_distance_error",
                 "mono_tpr", "mono_fpr")
@@ -164,7 +184,10 @@ class PersistentSSLAgent:
         exit_tpr_min: float = 0.95,
         exit_fpr_max: float = 0.4,
         exit_patience: int = 1,
+        buffer_on_mono: str = "overrides",
     ) -> None:
+        if buffer_on_mono not in BUFFER_ON_MONO:
+            raise ValueError(f"unknown buffer_on_mono {buffer_on_mono!r}; choose one of {', '.join(BUFFER_ON_MONO)}")
         if calibrate_on not in CALIBRATION_FRAMES:
             raise ValueError(f"unknown calibrate_on {calibrate_on!r}; choose one of {', '.join(CALIBRATION_FRAMES)}")
         if learner not in LEARNERS:
@@ -187,6 +210,7 @@ class PersistentSSLAgent:
         if reward_modules:
             raise ValueError("persistent_ssl learns from stereo labels, not rewards: it takes no --reward modules")
         self.env, self.logger, self.strategy, self.calibrate_on = env, logger, strategy, calibrate_on
+        self.buffer_on_mono = buffer_on_mono
         self.n_envs = env.num_envs
         torch_device = resolve_device(device) if learner in IMAGE_LEARNERS else "cpu"
         self.estimator = MonocularEstimator(learner, tuple(space["image"].shape[:2]), buffer_size, k, refit_every,
@@ -254,7 +278,7 @@ class PersistentSSLAgent:
                     obstacle = override = True
             else:
                 obstacle = (not cue_valid) or cue > self.tau_gt or imminent
-            labelled = cue_valid and (not on_mono or override)
+            labelled = cue_valid and (not on_mono or self._buffers_on_mono(override, est, cue))
             stereo_runs = self.strategy != "naive" or not on_mono
             if learn and stereo_runs:  # every score is taken before its frame is learned from: an honest ROC
                 if self.calibrate_on == "stereo" and cue_valid and np.isfinite(est):
@@ -290,6 +314,15 @@ class PersistentSSLAgent:
                 self._since_check = 0
                 self._update_switch()
         return actions
+
+    def _buffers_on_mono(self, override: bool, est: float, cue: float) -> bool:
+        """Whether a frame flown on the monocular cue, with a valid stereo ``cue``, is buffered."""
+        if self.buffer_on_mono == "all" or override:
+            return True
+        if self.buffer_on_mono == "overrides":
+            return False
+        mono_obstacle = not np.isfinite(est) or est > self.tau_est  # the call flown on (no estimate: obstacle)
+        return mono_obstacle != (cue > self.tau_gt)  # a false positive or a false negative
 
     def _update_switch(self) -> None:
         """The ROC rule: choose tau_est on recent prequential estimates; the cue by ``switch_rule``."""

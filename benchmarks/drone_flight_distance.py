@@ -17,6 +17,14 @@ Both switch by the paper's memoryless rule (``exit_patience=1``). Switching hyst
   row (500 steps) failing the paper's rule;
 * ``hysteresis_k3``: the same bounds, or after 3 failing checks in a row.
 
+What is buffered while flying on the monocular cue (``--arms after mistakes all_frames``;
+``buffer_on_mono`` in agents/persistent_ssl.py), the ``after`` arm otherwise:
+
+* ``after`` (and the arms above): the override frames only (``overrides``);
+* ``mistakes``: also the cue's false positives and false negatives against stereo (the
+  authors' ``stereo_textons_active``);
+* ``all_frames``: every frame stereo sees, as before the switch.
+
 The ratio compares the distance per minute flown on the monocular cue (the env's
 ``distance_per_min_mono``, pooled over the time on it) with stereo-only's. Each trained agent then flies ``--episodes`` 60-s evaluation flights (as ``evaluate.py`` does:
 predict, deterministic, no learning), and a stereo-only flier (``strategy=stereo_only``, which
@@ -65,10 +73,14 @@ from selfgym.runs import atomic_write
 ENV_ID = "selfgym/DroneRoom-v0"
 PAPER_SWITCH = {"exit_tpr_min": 0.95, "exit_fpr_max": 0.4, "exit_patience": 1}
 HYSTERESIS = {"calibrate_on": "stereo", "roc_positives": 60, "exit_tpr_min": 0.9, "exit_fpr_max": 0.5}
-ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITCH},
-        "after": {"calibrate_on": "stereo", "roc_positives": 60, **PAPER_SWITCH},
-        "hysteresis": {**HYSTERESIS, "exit_patience": 10},
-        "hysteresis_k3": {**HYSTERESIS, "exit_patience": 3}}
+OVERRIDES = {"buffer_on_mono": "overrides"}
+AFTER = {"calibrate_on": "stereo", "roc_positives": 60, **PAPER_SWITCH}
+ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITCH, **OVERRIDES},
+        "after": {**AFTER, **OVERRIDES},
+        "hysteresis": {**HYSTERESIS, "exit_patience": 10, **OVERRIDES},
+        "hysteresis_k3": {**HYSTERESIS, "exit_patience": 3, **OVERRIDES},
+        "mistakes": {**AFTER, "buffer_on_mono": "mistakes"},
+        "all_frames": {**AFTER, "buffer_on_mono": "all"}}
 EVAL_SEED_OFFSET = 20_000  # evaluate.py's
 METRICS = ("distance_per_min", "distance_per_min_mono", "collisions", "flight_time", "mono_fpr", "mono_tpr", "mono_fraction",
            "training_wheel_overrides", "training_wheel_override_events")
@@ -98,7 +110,8 @@ def agent_defaults() -> dict[str, Any]:
 
 def settings(hp: dict[str, Any], arm_settings: dict[str, Any], arm: str) -> dict[str, Any]:
     """The agent's effective hyperparameters for an arm."""
-    extra = {"strategy": "stereo_only"} if arm == "stereo_only" else arm_settings
+    # stereo-only never flies on the monocular cue: what it would buffer there is no setting of its flight
+    extra = {"strategy": "stereo_only", "buffer_on_mono": "overrides"} if arm == "stereo_only" else arm_settings
     return {**agent_defaults(), **hp, **extra}
 
 

@@ -290,6 +290,8 @@ def test_flight_benchmark_reuses_only_runs_flown_with_todays_settings_and_append
               "arms": {"before": {"calibrate_on": "buffered", "roc_positives": 0}, "after": {}}, "runs": runs}
     stored = bench.reusable(record, hp, env_kwargs, steps, 3)
     assert set(stored) == {("stereo_only", 0), ("before", 0), ("after", 0)}  # a missing key was the agent's default
+    # another default for what is buffered on mono: the arms pin theirs, and stereo-only never flies on mono
+    assert set(bench.reusable(record, {**hp, "buffer_on_mono": "mistakes"}, env_kwargs, steps, 3)) == set(stored)
     record["hyperparameters"] = {**old_hp, "k": 7}
     assert not bench.reusable(record, hp, env_kwargs, steps, 3)  # another kNN: nothing is reused
     assert not bench.reusable(record, hp, env_kwargs, steps, 1)  # other flights
@@ -305,3 +307,52 @@ def test_flight_benchmark_reuses_only_runs_flown_with_todays_settings_and_append
     assert json.loads(out.with_suffix(".json").read_text()) == {"time": "first", "runs": [],
                                                                 "appended": [{"time": "second"}, {"time": "third"}]}
     assert out.with_suffix(".md").read_text() == "# the earlier table\n\n# table of second\n\n# table of third\n"
+
+
+# -- what is buffered while flying on the monocular cue (buffer_on_mono) -------------------------
+# (smoothed monocular estimate, stereo cue, nearest strip): tau_est 2.0, obstacle_disparity 2.8, stop_disparity 5.0
+SCRIPT = [(1.0, 1.0, 1.0),   # 0 right: clear and called clear
+          (3.0, 1.0, 1.0),   # 1 false positive
+          (1.0, 3.5, 3.5),   # 2 false negative, not imminent
+          (1.0, 6.0, 6.0),   # 3 false negative, imminent: stereo overrides
+          (3.0, 3.5, 3.5),   # 4 right: an obstacle called an obstacle
+          (1.0, -1.0, 1.0),  # 5 no valid stereo cue: never labelled
+          (1.0, 1.0, 6.0)]   # 6 a strip is imminent though the corridor is clear: an override
+
+
+def _buffered(buffer_on_mono: str, on_mono: bool = True, strategy: str = "training_wheels") -> list[int]:
+    """The script's frames (by index) that reach the learner's buffer, with their labels checked."""
+    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
+    agent = get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[],
+                                              buffer_on_mono=buffer_on_mono, strategy=strategy, smoothing=1,
+                                              switch_check_every=10**6)
+    agent.on_mono, agent.tau_est = on_mono, 2.0
+    image = venv.reset()["image"]
+    added: list[tuple[int, float]] = []
+    frame = [0]
+    agent.estimator.predict = lambda inputs: SCRIPT[frame[0]][0]
+    agent.estimator.add = lambda inputs, label: added.append((frame[0], label))
+    for frame[0], (_, cue, strip) in enumerate(SCRIPT):
+        stereo = np.full((1, 8), 0.5, np.float32)
+        stereo[0, 0], stereo[0, 3:] = cue, strip
+        agent._act({"image": image, "stereo": stereo}, learn=True)
+    venv.close()
+    assert all(label == SCRIPT[i][1] for i, label in added)  # stereo's cue is the label
+    return [i for i, _ in added]
+
+
+def test_frames_buffered_on_the_monocular_cue_by_setting():
+    assert _buffered("overrides") == [3, 6]  # imminent collisions only
+    assert _buffered("mistakes") == [1, 2, 3, 6]  # and the false positive and the false negative
+    assert _buffered("all") == [0, 1, 2, 3, 4, 6]  # every frame with a valid stereo cue
+    for setting in ("overrides", "mistakes", "all"):  # on stereo every valid frame, whatever the setting
+        assert _buffered(setting, on_mono=False) == [0, 1, 2, 3, 4, 6]
+    assert _buffered("all", strategy="naive") == []  # no stereo after the switch: nothing to label with
+
+
+def test_unknown_buffer_on_mono_is_named_with_the_valid_ones():
+    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
+    with pytest.raises(ValueError, match="buffer_on_mono 'errors'.*overrides, mistakes, all"):
+        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[],
+                                          buffer_on_mono="errors")
+    venv.close()
