@@ -119,3 +119,69 @@ def test_play_sometimes_lifts_a_standing_long_block_instead_of_always_knocking_i
             kinds["lift"] += 1
             assert plan[-2].grip == 1.0 and abs(plan[-3].pos[2] - (lift[-1].pos[2] - 0.11)) < 1e-6  # set down, let go
     assert kinds["lift"] > 5 and kinds["knock"] > 5, kinds
+
+
+# -- goal: observation (the paper's s_g is a whole state, the hand included) -----------------------
+def test_goal_observation_agent_trains_on_window_end_observations_and_acts_on_the_given_one(tmp_path):
+    import torch
+
+    path = _log(tmp_path / "p.npz", [300])
+    agent = PlayGCBCAgent(_GoalSpaces(), seed=0, dataset=str(path), window=8, goal="observation", hidden=8)
+    assert agent.goal_dim == OBS
+    obs, _, goal = agent.sample_batch()
+    assert goal.shape == (agent.batch_size, OBS)
+    # the goal is the observation right after the window: its step-in-episode float (1) is the window's last + 1
+    raw_goal = goal * agent.normalizer.std + agent.normalizer.mean
+    raw_obs = obs * agent.normalizer.std + agent.normalizer.mean
+    assert torch.allclose(raw_goal[:, 1], raw_obs[:, -1, 1] + 1, atol=1e-3)
+    rng = np.random.default_rng(0)
+    x = {"observation": rng.normal(size=(1, OBS)).astype(np.float32),
+         "desired_goal": rng.normal(size=(1, SCENE_DIM)).astype(np.float32)}
+    far, near = rng.normal(size=(1, OBS)).astype(np.float32) * 3, x["observation"].copy()
+    act = lambda extra: agent.predict({**x, **extra}, None, np.ones(1, bool), True)[0]  # noqa: E731
+    assert not np.allclose(act({"goal_observation": far}), act({"goal_observation": near}))
+    # only a scene goal (the goal env's own episodes): the hand part is the current observation's
+    fallback = agent.goal_input(x).numpy()
+    np.testing.assert_allclose(fallback[0, :OBS - SCENE_DIM], x["observation"][0, :OBS - SCENE_DIM])
+    np.testing.assert_allclose(fallback[0, OBS - SCENE_DIM:], x["desired_goal"][0])
+    with pytest.raises(ValueError, match="goal must be 'scene' or 'observation'"):
+        PlayGCBCAgent(_GoalSpaces(), dataset=str(path), goal="hand")
+
+
+def test_test_cases_keep_the_demonstrations_last_observation_and_hand_it_to_the_policy(tmp_path):
+    from selfgym.envs.play_table.env import PlayTableGoalEnv
+    from selfgym.envs.play_table.heldout import TestCases, make_test_cases, run_case
+
+    cases = make_test_cases(1, tasks=("push_red_button",))
+    assert cases.goal_observations.shape == (1, OBS)
+    np.testing.assert_array_equal(cases.goal_observations[:, OBS - SCENE_DIM:], cases.goals)
+    cases.save(tmp_path / "c.npz")
+    loaded = TestCases.load(tmp_path / "c.npz")
+    np.testing.assert_array_equal(loaded.goal_observations, cases.goal_observations)
+    assert loaded.digest() == TestCases(cases.task_ids, cases.seeds, cases.starts, cases.goals).digest()
+
+    class Spy:
+        seen: list = []
+
+        def predict(self, obs, state=None, start=None, deterministic=True):
+            self.seen.append(obs["goal_observation"].copy())
+            return np.zeros((1, ACT), np.float32), state
+
+    env = PlayTableGoalEnv(task="push_red_button")
+    spy = Spy()
+    run_case(spy, env, cases, 0, max_steps=3)
+    env.close()
+    assert len(spy.seen) == 3 and np.array_equal(spy.seen[0][0], cases.goal_observations[0])
+
+
+def test_play_lmp_proposes_plans_from_a_goal_observation(tmp_path):
+    from selfgym.agents.play_lmp import PlayLMPAgent
+
+    path = _log(tmp_path / "p.npz", [300])
+    agent = PlayLMPAgent(_GoalSpaces(), seed=0, dataset=str(path), window=8, goal="observation", hidden=8, latent_dim=4)
+    loss, numbers = agent.loss(*agent.sample_batch())
+    assert np.isfinite(numbers["kl"]) and np.isfinite(float(loss))
+    x = {"observation": np.zeros((2, OBS), np.float32), "desired_goal": np.zeros((2, SCENE_DIM), np.float32),
+         "goal_observation": np.ones((2, OBS), np.float32)}
+    action, state = agent.predict(x, None, np.ones(2, bool), True)
+    assert action.shape == (2, ACT) and state["plan"].shape == (2, 4)

@@ -112,6 +112,13 @@ class OfflinePlayAgent:
         dataset_sha256: the log's hash; filled in by train.py, checked on resume.
         collect: when ``dataset`` is missing, collect it: hours of play, or demonstrations per task.
         window: training window length kappa (steps); the paper's 32.
+        goal: what the policy is conditioned on: ``"scene"`` (the env's 22-float desired goal) or
+            ``"observation"`` (the whole goal observation, hand + scene: the paper's s_g = s_{k+kappa};
+            in training the window-end observation, at test the demonstration's last observation,
+            which ``heldout.run_case`` passes as ``goal_observation``; where only a scene goal is
+            given, as in PlayTableGoal-v0's own episodes, the hand part is the current hand's).
+            Why: with a scene goal 82% of play windows end with the scene unchanged and carry no
+            goal information; benchmarks/results/play_lmp_diagnosis.md (0.29 vs 0.04 in a pilot).
         goal_horizon: 0 (the paper's relabelling): a window's goal is the state right after it.
             N >= window: the goal is the state a uniform window..N steps after the window's start
             (still in the same episode), so goals further away than one window, as a held-out
@@ -140,7 +147,8 @@ class OfflinePlayAgent:
 
     def __init__(self, env: Any, *, device: str = "auto", seed: int | None = None, logger: Any = None,
                  reward_modules: list | None = None, dataset: str | None = None, dataset_sha256: str | None = None,
-                 collect: float | None = None, window: int = 32, goal_horizon: int = 0, replan_every: int = 32,
+                 collect: float | None = None, window: int = 32, goal: str = "scene", goal_horizon: int = 0,
+                 replan_every: int = 32,
                  batch_size: int = 64,
                  learning_rate: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, bins: int = 256,
                  grad_clip: float = 1.0, log_interval: int = 100, suite_cases_per_task: int = 20,
@@ -164,6 +172,9 @@ class OfflinePlayAgent:
             raise ValueError(f"{type(self).__name__} takes each demonstration's last state as its goal; "
                              f"goal_horizon ({goal_horizon}) is for play logs")
         self.goal_horizon = goal_horizon or None
+        if goal not in ("scene", "observation"):
+            raise ValueError(f"goal must be 'scene' or 'observation', got {goal!r}")
+        self.goal = goal
         if isinstance(suite_cases_per_task, bool) or not isinstance(suite_cases_per_task, int) or suite_cases_per_task < 0:
             raise ValueError(f"suite_cases_per_task must be a whole number >= 0, got {suite_cases_per_task!r}")
         if not (isinstance(suite_perturbation, (int, float)) and 0.0 <= suite_perturbation <= 0.5):
@@ -181,9 +192,10 @@ class OfflinePlayAgent:
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    "cpu" if device == "auto" else device)
         self.obs_dim = int(space["observation"].shape[0])
-        self.goal_dim = int(space["desired_goal"].shape[0])
+        self.scene_dim = int(space["desired_goal"].shape[0])
+        self.goal_dim = self.obs_dim if goal == "observation" else self.scene_dim
         self.action_dim = int(env.action_space.shape[0])
-        self.goal_slice = slice(self.obs_dim - self.goal_dim, self.obs_dim)  # the scene part of an observation
+        self.goal_slice = slice(self.obs_dim - self.goal_dim, self.obs_dim)  # the scene part, or all of it
         self.hidden, self.n_mixtures, self.bins = hidden, n_mixtures, bins
         if seed is not None:
             torch.manual_seed(seed)
@@ -236,7 +248,8 @@ class OfflinePlayAgent:
                                                  goal_at_episode_end=self.goal_at_episode_end,
                                                  goal_horizon=self.goal_horizon)
         to = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
-        return self.normalizer(to(batch["obs"])), to(batch["actions"]), self.normalize_goal(to(batch["goal"]))
+        goal = batch["goal_obs"] if self.goal == "observation" else batch["goal"]
+        return self.normalizer(to(batch["obs"])), to(batch["actions"]), self.normalize_goal(to(goal))
 
     # -- Agent protocol ----------------------------------------------------------------------
     def learn(self, total_timesteps: int, hooks: TrainingHooks) -> None:
@@ -292,7 +305,7 @@ class OfflinePlayAgent:
         if not isinstance(observation, dict) or "observation" not in observation or "desired_goal" not in observation:
             raise ValueError("predict needs goal-env observations: a dict with 'observation' and 'desired_goal'")
         obs = torch.as_tensor(np.asarray(observation["observation"], np.float32), device=self.device).reshape(-1, self.obs_dim)
-        goal = torch.as_tensor(np.asarray(observation["desired_goal"], np.float32), device=self.device).reshape(-1, self.goal_dim)
+        goal = self.goal_input(observation)
         obs, goal = self.normalizer(obs), self.normalize_goal(goal)
         n = obs.shape[0]
         if state is None or state["step"].shape[0] != n:
@@ -314,6 +327,17 @@ class OfflinePlayAgent:
         action = dist.mode() if deterministic else dist.sample()
         state["step"] += 1
         return action[:, 0].cpu().numpy().astype(np.float32), state
+
+    def goal_input(self, observation: dict) -> torch.Tensor:
+        """The goal the policy is conditioned on (B, goal_dim), unnormalised (see ``goal``)."""
+        as_tensor = lambda a, dim: torch.as_tensor(np.asarray(a, np.float32), device=self.device).reshape(-1, dim)  # noqa: E731
+        if self.goal == "scene":
+            return as_tensor(observation["desired_goal"], self.scene_dim)
+        if "goal_observation" in observation:
+            return as_tensor(observation["goal_observation"], self.obs_dim)
+        current = as_tensor(observation["observation"], self.obs_dim).clone()  # a scene goal only: keep the hand
+        current[:, self.obs_dim - self.scene_dim:] = as_tensor(observation["desired_goal"], self.scene_dim)
+        return current
 
     def evaluate_task_suite(self, deterministic: bool = True) -> dict[str, Any] | None:
         """Lynch et al.'s protocol: per-task success on held-out expert test cases, from the start

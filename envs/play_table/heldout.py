@@ -6,9 +6,11 @@ the goal-conditioned policy out, and count the *task's* success detector (``task
 the goal distance. Optionally the hand is first pushed away from its start pose
 (``perturbation`` metres, the paper's robustness test).
 
-A case is (task, reset seed, initial scene state s0, goal): ``PlayTableGoalEnv(task=...)``
+A case is (task, reset seed, initial scene state s0, goal, goal observation): ``PlayTableGoalEnv(task=...)``
 reset with the seed reproduces s0 exactly (checked at every rollout), and the goal is where
-the scripted expert's successful demonstration from s0 ended. Seeds start at
+the scripted expert's successful demonstration from s0 ended; the goal observation is the whole
+observation it ended in (hand + scene: the paper's goal s_g is a whole state), which ``run_case``
+hands to the policy as ``goal_observation`` beside the env's scene goal. Seeds start at
 ``HELDOUT_SEED_BASE``, far from ``demos.py``'s, and ``leaked_cases`` checks by hash that no
 case's initial state occurs in a training log.
 """
@@ -34,30 +36,35 @@ MAX_STEPS = 150  # 5 s at 30 Hz; the expert needs 26-100 steps
 
 @dataclass(frozen=True)
 class TestCases:
-    """Arrays over cases: task index, reset seed, initial scene state, goal scene state."""
+    """Arrays over cases: task index, reset seed, initial scene state, goal scene state, and the
+    goal observation (proprioception + scene, the demonstration's last; None in old files)."""
 
     __test__ = False  # not a pytest class
     task_ids: np.ndarray
     seeds: np.ndarray
     starts: np.ndarray
     goals: np.ndarray
+    goal_observations: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.seeds)
 
     def save(self, path: str | Path) -> None:
+        extra = {} if self.goal_observations is None else {"goal_observations": self.goal_observations}
         np.savez_compressed(path, task_ids=self.task_ids, seeds=self.seeds, starts=self.starts, goals=self.goals,
-                            tasks=np.asarray(T.TASK_NAMES))
+                            tasks=np.asarray(T.TASK_NAMES), **extra)
 
     @classmethod
     def load(cls, path: str | Path) -> "TestCases":
         with np.load(path, allow_pickle=False) as data:
             if tuple(data["tasks"]) != T.TASK_NAMES:
                 raise ValueError(f"{path}: test cases for tasks {list(data['tasks'])}, this PlayTable has {list(T.TASK_NAMES)}")
-            return cls(data["task_ids"], data["seeds"], data["starts"], data["goals"])
+            goal_observations = data["goal_observations"] if "goal_observations" in data.files else None
+            return cls(data["task_ids"], data["seeds"], data["starts"], data["goals"], goal_observations)
 
     def digest(self) -> str:
-        """sha256 of the cases: two evaluations on equal digests used the same test set."""
+        """sha256 of the cases: two evaluations on equal digests used the same test set (the goal
+        observations are left out: they follow from the same demonstrations, and old digests stay valid)."""
         h = hashlib.sha256()
         for array in (self.task_ids, self.seeds, self.starts, self.goals):
             h.update(np.ascontiguousarray(array).tobytes())
@@ -67,7 +74,7 @@ class TestCases:
 def make_test_cases(per_task: int = 20, seed: int = HELDOUT_SEED_BASE, noise: float = 0.0,
                     tasks: tuple[str, ...] = T.TASK_NAMES) -> TestCases:
     """``per_task`` cases per task from the scripted expert's successful demonstrations, fixed by ``seed``."""
-    task_ids, seeds, starts, goals = [], [], [], []
+    task_ids, seeds, starts, goals, goal_observations = [], [], [], [], []
     for task in tasks:
         index = T.TASK_NAMES.index(task)
         env, attempt, kept = PlayTableEnv(task=task), 0, 0
@@ -83,10 +90,11 @@ def make_test_cases(per_task: int = 20, seed: int = HELDOUT_SEED_BASE, noise: fl
             seeds.append(case_seed)
             starts.append(demo[0][0, PROPRIO_DIM:])
             goals.append(demo[0][-1, PROPRIO_DIM:])
+            goal_observations.append(demo[0][-1])
             kept += 1
         env.close()
     return TestCases(np.asarray(task_ids, np.int32), np.asarray(seeds, np.int64), np.asarray(starts, np.float32),
-                     np.asarray(goals, np.float32))
+                     np.asarray(goals, np.float32), np.asarray(goal_observations, np.float32))
 
 
 def state_hash(scene_state: np.ndarray) -> str:
@@ -134,8 +142,10 @@ def run_case(policy: Any, env: PlayTableGoalEnv, cases: TestCases, i: int, deter
     if perturbation > 0:
         obs = _perturb(env, obs, perturbation, np.random.default_rng(int(cases.seeds[i])))
     state, start = None, np.ones(1, bool)
+    goal_observation = {} if cases.goal_observations is None else {"goal_observation": cases.goal_observations[i][None]}
     for _ in range(max_steps):
-        action, state = policy.predict({k: v[None] for k, v in obs.items()}, state, start, deterministic)
+        action, state = policy.predict({**{k: v[None] for k, v in obs.items()}, **goal_observation}, state, start,
+                                       deterministic)
         start = np.zeros(1, bool)
         obs, _, terminated, _, _ = env.step(np.asarray(action).reshape(-1))
         if task.success(s0, obs["achieved_goal"]):
