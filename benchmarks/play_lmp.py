@@ -55,8 +55,9 @@ appended to benchmarks/results/play_lmp_runs.jsonl as it finishes (a failed run 
 or error), the tables are rewritten after every run, and a restart with the same --workdir reuses
 its data (workdir/data.json) and skips the runs finished in that file.
 
-Data (amendment 2026-11-30, before any run): the play collector behind collect.collect now resets
-when a block leaves the hand's reach; what and why in benchmarks/results/play_lmp_protocol.md.
+Amendments 2026-11-30, before any run (what and why: benchmarks/results/play_lmp_protocol.md): the play
+collector behind collect.collect resets when a block leaves the hand's reach; every agent is conditioned
+on the whole goal observation (goal: observation in hyperparams/<agent>.yml), the paper's s_g.
 """
 
 from __future__ import annotations
