@@ -257,17 +257,21 @@ def plot_curves(groups: list[Group], metric: str, path: Path, seed: int) -> Path
     """One PNG: an axis per env, a line per configuration (mean over seeds) with its 95% band."""
     plt = _pyplot()
     envs = sorted({g.env for g in groups})
-    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4.2), dpi=100, squeeze=False)
+    most = max(sum(g.env == env for g in groups) for env in envs)
+    # beyond 10 lines tab10 repeats its colours; the legend goes below the axes so it hides no curve
+    colours = plt.get_cmap("tab20" if most > 10 else "tab10").colors
+    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4.2 + 0.2 * most), dpi=100, squeeze=False)
     for ax, env in zip(axes[0], envs):
-        for group in (g for g in groups if g.env == env):
+        for colour, group in zip(colours, (g for g in groups if g.env == env)):
             if (curve := mean_curve(group.runs, metric, seed)) is not None:
                 steps, mean, (low, high), n = curve
-                (line,) = ax.plot(steps, mean, label=f"{group.label} (n={n})")
-                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+                ax.plot(steps, mean, color=colour, label=f"{group.label} (n={n})")
+                ax.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)
         ax.set(title=env, xlabel="environment steps", ylabel=metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False)
     fig.suptitle(f"{metric}: mean over seeds, 95% bootstrap band", fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -406,7 +410,7 @@ def _pyplot() -> Any:
 def _save(fig: Any, path: Path) -> Path:
     try:
         with atomic_output(path) as tmp:
-            fig.savefig(tmp)
+            fig.savefig(tmp, bbox_inches="tight")
     finally:
         _pyplot().close(fig)
     return path
