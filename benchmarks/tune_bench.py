@@ -233,7 +233,8 @@ def run_recorded(jobs: dict[tuple, Callable[[], dict[str, Any]]], key: Sequence[
                 row = {**dict(zip(key, k)), "returncode": 1, "error": f"{type(error).__name__}: {error}"[-4000:]}
             row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             record_run(record, row)
-            print(f"{dict(zip(key, k))}: " + ("finished" if row["returncode"] == 0 else f"FAILED ({row['error'][:300]})"),
+            failure = str(row.get("error", f"return code {row['returncode']}"))  # a job may return its own code
+            print(f"{dict(zip(key, k))}: " + ("finished" if row["returncode"] == 0 else f"FAILED ({failure[:300]})"),
                   flush=True)
     latest = recorded_runs(record, key)
     return [latest[k] for k in jobs if k in latest and latest[k].get("returncode") == 0]

@@ -55,6 +55,16 @@ def test_run_recorded_records_a_crash_goes_on_and_a_restart_reruns_only_what_did
     assert calls == ["bad"] and [r["arm"] for r in rows] == ["ok", "bad", "fine"]
 
 
+def test_run_recorded_keeps_a_job_that_returns_its_own_failing_code(tmp_path, capsys) -> None:
+    """A job may report failure by its return code (train.py's exit code) instead of raising."""
+    record = tmp_path / "runs.jsonl"
+    jobs = {("ok", 0): lambda: {"score": 1}, ("bad", 0): lambda: {"returncode": 2}}
+    rows = tune_bench.run_recorded(jobs, ("arm", "seed"), record, workers=2)
+    assert [r["arm"] for r in rows] == ["ok"]
+    assert tune_bench.recorded_runs(record, ("arm", "seed"))[("bad", 0)]["returncode"] == 2
+    assert "FAILED (return code 2)" in capsys.readouterr().out
+
+
 # -- slim_hrl -----------------------------------------------------------------------------------------------
 def test_slim_hrl_tables_a_partial_result(tmp_path, monkeypatch) -> None:
     pytest.importorskip("rliable")
