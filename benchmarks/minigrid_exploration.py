@@ -26,8 +26,9 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,8 +58,18 @@ ARMS: dict[str, str] = {
     "rllte_e3b": f"rllte:module=E3B,{BONUS}",
 }
 SEEDS = [1, 2, 3]
+RUN_KEY = ("env", "arm", "seed")  # one line per run in results/minigrid_exploration_runs.jsonl
 EVAL_EPISODES = 20  # the final, deterministic evaluation of each run (training success is the primary metric)
 PRIMARY = ["success_rate", "ep_return_mean", "eval_success_rate", "eval_return_mean"]
+
+
+def tune_bench() -> ModuleType:
+    """The benchmarks' shared helpers, from beside this file (as a script or as ``benchmarks.``)."""
+    try:
+        import tune_bench as module
+    except ImportError:
+        from benchmarks import tune_bench as module
+    return module
 
 
 def rllte_bridge() -> type:
@@ -113,28 +124,14 @@ def set_aside_interrupted(runs_root: Path) -> list[Path]:
 
 
 def run_all(jobs: list[tuple], workers: int, record: Path | None = None) -> list[dict]:
-    """Run the jobs on a pool; with ``record``, append each run's line as it finishes (a stopped table keeps
-    what it finished, and a restart skips the (env, arm, seed) lines already there with return code 0)."""
-    done: list[dict] = []
-    if record is not None and record.exists():
-        done = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
-        finished = {(r["env"], r["arm"], r["seed"]) for r in done if r["returncode"] == 0}
-        jobs = [job for job in jobs if (job[0], job[1], job[2]) not in finished]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_one, *job): job for job in jobs}
-        for future in as_completed(futures):
-            env_id, arm, seed = futures[future][:3]
-            try:
-                result = future.result()
-            except Exception as error:  # a crashed run is reported, not dropped (protocol)
-                result = {"env": env_id, "arm": arm, "seed": seed, "returncode": 1, "error": repr(error)}
-            result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            print(json.dumps(result), flush=True)
-            if record is not None:
-                with record.open("a") as handle:
-                    handle.write(json.dumps(result) + "\n")
-            done.append(result)
-    return done
+    """Run the jobs in worker processes (each run's train.py state stays its own). With ``record``, through
+    tune_bench.run_recorded: each run's line is appended as it finishes, a crash is recorded and the others
+    go on, and a restart skips the (env, arm, seed) runs finished there. Returns the finished runs."""
+    with ProcessPoolExecutor(max_workers=workers) as processes:
+        if record is None:
+            return list(processes.map(run_one, *zip(*jobs)))
+        calls = {tuple(job[:3]): (lambda job=job: processes.submit(run_one, *job).result()) for job in jobs}
+        return tune_bench().run_recorded(calls, RUN_KEY, record, workers)
 
 
 #: seconds a full run adds to its training: the final evaluation (at most 20 x 640 policy steps), an allowance
@@ -292,8 +289,11 @@ def main() -> None:
         jobs = [(env_id, arm, seed, steps, str(RUNS / env_id / arm), args.rllte_python)
                 for env_id, steps in ENVS.items() for seed in SEEDS for arm in args.arms]
         set_aside_interrupted(RUNS)
-        runs = run_all(jobs, args.workers, record=RESULTS / "minigrid_exploration_runs.jsonl")
-        failed = [r for r in runs if r["returncode"] != 0]
+        record = RESULTS / "minigrid_exploration_runs.jsonl"
+        run_all(jobs, args.workers, record=record)
+        wanted = {tuple(job[:3]) for job in jobs}
+        failed = [row for key, row in tune_bench().recorded_runs(record, RUN_KEY).items()
+                  if key in wanted and row.get("returncode") != 0]
         if failed:
             raise SystemExit(f"{len(failed)} runs failed: {failed}")
     tables(args.arms)
