@@ -141,11 +141,14 @@ def test_roc_window_keeps_obstacle_frames_apart():
         RocWindow(2.8, size=10, positives=-1)
 
 
-def test_unknown_calibration_window_is_named_with_the_valid_ones():
+@pytest.mark.parametrize("setting, message", [
+    (dict(calibrate_on="recent"), "calibrate_on 'recent'.*stereo, buffered"),
+    (dict(buffer_on_mono="errors"), "buffer_on_mono 'errors'.*overrides, mistakes, all"),
+])
+def test_unknown_setting_is_named_with_the_valid_ones(setting, message):
     venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
-    with pytest.raises(ValueError, match="calibrate_on 'recent'.*stereo, buffered"):
-        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[],
-                                          calibrate_on="recent")
+    with pytest.raises(ValueError, match=message):
+        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[], **setting)
     venv.close()
 
 
@@ -350,9 +353,3 @@ def test_frames_buffered_on_the_monocular_cue_by_setting():
     assert _buffered("all", strategy="naive") == []  # no stereo after the switch: nothing to label with
 
 
-def test_unknown_buffer_on_mono_is_named_with_the_valid_ones():
-    venv = make_vec_env("selfgym/DroneRoom-v0", 1, 0, dict(n_textures=1, disparity_mode="fast_from_depth"))
-    with pytest.raises(ValueError, match="buffer_on_mono 'errors'.*overrides, mistakes, all"):
-        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, logger=None, reward_modules=[],
-                                          buffer_on_mono="errors")
-    venv.close()
