@@ -17,7 +17,7 @@ import numpy as np
 from selfgym.agents.lma3_parts import GoalPolicy
 from selfgym.envs.cooking.env import CookingWorldEnv
 from selfgym.envs.cooking.goals import OutsideGrammar, missing, oracle_judge, parse_goal
-from selfgym.runs import atomic_output
+from selfgym.metrics import pyplot, save_figure
 
 
 def evaluate_heldout(policy: GoalPolicy, goals: Sequence[str], env_kwargs: dict[str, Any], layouts: int,
@@ -68,11 +68,7 @@ def draw_goals(curve: Sequence[Sequence[float]], path: Path, title: str) -> Path
     """goals.png: goals discovered and mastered against episodes."""
     if not curve:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     data = np.asarray(curve, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(data[:, 0], data[:, 1], label="discovered")
@@ -84,9 +80,4 @@ def draw_goals(curve: Sequence[Sequence[float]], path: Path, title: str) -> Path
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from selfgym.metrics import read_metrics
-from selfgym.runs import atomic_output, atomic_write, read_yaml
+from selfgym.metrics import pyplot, read_metrics, save_figure
+from selfgym.runs import atomic_write, read_yaml
 
 EXECUTION_KEYS = ("seed", "device", "num_threads", "vec_env", "save_freq", "keep_checkpoints", "gym_packages")
 # The default metric: the first of these columns that any run logged.
@@ -255,7 +255,7 @@ def mean_curve(runs: list[Run], metric: str, seed: int) -> tuple[np.ndarray, np.
 
 def plot_curves(groups: list[Group], metric: str, path: Path, seed: int) -> Path:
     """One PNG: an axis per env, a line per configuration (mean over seeds) with its 95% band."""
-    plt = _pyplot()
+    plt = pyplot()
     envs = sorted({g.env for g in groups})
     most = max(sum(g.env == env for g in groups) for env in envs)
     # beyond 10 lines tab10 repeats its colours; the legend goes below the axes so it hides no curve
@@ -272,12 +272,12 @@ def plot_curves(groups: list[Group], metric: str, path: Path, seed: int) -> Path
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False)
     fig.suptitle(f"{metric}: mean over seeds, 95% bootstrap band", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def plot_profile(matrices: dict[str, np.ndarray], metric: str, path: Path, reps: int, seed: int) -> Path:
     """rliable's performance profile (fraction of runs above each score, over all envs) with 95% bands."""
-    plt = _pyplot()
+    plt = pyplot()
     rly, _ = _rliable()
     from rliable import plot_utils
 
@@ -289,7 +289,7 @@ def plot_profile(matrices: dict[str, np.ndarray], metric: str, path: Path, reps:
                                          f"with score > τ", xlabel=f"final {metric}{_scale(metric)} (τ)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def _num(x: float) -> str:
@@ -398,19 +398,3 @@ def _rliable() -> tuple[Any, Any]:
     return library, metrics
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, bbox_inches="tight")
-    finally:
-        _pyplot().close(fig)
-    return path

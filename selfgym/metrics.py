@@ -116,10 +116,31 @@ def make_logger(run_dir: Path, wall_time_offset: float = 0.0) -> tuple[Logger, M
     return Logger(folder=str(run_dir), output_formats=[csv_writer, tb]), csv_writer
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display on servers); imported on first use."""
+    import matplotlib  # optional heavy dependency, only where a picture is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path, **savefig_kwargs: Any) -> Path:
+    """Write ``fig`` to ``path`` atomically (a reader never sees half a PNG) and close it, even on error."""
+    path = Path(path)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, **savefig_kwargs)
+    finally:
+        pyplot().close(fig)
+    return path
+
+
 def draw_from_metrics(run_dir: Path, picture: str, draw: Callable[[list[dict[str, float | None]], Any], None],
                       nrows: int = 1, figsize: tuple[float, float] = (6, 4)) -> Path | None:
-    """``run_dir/picture`` drawn by ``draw(rows, axes)`` from the run's metrics.csv, written
-    atomically (a reader never sees half a PNG); None when there is no metrics.csv yet.
+    """``run_dir/picture`` drawn by ``draw(rows, axes)`` from the run's metrics.csv (see ``save_figure``);
+    None when there is no metrics.csv yet.
 
     ``axes`` is one matplotlib Axes, or ``nrows`` of them stacked with a shared x axis.
     """
@@ -127,21 +148,14 @@ def draw_from_metrics(run_dir: Path, picture: str, draw: Callable[[list[dict[str
     if not path.exists():
         return None
     rows = read_metrics(path)
-    import matplotlib  # optional heavy dependency, only where a picture is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, 1, figsize=figsize, dpi=100, sharex=True)
-    out = Path(run_dir) / picture
+    fig, axes = pyplot().subplots(nrows, 1, figsize=figsize, dpi=100, sharex=True)
     try:
         draw(rows, axes)
         fig.tight_layout()
-        with atomic_output(out) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
-    return out
+    except BaseException:
+        pyplot().close(fig)
+        raise
+    return save_figure(fig, Path(run_dir) / picture)
 
 
 def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecNormalize
 
-from selfgym import runs
+from selfgym.metrics import pyplot, save_figure
 from selfgym.envs.play_table.observation import STATE_DIM
 from selfgym.rewards import play_table
 
@@ -117,11 +117,7 @@ def _episode(agent: Any, venv: Any, seed: int, deterministic: bool) -> dict[str,
 
 def draw(skills: dict[str, Any], path: Path) -> Path:
     """Top view of the desk: each block's final position per episode, coloured by skill."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     colours = plt.get_cmap("tab10")
     for i, skill in enumerate(skills["per_skill"]):
@@ -133,7 +129,4 @@ def draw(skills: dict[str, Any], path: Path) -> Path:
     ax.title.set_fontsize(8)
     ax.set_aspect("equal")
     ax.legend(fontsize=6, loc="best")
-    with runs.atomic_output(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, Path(path), dpi=100, format="png")
