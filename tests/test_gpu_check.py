@@ -18,7 +18,7 @@ from tests.conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 PATHS = {"reward_rnd", "reward_icm", "reward_diayn", "reward_simhash", "llm_sample", "grpo_step", "drone_cnn",
-         "sb3_ppo_naturecnn", "play_lmp", "play_gcbc", "slim_update"}
+         "sb3_ppo_naturecnn", "play_lmp", "play_gcbc", "slim_update", "study_grpo", "study_dpo"}
 
 
 def load_script() -> ModuleType:
@@ -47,6 +47,9 @@ def test_tiny_cpu_run_reports_every_path_ok(tmp_path: Path) -> None:
         assert row["device"].startswith("cpu"), (name, row["device"])
     assert report["paths"]["grpo_step"]["dtype"] == "float32"  # fp32 on CPU; bf16 is CUDA's
     assert report["paths"]["llm_sample"]["info"]["model"] == "tiny random Llama"
+    study = {name: report["paths"][name] for name in ("study_grpo", "study_dpo")}  # self_rewarding.py's rows, one iteration
+    assert {name: (row["dtype"], row["info"]["row"]) for name, row in study.items()} == {
+        "study_grpo": ("float32", "majority_vote_guard"), "study_dpo": ("float32", "temporal_dpo")}
     assert report["device"] == "cpu" and report["tiny"] and report["all_ok"]
     assert report["machine"]["torch"] and "--tiny" in report["command"]
     table = out.with_suffix(".md").read_text()
