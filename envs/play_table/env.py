@@ -18,9 +18,15 @@ from selfgym.envs.play_table.scene import ARM_HIGH, ARM_LOW, Scene
 POS_STEP, ROT_STEP = 0.02, 0.1  # metres / radians per control step at action 1
 MAX_TILT, MAX_YAW = 0.5, 1.5  # target roll/pitch (about pointing down) and yaw limits (rad)
 SAFE_FORCE = 60.0  # N: robot contact forces above this are penalised
-_EE_LOW, _EE_HIGH = np.array(L.EE_LOW), np.array(L.EE_HIGH)
-_ROT_MAX = np.array([MAX_TILT, MAX_TILT, MAX_YAW])
-_BLOCK_POS = np.array([np.arange(SCENE_KEYS[k].start, SCENE_KEYS[k].stop) for k in ("long_pos", "cube_pos")])
+_ROT_MAX = (MAX_TILT, MAX_TILT, MAX_YAW)
+# The step works on Python floats (the same IEEE operations as numpy's, so bit-identical results;
+# for 3-7 numbers numpy's per-call overhead costs more than the arithmetic).
+_ARM_LOW_F, _ARM_RANGE_F = ARM_LOW.tolist(), (ARM_HIGH - ARM_LOW).tolist()
+_ARM_HIGH_F = ARM_HIGH.tolist()
+_BLOCK_X = (SCENE_KEYS["long_pos"].start, SCENE_KEYS["cube_pos"].start)  # then y, z
+# The off-table bounds as the float32 comparison of the scene state sees them.
+_OFF_X, _OFF_Y = (float(np.float32(v)) for v in L.TABLE_X), (float(np.float32(v)) for v in L.TABLE_Y)
+_OFF_X, _OFF_Y, _OFF_Z = tuple(_OFF_X), tuple(_OFF_Y), float(np.float32(-0.02))
 GOAL_TOL = {"drawer": 0.03, "door": 0.03, "lights": 0.5, "long_pos": 0.05, "cube_pos": 0.05}
 
 
@@ -144,7 +150,7 @@ class PlayTableEnv(gym.Env):
         sc.reset_robot()
         sc.settle()
         self._target_pos = None
-        self._target_rot = np.zeros(3)
+        self._target_rot = [0.0, 0.0, 0.0]
         self._proprio = sc.proprio()
         self._s0 = sc.scene_state()
         self._goal = self._s0.copy()
@@ -205,26 +211,28 @@ class PlayTableEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"PlayTableEnv: action must have shape {self.action_space.shape}, got {action.shape}")
-        if not np.isfinite(action).all():
+        a = action.tolist()
+        if not all(map(math.isfinite, a)):
             raise ValueError(f"PlayTableEnv: action contains NaN or inf: {action}")
-        action = action.clip(-1.0, 1.0)
+        a = [min(max(v, -1.0), 1.0) for v in a]
         sc = self.scene
-        width = float(action[-1] + 1.0) * 0.04
-        sc.gripper_action = float(action[-1])
+        width = (a[-1] + 1.0) * 0.04
+        sc.gripper_action = a[-1]
         if self.control == "ee":
-            ee = self._proprio[:3].astype(np.float64)
+            ee = self._proprio[:3].tolist()
             base = ee if self._target_pos is None else self._target_pos
-            # integrate the target, but never more than 5 cm ahead of the hand (no wind-up)
-            target = np.minimum(np.maximum(base + action[:3] * POS_STEP, ee - 0.05), ee + 0.05)
-            self._target_pos = np.minimum(np.maximum(target, _EE_LOW), _EE_HIGH)
-            self._target_rot = np.minimum(np.maximum(self._target_rot + action[3:6] * ROT_STEP, -_ROT_MAX), _ROT_MAX)
-            joints = sc.ik(self._target_pos, self._target_rot + [np.pi, 0.0, 0.0])
+            # integrate the target, but never more than 5 cm ahead of the hand (no wind-up), inside the workspace
+            self._target_pos = [min(max(min(max(b + d * POS_STEP, e - 0.05), e + 0.05), lo), hi)
+                                for b, d, e, lo, hi in zip(base, a[:3], ee, L.EE_LOW, L.EE_HIGH)]
+            self._target_rot = [min(max(r + d * ROT_STEP, -m), m) for r, d, m in zip(self._target_rot, a[3:6], _ROT_MAX)]
+            roll, pitch, yaw = self._target_rot
+            joints = sc.ik(self._target_pos, [roll + np.pi, pitch + 0.0, yaw + 0.0])
         else:
-            joints = ARM_LOW + (action[:7] + 1.0) * 0.5 * (ARM_HIGH - ARM_LOW)
+            joints = [lo + (d + 1.0) * 0.5 * r for lo, d, r in zip(_ARM_LOW_F, a[:7], _ARM_RANGE_F)]
         sc.command_arm(joints, width)
-        sc.step()
+        desk_q = sc.step()
         self._proprio = sc.proprio()
-        s = sc.scene_state()
+        s = sc.scene_state(desk_q)
         info = self._info(s, sc.contact_force())
         terminated = bool(info["object_off_table"]) or (self.terminate_on_success and info["is_success"])
         reward = self._reward(info)
@@ -240,12 +248,11 @@ class PlayTableEnv(gym.Env):
         return state
 
     def _info(self, s: np.ndarray, force: float) -> dict[str, Any]:
-        q = self._proprio[7:14]
-        margin = np.minimum(q - ARM_LOW, ARM_HIGH - q)
-        joint_pen = float(np.clip((0.1 - margin) / 0.1, 0, 1).sum())
-        blocks = s[_BLOCK_POS]  # (2, 3) positions of the long block and the cube
-        off = bool(((blocks[:, 0] <= L.TABLE_X[0]) | (blocks[:, 0] >= L.TABLE_X[1]) | (blocks[:, 1] <= L.TABLE_Y[0])
-                    | (blocks[:, 1] >= L.TABLE_Y[1]) | (blocks[:, 2] <= -0.02)).any())
+        joint_pen = self._joint_penalty()
+        off = False
+        for i in _BLOCK_X:  # the long block and the cube
+            x, y, z = s[i:i + 3].tolist()
+            off = off or not (_OFF_X[0] < x < _OFF_X[1] and _OFF_Y[0] < y < _OFF_Y[1] and z > _OFF_Z)
         safety = -(joint_pen + max(0.0, force - SAFE_FORCE) / SAFE_FORCE + 10.0 * off)
         comps = {"safety": safety}
         if self.goal_conditioned:
@@ -259,6 +266,14 @@ class PlayTableEnv(gym.Env):
         else:
             success = False
         return {"is_success": success, "reward_components": comps, "object_off_table": off}
+
+    def _joint_penalty(self) -> float:
+        """Sum over arm joints of how far into the last 0.1 rad before a limit they are (0..1 each)."""
+        q = self._proprio[7:14]
+        if all(min(v - lo, hi - v) >= 0.1 for v, lo, hi in zip(q.tolist(), _ARM_LOW_F, _ARM_HIGH_F)):
+            return 0.0  # the common case, which the expression below also gives (exactly 0.0)
+        margin = np.minimum(q - ARM_LOW, ARM_HIGH - q)
+        return float(np.clip((0.1 - margin) / 0.1, 0, 1).sum())
 
     def _reward(self, info: dict[str, Any]) -> float:
         c = info["reward_components"]

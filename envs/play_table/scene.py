@@ -34,6 +34,10 @@ SLIDE_SLACK = 0.01  # m past a drawer/door limit before the guard puts it back
 _ARM_AND_FINGERS = ARM_JOINTS + FINGER_JOINTS
 _LOW, _HIGH = ARM_LOW.tolist() + [0.0, 0.0], ARM_HIGH.tolist() + [0.04, 0.04]
 _RANGE, _REST = (ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04], HOME_JOINTS + [0.04, 0.04]
+# The hot paths below work on Python floats: for arrays of 3-9 numbers numpy's per-call overhead
+# costs more than the arithmetic (the same IEEE operations, so the results are bit-identical).
+_ARM_LOW_F, _ARM_HIGH_F = ARM_LOW.tolist(), ARM_HIGH.tolist()
+_SLIDES = ((DRAWER, *L.DRAWER_RANGE), (DOOR, *L.DOOR_RANGE))
 
 
 
@@ -91,7 +95,7 @@ class Scene:
         pb.setJointMotorControlArray(self.desk, BUTTONS, p.POSITION_CONTROL, targetPositions=[0, 0, 0],
                                      forces=[4.0] * 3, positionGains=[0.3] * 3)
         self.lights = np.zeros(3, dtype=np.float32)
-        self._pressed = np.zeros(3, dtype=bool)
+        self._pressed = [False] * 3
         self.gripper_action = 1.0
         self.image_size = image_size
         self._renderer = self._setup_renderer(renderer)
@@ -129,7 +133,7 @@ class Scene:
         """Back to the state saved after loading (same solver caches: reproducible episodes)."""
         self.pb.restoreState(self._init_state)
         self.lights[:] = 0
-        self._pressed[:] = False
+        self._pressed = [False] * 3
         self.gripper_action = 1.0
 
     def reset_robot(self, joints=HOME_JOINTS, width: float = 0.08) -> None:
@@ -165,12 +169,14 @@ class Scene:
             self.pb.changeVisualShape(body, -1, rgbaColor=rgba)
 
     # --- control and stepping ------------------------------------------------------------
-    def ik(self, pos, euler) -> np.ndarray:
+    def ik(self, pos, euler) -> list[float]:
+        """The 7 arm joint targets that put the grasp point at ``pos`` with orientation ``euler``
+        (clipped to the joint limits)."""
         quat = p.getQuaternionFromEuler(euler)
         q = p.calculateInverseKinematics(
             self.robot, EE_LINK, pos, quat, lowerLimits=_LOW, upperLimits=_HIGH, jointRanges=_RANGE,
             restPoses=_REST, maxNumIterations=4, residualThreshold=1e-4, physicsClientId=self.cid)
-        return np.minimum(np.maximum(q[:7], ARM_LOW), ARM_HIGH)
+        return [min(max(v, lo), hi) for v, lo, hi in zip(q[:7], _ARM_LOW_F, _ARM_HIGH_F)]
 
     def command_arm(self, joints: np.ndarray, width: float) -> None:
         """Position targets for the 7 arm joints and both fingers, in one call (a hot path)."""
@@ -178,29 +184,40 @@ class Scene:
                                     targetPositions=[*joints, width / 2, width / 2], forces=_MOTOR_FORCES,
                                     physicsClientId=self.cid)
 
-    def step(self) -> None:
-        """One 30 Hz control step (8 physics sub-steps), then the joint-limit guard and the button -> light logic."""
-        p.stepSimulation(physicsClientId=self.cid)
-        q = np.array([s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=self.cid)])
-        self._guard_slides(q[:2])
-        presses = q[2:] > L.BUTTON_PRESSED
-        toggled = presses & ~self._pressed
-        self._pressed = presses
-        if toggled.any():
-            self.lights[toggled] = 1.0 - self.lights[toggled]
-            self._recolor()
+    def step(self) -> list[float]:
+        """One 30 Hz control step (8 physics sub-steps), then the joint-limit guard and the button -> light logic.
 
-    def _guard_slides(self, q: np.ndarray) -> None:
+        Returns the desk's joint positions after it (drawer, door, 3 buttons), for ``scene_state``."""
+        cid = self.cid
+        p.stepSimulation(physicsClientId=cid)
+        q = [s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=cid)]
+        if self._guard_slides(q):
+            q = [s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=cid)]
+        was, toggled = self._pressed, False
+        self._pressed = [v > L.BUTTON_PRESSED for v in q[2:]]
+        for i in range(3):
+            if self._pressed[i] and not was[i]:
+                self.lights[i] = 1.0 - self.lights[i]
+                toggled = True
+        if toggled:
+            self._recolor()
+        return q
+
+    def _guard_slides(self, q) -> bool:
         """Put the drawer or door back on its limit if a hard push broke through it.
 
         Why: pybullet's joint limit is soft. A hard pull can carry a slide past it (2 cm in
         scripted over-pulls; once 16 cm in one step), and the limit does not pull it back,
         which left scene states outside the documented range.
+        Returns whether it moved one (the joint positions read before are then stale).
         """
-        for joint, value, (lo, hi) in zip((DRAWER, DOOR), q, (L.DRAWER_RANGE, L.DOOR_RANGE)):
+        moved = False
+        for (joint, lo, hi), value in zip(_SLIDES, q):
             if not lo - SLIDE_SLACK <= value <= hi + SLIDE_SLACK:
                 p.resetJointState(self.desk, joint, min(max(value, lo), hi), 0.0, physicsClientId=self.cid)
                 p.changeDynamics(self.desk, -1, activationState=p.ACTIVATION_STATE_WAKE_UP, physicsClientId=self.cid)
+                moved = True
+        return moved
 
     # --- state reads ---------------------------------------------------------------------
     def proprio(self) -> np.ndarray:
@@ -211,9 +228,12 @@ class Scene:
         roll = (roll + 2 * np.pi) % (2 * np.pi) - np.pi  # roll about "pointing down": 0 there
         return np.array([*link[4], roll, pitch, yaw, q[7] + q[8], *q[:7], self.gripper_action], dtype=np.float32)
 
-    def scene_state(self) -> np.ndarray:
-        """The 22 scene floats (a hot path: Python floats, one array at the end)."""
-        out = [s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=self.cid)]
+    def scene_state(self, desk_q: list[float] | None = None) -> np.ndarray:
+        """The 22 scene floats (a hot path: Python floats, one array at the end). ``desk_q``: the
+        desk joint positions if the caller has them (``step`` returns them), else they are read."""
+        if desk_q is None:
+            desk_q = [s[0] for s in p.getJointStates(self.desk, _DESK_JOINTS, physicsClientId=self.cid)]
+        out = list(desk_q)
         out += self.lights.tolist()
         for b in self.blocks:
             pos, quat = p.getBasePositionAndOrientation(b, physicsClientId=self.cid)
