@@ -77,6 +77,48 @@ def test_seeded_trajectories_are_bit_identical_to_the_recorded_ones(case):
     assert policy == "random" or moved > 0.01  # the scripted cases do touch the scene
 
 
+def test_float_rewrites_agree_with_the_array_formulas_at_the_edges():
+    """The step computes the off-table flag and the joint penalty on Python floats; at the
+    boundaries (a block exactly on a float32 table edge or one float32 step beside it, a joint
+    exactly 0.1 rad from its limit or just inside) they equal the numpy expressions they replaced."""
+    from selfgym.envs.play_table import layout as L
+    from selfgym.envs.play_table.observation import SCENE_KEYS
+    from selfgym.envs.play_table.scene import ARM_HIGH, ARM_LOW
+
+    env = PlayTableEnv()
+    obs, _ = env.reset(seed=0)
+    s0 = obs[15:].copy()
+    pos = np.array([np.arange(SCENE_KEYS[k].start, SCENE_KEYS[k].stop) for k in ("long_pos", "cube_pos")])
+
+    def off_ref(s):
+        b = s[pos]
+        return bool(((b[:, 0] <= L.TABLE_X[0]) | (b[:, 0] >= L.TABLE_X[1]) | (b[:, 1] <= L.TABLE_Y[0])
+                     | (b[:, 1] >= L.TABLE_Y[1]) | (b[:, 2] <= -0.02)).any())
+
+    edges = [(0, L.TABLE_X[0]), (0, L.TABLE_X[1]), (1, L.TABLE_Y[0]), (1, L.TABLE_Y[1]), (2, -0.02)]
+    seen = set()
+    for block in (0, 1):
+        for axis, bound in edges:
+            b32 = np.float32(bound)
+            for v in (np.nextafter(b32, np.float32(-1)), b32, np.nextafter(b32, np.float32(1)), np.float32(bound / 2)):
+                s = s0.copy()
+                s[pos[block, axis]] = v
+                off = env._info(s, 0.0)["object_off_table"]
+                assert off == off_ref(s), (block, axis, float(v))
+                seen.add(off)
+    assert seen == {True, False}
+
+    for margin in (0.2, 0.1, np.nextafter(0.1, 0), 0.05, 0.0, -0.01):
+        for at_high in (False, True):
+            q = (ARM_HIGH - margin) if at_high else (ARM_LOW + margin)
+            env._proprio[7:14] = q
+            qq = env._proprio[7:14]
+            ref = float(np.clip((0.1 - np.minimum(qq - ARM_LOW, ARM_HIGH - qq)) / 0.1, 0, 1).sum())
+            got = env._joint_penalty()
+            assert got == ref and np.signbit(got) == np.signbit(ref), (margin, at_high, got, ref)
+    env.close()
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit(__doc__)
