@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -105,7 +106,8 @@ class SB3Agent:
     # -- checkpoints ------------------------------------------------------------------------
     # SB3's own ``save`` pickles the whole algorithm object; a run folder holds plain tensors
     # instead, so this adapter reads and writes the few private members a resumed run needs.
-    # They are all named here (``_COUNTERS``, ``_BUFFER_FIELDS``, ``_get_torch_save_params``)
+    # They are all named here (``_COUNTERS``, ``_BUFFER_FIELDS``, ``_get_torch_save_params``,
+    # ``_stats_window_size``: the length of the episode-statistics window)
     # and nowhere else in selfgym; tests/test_sb3_roundtrip.py checks them per algorithm.
     def state_dict(self, include_buffers: bool = True) -> dict[str, Any]:
         model = self.model
@@ -116,6 +118,9 @@ class SB3Agent:
             "counters": {"num_timesteps": int(model.num_timesteps),
                          **{key: int(getattr(model, attr)) for key, attr in _COUNTERS.items() if hasattr(model, attr)}},
         }
+        if include_buffers and model.ep_info_buffer is not None:  # the window rollout/ep_rew_mean is logged over
+            state["episodes"] = {"info": [{k: float(v) for k, v in e.items()} for e in model.ep_info_buffer],
+                                 "success": [bool(x) for x in model.ep_success_buffer]}
         buffer = getattr(model, "replay_buffer", None)
         if include_buffers and isinstance(buffer, ReplayBuffer):
             state["replay_buffer"] = _buffer_state(buffer)
@@ -134,6 +139,10 @@ class SB3Agent:
         for key, attr in _COUNTERS.items():
             if hasattr(model, attr):
                 setattr(model, attr, int(counters.get(key, 0)))
+        if "episodes" in state:  # kept by learn(reset_num_timesteps=False)
+            window = model._stats_window_size
+            model.ep_info_buffer = deque(({k: v for k, v in e.items()} for e in state["episodes"]["info"]), maxlen=window)
+            model.ep_success_buffer = deque(state["episodes"]["success"], maxlen=window)
         if "replay_buffer" in state and isinstance(getattr(model, "replay_buffer", None), ReplayBuffer):
             _load_buffer_state(model.replay_buffer, state["replay_buffer"])
 

@@ -75,6 +75,7 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], rank: int, seed: int | 
         for path, wkwargs in wrapper_list(wrappers):
             env = import_dotted(path)(env, **wkwargs)
         env = Monitor(env, info_keywords=())
+        env = EpisodeStart(env)
         if seed is not None:
             env.action_space.seed(seed + rank)
         return env
@@ -120,6 +121,66 @@ def make_eval_env(config: dict[str, Any], seed: int, render_mode: str | None = N
     """One env rebuilt from a run's config, with any VecNormalize frozen and rewards left raw."""
     venv = make_vec_env(config["env"], 1, seed, config.get("env_kwargs"), "dummy", config.get("env_wrapper"), render_mode)
     return wrap_normalize(venv, config.get("normalize"), training=False)
+
+
+class EpisodeStart(gym.Wrapper):
+    """Remembers how its env's latest episode began: the reset's seed, or else the state of
+    ``np_random`` just before the reset drew the start. A checkpoint saves it, and a resumed run
+    resets each env from it: the episode in progress at the checkpoint begins again exactly as
+    it began (a physics state mid-episode is no generic data, its RNG state is). None before
+    the first reset: the VecEnv's pending seed stays."""
+
+    episode_start: dict[str, Any] | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self.episode_start = {"seed": int(seed)} if seed is not None else {"rng": self.np_random.bit_generator.state}
+        return self.env.reset(seed=seed, options=options)
+
+
+def env_rng_state(venv: VecEnv) -> dict[str, Any]:
+    """What a resumed run needs for its envs to draw what they drew: each sub-env's episode start
+    (``EpisodeStart``) and current ``np_random`` state, each sub-env's action space's RNG state
+    and the VecEnv's own action space's (the one SB3 samples random warm-up actions from), as plain data."""
+    return {"episode_start": venv.get_attr("episode_start"),
+            "np_random": [rng.bit_generator.state for rng in venv.get_attr("np_random")],
+            "action_space": [space.np_random.bit_generator.state for space in venv.get_attr("action_space")],
+            "vec_action_space": venv.action_space.np_random.bit_generator.state}
+
+
+def load_env_rng_state(venv: VecEnv, state: dict[str, Any], episodes: bool = True) -> None:
+    """Put back ``env_rng_state`` instead of the seeds ``make_vec_env`` and SB3 set on construction
+    (which would replay the run's first episodes). ``episodes``: the VecEnv's next reset (the
+    first thing a resumed agent does) begins each sub-env's episode in progress again, from its
+    seed or saved RNG state; False (an evaluation env, which resets before every use): the
+    generators go on from their current states."""
+    if len(state["episode_start"]) != venv.num_envs:
+        raise ValueError(f"the checkpoint holds the episodes of {len(state['episode_start'])} envs; this run has {venv.num_envs}")
+    base = venv.unwrapped
+    if not episodes:
+        base._reset_seeds()
+        for index, rng_state in enumerate(state["np_random"]):
+            venv.set_attr("np_random", _generator(rng_state), indices=[index])
+    for index, start in enumerate(state["episode_start"] if episodes else []):  # SB3 applies _seeds at the next reset only
+        if start is None:
+            continue  # never reset before the checkpoint: its construction seed is still pending
+        if "seed" in start:
+            base._seeds[index] = int(start["seed"])
+        else:
+            base._seeds[index] = None
+            venv.set_attr("np_random", _generator(start["rng"]), indices=[index])
+    spaces = venv.get_attr("action_space")  # DummyVecEnv: the spaces themselves; SubprocVecEnv: copies, sent back
+    for index, (space, rng_state) in enumerate(zip(spaces, state["action_space"])):
+        space.np_random.bit_generator.state = rng_state
+        if not isinstance(base, DummyVecEnv):
+            venv.set_attr("action_space", space, indices=[index])
+    venv.action_space.np_random.bit_generator.state = state["vec_action_space"]
+
+
+def _generator(state: dict[str, Any]) -> np.random.Generator:
+    """A generator of the saved bit generator's kind, in the saved state."""
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
 
 
 def find_vec_normalize(venv: VecEnv) -> VecNormalize | None:

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,11 @@ class Run:
         self.agent = agents.make_agent(config["agent"], self.venv, dict(config["hyperparams"]), device=config["device"],
                                        seed=seed, logger=self.logger, reward_modules=self.reward_modules)
         self.start_steps = 0
-        if resume_state is not None:
+        self.eval_venv: Any = None
+        self.best_eval = -float("inf")
+        if resume_state is not None:  # after the defaults above, which it replaces (the best evaluation, the eval env)
             self.load_state(resume_state)
             self.start_steps = self.agent.num_timesteps
-        self.eval_venv = None
-        self.best_eval = -float("inf")
 
     # -- state -------------------------------------------------------------------------------
     def state(self, include_buffers: bool = True) -> dict[str, Any]:
@@ -122,6 +123,8 @@ class Run:
             "rewards": {m.name: m.state_dict() for m in self.reward_modules},
             "best_eval": self.best_eval if include_buffers else None,
             "rng": rng_state(),
+            "env_rng": env_factory.env_rng_state(self.venv),
+            "eval_env_rng": env_factory.env_rng_state(self.eval_venv) if self.eval_venv is not None else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -134,6 +137,14 @@ class Run:
             self.best_eval = float(state["best_eval"])
         if state.get("rng") is not None:
             load_rng_state(state["rng"])
+        if state.get("eval_env_rng") is not None:  # evaluations go on with the episodes the next one would see
+            self.eval_venv = env_factory.make_eval_env(self.config, self.config["seed"] + 10_000)
+            env_factory.load_env_rng_state(self.eval_venv, state["eval_env_rng"], episodes=False)
+        if state.get("env_rng") is not None:
+            env_factory.load_env_rng_state(self.venv, state["env_rng"])
+        else:
+            warnings.warn("the checkpoint has no env RNG state (written by selfgym before it saved one): the envs start "
+                          "again from the run's seed, so the resumed run replays its first episodes' starts", stacklevel=2)
 
     def _meta(self, steps: int) -> dict[str, Any]:
         return {"num_timesteps": int(steps), "wall_time": round(self.csv.wall_time, 3),
@@ -150,7 +161,7 @@ class Run:
     # -- evaluation during training ----------------------------------------------------------
     def periodic_eval(self, steps: int) -> None:
         cfg = self.config
-        if self.eval_venv is None:
+        if self.eval_venv is None:  # (a resumed run's is made and restored in load_state)
             self.eval_venv = env_factory.make_eval_env(cfg, cfg["seed"] + 10_000)
         env_factory.load_vec_normalize_state(self.eval_venv, env_factory.vec_normalize_state(self.venv))
         summary = summarize(rollout(self.agent, self.eval_venv, cfg["eval_episodes"], deterministic=True))
