@@ -177,7 +177,7 @@ def main() -> None:
         "benchmark": "drone_speed", "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": "python benchmarks/drone_speed.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
-        "loadavg_before": load_before, "loadavg_after": load_after,
+        "loadavg_before": load_before, "loadavg_after": load_after, "nice": os.nice(0),
         "image": "64x48 grey, 6 cm baseline, TinyRenderer (headless)", "steps_per_round": args.steps, "rounds": args.reps,
         "reset_ms": reset_ms, "peer": {"name": PEER_NAME, "measured": peer is not None,
                                        "worker": peer.ready if peer is not None else None},
@@ -188,14 +188,14 @@ def main() -> None:
     history = []
     if out.with_suffix(".json").exists():
         history = json.loads(out.with_suffix(".json").read_text()).get("history", [])
-    history.append({"time": record["time"], "loadavg_before": load_before[0], "medians": med,
+    history.append({"time": record["time"], "loadavg_before": load_before[0], "nice": record["nice"], "medians": med,
                     "default_vs_hover_aviary": ratios["default_vs_hover_aviary"],
                     "default_step_cost_vs_render_only": ratios["default_step_cost_vs_render_only"]})
     record["history"] = history[-10:]
     atomic_write(out.with_suffix(".json"), json.dumps(record, indent=1))
     vs_peer = ratios["default_vs_hover_aviary"]
     lines = [f"# DroneRoom speed, side by side ({record['time']}, load {load_before[0]:.1f} -> {load_after[0]:.1f}, "
-             f"{record['machine']})", "",
+             f"nice {record['nice']}, {record['machine']})", "",
              f"Command: `{record['command']}`. Median of {args.reps} alternating rounds of {args.steps} steps; "
              f"reset {reset_ms:.2f} ms.", "",
              "| contender | median steps/s | best | runs |", "| --- | --- | --- | --- |"]
@@ -209,16 +209,20 @@ def main() -> None:
               f"- DroneRoom default step cost / its two renders alone: "
               f"**{ratios['default_step_cost_vs_render_only']:.2f}x** (target <= {TARGET_VS_RENDER:.1f}x)",
               "- HoverAviary renders its camera every second control step (24 fps at 48 Hz) and steps pybullet's "
-              "physics 5 times per control step; DroneRoom renders two eyes and runs SGBM every step.", "",
+              "physics 5 times per control step; DroneRoom renders two eyes and runs SGBM every step.",
+              "- DroneRoom's renders: TinyRenderer, 64x48, no shadows, no segmentation mask; obstacles are drawn "
+              "before the room's surfaces (depth-tested before shading, so hidden wall pixels are never shaded) and "
+              "parked obstacles are transparent (skipped). The images are the same as before that change "
+              "(tests/test_drone_render_speed.py).", "",
               "Runs so far (medians, steps/s):", "",
-              "| time | load | default | render only | HoverAviary | default / HoverAviary | step / render |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              "| time | load | nice | default | render only | HoverAviary | default / HoverAviary | step / render |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for h in record["history"]:
         m = h.get("medians", {})
         if not m:
             continue
         peer_ratio = h.get("default_vs_hover_aviary")
-        lines.append(f"| {h['time']} | {h['loadavg_before']:.1f} | {m.get(DEFAULT, float('nan')):.0f} | "
+        lines.append(f"| {h['time']} | {h['loadavg_before']:.1f} | {h.get('nice', '?')} | {m.get(DEFAULT, float('nan')):.0f} | "
                      f"{m.get(RENDER_ONLY, float('nan')):.0f} | {m.get(PEER_NAME, float('nan')):.0f} | "
                      f"{'-' if peer_ratio is None else f'{peer_ratio:.2f}x'} | "
                      f"{h['default_step_cost_vs_render_only']:.2f}x |")

@@ -218,10 +218,11 @@ class DroneRoomEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (2,):
             raise ValueError(f"DroneRoom takes a (2,) action [forward speed, yaw rate] in [-1, 1], got shape {a.shape}")
-        if not np.isfinite(a).all():
+        forward, turn = a.tolist()  # Python floats: the same IEEE arithmetic as numpy's, cheaper per step
+        if not (math.isfinite(forward) and math.isfinite(turn)):
             raise ValueError(f"DroneRoom got a non-finite action {a.tolist()}")
-        a = np.clip(a, -1.0, 1.0)
-        return self.max_speed * (a[0] + 1.0) / 2.0, self.max_yaw_rate * a[1]
+        forward, turn = min(max(forward, -1.0), 1.0), min(max(turn, -1.0), 1.0)
+        return self.max_speed * (forward + 1.0) / 2.0, self.max_yaw_rate * turn
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         speed, yaw_rate = self._command(action)

@@ -7,6 +7,7 @@ no new shapes), which keeps resets as cheap as steps.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -107,27 +108,33 @@ def clearance(layout: Layout, half_size: float, x: float, y: float) -> float:
 
 
 def ray_distance(layout: Layout, half_size: float, x: float, y: float, theta: float, max_range: float = 20.0) -> float:
-    """Distance along heading ``theta`` from (x, y) to the first surface."""
-    ux, uy = np.cos(theta), np.sin(theta)
+    """Distance along heading ``theta`` from (x, y) to the first surface.
+
+    Runs every step (the ground-truth distance): Python floats throughout, as numpy scalars
+    cost far more per operation; every operation is the same IEEE double one in the same
+    order (``np.cos``/``np.sin`` kept, as ``math``'s may differ in the last bit)."""
+    x, y = float(x), float(y)
+    ux, uy = float(np.cos(theta)), float(np.sin(theta))
     best = max_range
     for u, q in ((ux, x), (uy, y)):  # walls
         if abs(u) > 1e-9:
             t = ((half_size if u > 0 else -half_size) - q) / u
             if t >= 0:
                 best = min(best, t)
-    for cx, cy, r in layout.poles:
+    poles, _ = layout.rows
+    for cx, cy, r in poles:
         ox, oy = x - cx, y - cy
         bq = ox * ux + oy * uy
         disc = bq * bq - (ox * ox + oy * oy - r * r)
         if disc >= 0:
-            t = -bq - np.sqrt(disc)
+            t = -bq - math.sqrt(disc)
             if t >= 0:
                 best = min(best, t)
-    for cx, cy, yaw, hx, hy in layout.boxes:  # slab test in the box frame
-        c, s = np.cos(yaw), np.sin(yaw)
+    for cx, cy, yaw, hx, hy in layout.boxes.tolist():  # slab test in the box frame
+        c, s = float(np.cos(yaw)), float(np.sin(yaw))
         ox, oy = c * (x - cx) + s * (y - cy), -s * (x - cx) + c * (y - cy)
         dx, dy = c * ux + s * uy, -s * ux + c * uy
-        t0, t1 = -np.inf, np.inf
+        t0, t1 = -math.inf, math.inf
         hit = True
         for o, dd, h in ((ox, dx, hx), (oy, dy, hy)):
             if abs(dd) < 1e-12:
@@ -200,15 +207,15 @@ class Room:
                 ((L, L, 0), (-L, L, 0), (-L, L, h), (L, L, h)), ((-L, -L, 0), (L, -L, 0), (L, -L, h), (-L, -L, h))]
         floor = ((-L, -L, 0), (L, -L, 0), (L, L, 0), (-L, L, 0))
         ceiling = ((-L, -L, h), (-L, L, h), (L, L, h), (L, -L, h))
-        # every surface is seen from the room's inside (the origin at half height)
-        if primitives:
-            self.surfaces = self._primitive_surfaces()
-        else:
-            self.surfaces = [self._body(_mesh([_quad(q, (0.0, 0.0, h / 2))]), (0, 0, 0)) for q in wall + [floor, ceiling]]
+        self.primitives = primitives
         self.z_offset = h / 2 if primitives else 0.0
         sizes = np.random.default_rng(1234)  # pool sizes: fixed, so every env instance is alike
         self.pole_radius = sizes.uniform(0.08, 0.2, config.n_poles)
         self.box_half = sizes.uniform(0.15, 0.4, (config.n_boxes, 2))
+        # Obstacles are made before the room's surfaces: TinyRenderer draws bodies in the order
+        # they were made, with a depth test before shading, so the wall pixels an obstacle
+        # hides are never shaded (the drone is inside the room, so an obstacle is always in
+        # front of the surface behind it). Same images, cheaper renders (benchmarks/drone_speed.py).
         if primitives:
             self.poles = [self._prim(p.GEOM_CYLINDER, PARKED, radius=float(r), length=h) for r in self.pole_radius]
             self.boxes = [self._prim(p.GEOM_BOX, PARKED, halfExtents=[float(hx), float(hy), h / 2])
@@ -217,6 +224,11 @@ class Room:
             self.poles = [self._body(_prism(_circle(float(r), 12), h), PARKED) for r in self.pole_radius]
             self.boxes = [self._body(_prism([(hx, -hy), (hx, hy), (-hx, hy), (-hx, -hy)], h), PARKED)
                           for hx, hy in self.box_half]
+        # every surface is seen from the room's inside (the origin at half height)
+        if primitives:
+            self.surfaces = self._primitive_surfaces()
+        else:
+            self.surfaces = [self._body(_mesh([_quad(q, (0.0, 0.0, h / 2))]), (0, 0, 0)) for q in wall + [floor, ceiling]]
         self.layout = Layout()
 
     def _body(self, mesh: dict, pos: tuple) -> int:
@@ -277,9 +289,11 @@ class Room:
         for k, body in enumerate(self.poles):
             if k not in active_poles:
                 p.resetBasePositionAndOrientation(body, PARKED, [0, 0, 0, 1], physicsClientId=c)
+            self._show(body, k in active_poles)
         for k, body in enumerate(self.boxes):
             if k not in active_boxes:
                 p.resetBasePositionAndOrientation(body, PARKED, [0, 0, 0, 1], physicsClientId=c)
+            self._show(body, k in active_boxes)
         self.layout = Layout(np.array(poles, dtype=np.float64).reshape(-1, 3),
                              np.array(boxes, dtype=np.float64).reshape(-1, 5))
         self.shown_textures = []
@@ -288,6 +302,13 @@ class Room:
             p.changeVisualShape(body, -1, textureUniqueId=self.texture_ids[k], physicsClientId=c)
             self.shown_textures.append(self.texture_pool[k])
         return self.free_pose(rng)
+
+    def _show(self, body: int, shown: bool) -> None:
+        """A parked obstacle is made fully transparent, which TinyRenderer skips before any
+        per-triangle work (parked, it is out of every view anyway). Meshes only: the EGL
+        scene's primitives keep their colour."""
+        if not self.primitives:
+            p.changeVisualShape(body, -1, rgbaColor=[1, 1, 1, 1 if shown else 0], physicsClientId=self.client)
 
     def free_pose(self, rng: np.random.Generator) -> tuple[float, float, float]:
         """A random pose at least ``start_clearance`` from every surface."""
