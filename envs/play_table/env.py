@@ -25,8 +25,8 @@ _ARM_LOW_F, _ARM_RANGE_F = ARM_LOW.tolist(), (ARM_HIGH - ARM_LOW).tolist()
 _ARM_HIGH_F = ARM_HIGH.tolist()
 _BLOCK_X = (SCENE_KEYS["long_pos"].start, SCENE_KEYS["cube_pos"].start)  # then y, z
 # The off-table bounds as the float32 comparison of the scene state sees them.
-_OFF_X, _OFF_Y = (float(np.float32(v)) for v in L.TABLE_X), (float(np.float32(v)) for v in L.TABLE_Y)
-_OFF_X, _OFF_Y, _OFF_Z = tuple(_OFF_X), tuple(_OFF_Y), float(np.float32(-0.02))
+_OFF_X, _OFF_Y = tuple(float(np.float32(v)) for v in L.TABLE_X), tuple(float(np.float32(v)) for v in L.TABLE_Y)
+_OFF_Z = float(np.float32(-0.02))
 GOAL_TOL = {"drawer": 0.03, "door": 0.03, "lights": 0.5, "long_pos": 0.05, "cube_pos": 0.05}
 
 
