@@ -125,3 +125,32 @@ def test_a_checkpoint_without_env_rng_still_resumes_with_a_warning(tmp_path) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "env_rng" in runs.load_checkpoint(run / "model")[0]
+
+
+@pytest.mark.slow  # worker processes import selfgym: about 6 s on 2 quiet cores
+def test_subprocess_envs_restore_like_in_process_ones() -> None:
+    from selfgym.env_factory import env_rng_state, load_env_rng_state, make_vec_env
+
+    source = make_vec_env("CartPole-v1", 2, 1)
+    source.reset()
+    for _ in range(40):  # past some episode ends: the episode starts are RNG states, not seeds
+        source.step(np.array([source.action_space.sample() for _ in range(2)]))
+    state = env_rng_state(source)
+    restored = {}
+    for kind in ("dummy", "subproc"):
+        venv = make_vec_env("CartPole-v1", 2, 1, vec_env=kind)
+        try:
+            load_env_rng_state(venv, state)
+            restored[kind] = venv.reset()
+            assert [s.np_random.bit_generator.state for s in venv.get_attr("action_space")] == state["action_space"]
+        finally:
+            venv.close()
+    np.testing.assert_array_equal(restored["subproc"], restored["dummy"])
+
+
+def test_a_checkpoint_of_another_env_count_is_refused() -> None:
+    from selfgym.env_factory import env_rng_state, load_env_rng_state, make_vec_env
+
+    state = env_rng_state(make_vec_env("CartPole-v1", 2, 1))
+    with pytest.raises(ValueError, match="episodes of 2 envs; this run has 3"):
+        load_env_rng_state(make_vec_env("CartPole-v1", 3, 1), state)
