@@ -199,7 +199,45 @@ def write_table(result: dict, path: Path) -> None:
         lines.append(f"| {r['signal']} | {r['family']} | {r['seed']} | {r['greedy_before']:.3f} -> {r['greedy_after']:.3f} | "
                      f"{sampled} | {mean(r['s_per_iteration']):.1f} ({mean(r['cpu_s_per_iteration']):.1f}) | "
                      f"{r['eval_s']:.0f} ({r['eval_cpu_s']:.0f}) | {r['loadavg'][0]:.1f} |")
+    lines += guard_lines(result["runs"])
     path.write_text("\n".join(lines) + "\n")
+
+
+#: the protocol's collapse rule: over the last COLLAPSE_WINDOW iterations the vote pays >= 0.75 while the
+#: verifier (monitoring only) finds <= 0.10 correct
+COLLAPSE_WINDOW, COLLAPSE_REWARD, COLLAPSE_ACCURACY = 5, 0.75, 0.10
+
+
+def collapsed(run: dict) -> bool:
+    """Consensus on wrong answers, by the protocol's rule (decided before the run)."""
+    reward, accuracy = run["train_reward"][-COLLAPSE_WINDOW:], run["train_accuracy"][-COLLAPSE_WINDOW:]
+    return mean(reward) >= COLLAPSE_REWARD and mean(accuracy) <= COLLAPSE_ACCURACY
+
+
+def guard_lines(runs: list[dict]) -> list[str]:
+    """The guard's verdict (item 2): did a majority_vote run collapse, and did the guarded row?"""
+    votes = [r for r in runs if r["signal"] in ("majority_vote", "majority_vote_guard")]
+    if not votes:
+        return []
+    lines = ["", f"Consensus guard (protocol rule: collapsed if over the last {COLLAPSE_WINDOW} iterations the mean "
+             f"training reward is >= {COLLAPSE_REWARD} while the verifier's training accuracy is <= {COLLAPSE_ACCURACY}):", "",
+             "| signal | family | seed | last-5 reward | last-5 accuracy | collapsed | guard fired at iterations |",
+             "|---|---|---|---|---|---|---|"]
+    for r in votes:
+        fired = [str(i + 1) for i, m in enumerate(r.get("iteration_metrics", [])) if m.get("guard_active", 0) > 0]
+        lines.append(f"| {r['signal']} | {r['family']} | {r['seed']} | {mean(r['train_reward'][-COLLAPSE_WINDOW:]):.3f} | "
+                     f"{mean(r['train_accuracy'][-COLLAPSE_WINDOW:]):.3f} | {'yes' if collapsed(r) else 'no'} | "
+                     f"{', '.join(fired) if r['signal'] == 'majority_vote_guard' else ''}{'none' if r['signal'] == 'majority_vote_guard' and not fired else ''} |")
+    plain = [collapsed(r) for r in votes if r["signal"] == "majority_vote"]
+    guarded = [collapsed(r) for r in votes if r["signal"] == "majority_vote_guard"]
+    if not any(plain):
+        verdict = "no majority_vote run collapsed: no collapse to prevent in this study"
+    elif guarded and not any(guarded):
+        verdict = "the guard prevented collapse"
+    else:
+        verdict = "the guard did not prevent collapse"
+    return lines + ["", f"Verdict: {verdict} ({sum(plain)} of {len(plain)} majority_vote runs, "
+                        f"{sum(guarded)} of {len(guarded)} majority_vote_guard runs collapsed)."]
 
 
 #: settings that do not change what a study measures: may differ between a study's processes and restarts

@@ -59,3 +59,21 @@ def test_unknown_signal_is_refused_naming_the_valid_ones(capsys) -> None:
     with pytest.raises(SystemExit):
         self_rewarding.main(["--signals", "vibes"])
     assert "majority_vote" in capsys.readouterr().err
+
+
+def test_guard_verdict_follows_the_protocols_collapse_rule():
+    def run(signal, seed, reward, accuracy, fired=()):
+        return {"signal": signal, "family": "arithmetic:1", "seed": seed, "train_reward": reward, "train_accuracy": accuracy,
+                "iteration_metrics": [{"guard_active": float(i + 1 in fired)} for i in range(len(reward))]}
+
+    paid_for_wrong = run("majority_vote", 1, [0.2] * 7 + [0.8, 0.9, 1.0, 0.75, 0.8], [0.3] * 7 + [0.0, 0.1, 0.05, 0.2, 0.0])
+    healthy = run("majority_vote_guard", 1, [0.2] * 7 + [0.8, 0.9, 1.0, 0.75, 0.8], [0.5] * 12, fired=(8, 12))
+    assert self_rewarding.collapsed(paid_for_wrong) and not self_rewarding.collapsed(healthy)
+    # accuracy just above the 0.10 bound is not a collapse
+    assert not self_rewarding.collapsed(run("majority_vote", 2, [1.0] * 12, [0.11] * 12))
+    text = "\n".join(self_rewarding.guard_lines([paid_for_wrong, healthy]))
+    assert "the guard prevented collapse" in text and "| 8, 12 |" in text
+    text = "\n".join(self_rewarding.guard_lines([healthy, run("majority_vote", 3, [0.5] * 12, [0.5] * 12)]))
+    assert "no collapse to prevent" in text
+    text = "\n".join(self_rewarding.guard_lines([paid_for_wrong, run("majority_vote_guard", 1, [1.0] * 12, [0.0] * 12)]))
+    assert "did not prevent collapse" in text and "| none |" in text
