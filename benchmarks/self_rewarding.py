@@ -216,7 +216,7 @@ def collapsed(run: dict) -> bool:
 
 def guard_lines(runs: list[dict]) -> list[str]:
     """The guard's verdict (item 2): did a majority_vote run collapse, and did the guarded row?"""
-    votes = [r for r in runs if r["signal"] in ("majority_vote", "majority_vote_guard")]
+    votes = [r for r in runs if r["signal"] in ("majority_vote", "majority_vote_guard") and r.get("train_reward")]
     if not votes:
         return []
     lines = ["", f"Consensus guard (protocol rule: collapsed if over the last {COLLAPSE_WINDOW} iterations the mean "
