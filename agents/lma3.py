@@ -336,7 +336,8 @@ class LMA3Agent:
                  "oracle_check": self.oracle_check.state_dict(),
                  "queue": [[g, list(s)] for g, s in self.queue], "curve": [list(map(float, row)) for row in self.curve],
                  "episodes": self.episodes, "num_timesteps": self.num_timesteps, "roles": dict(self.names),
-                 "rngs": {name: _rng_state(r) for name, r in self._rngs().items()}}
+                 "rngs": {name: _rng_state(r) for name, r in self._rngs().items()},
+                 "role_stats": {"oracle": self.oracle.state_dict(), **({"lm": self.lm.state_dict()} if self.lm else {})}}
         if include_buffers:
             state["buffer"] = [[g, o, list(c), t] for g, o, c, t in self.policy.buffer]
         return state
@@ -354,6 +355,10 @@ class LMA3Agent:
         self.episodes, self.num_timesteps = int(state["episodes"]), int(state["num_timesteps"])
         for name, rng in self._rngs().items():
             rng.setstate(_rng_from(state["rngs"][name]))
+        role_stats = state.get("role_stats", {})  # absent in checkpoints before 2026-11-30: counters start at 0
+        self.oracle.load_state_dict(role_stats.get("oracle", {}))
+        if self.lm is not None:
+            self.lm.load_state_dict(role_stats.get("lm", {}))
         self.policy.buffer.clear()
         for g, o, c, t in state.get("buffer", []):
             self.policy.buffer.append((g, o, list(c), int(t)))

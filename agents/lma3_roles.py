@@ -72,6 +72,17 @@ class RoleStats:
             self.failure_examples.append(answer[:200])
 
 
+def stats_state(stats: dict[str, RoleStats]) -> dict[str, Any]:
+    """The roles' counters as plain data (saved with the agent: a resumed or evaluated run reports
+    the calls, seconds and parse failures of its training, not of the process that loaded it)."""
+    return {role: {**vars(s), "failure_examples": list(s.failure_examples)} for role, s in stats.items()}
+
+
+def load_stats(stats: dict[str, RoleStats], state: dict[str, Any]) -> None:
+    for role, saved in state.items():
+        stats[role] = RoleStats(**saved)
+
+
 RELABEL_PROMPT = (
     "An agent acted in a text cooking game. Its commands and what happened:\n{trajectory}\n\n"
     "List the goals the agent achieved, one per line, in the form of short commands such as "
@@ -222,7 +233,10 @@ class LMRoles:
         return torch.sigmoid(yes - no).tolist()
 
     def state_dict(self) -> dict[str, Any]:
-        return {role: vars(s) for role, s in self.stats.items()}
+        return stats_state(self.stats)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_stats(self.stats, state)
 
 
 class OracleRoles:
@@ -268,4 +282,7 @@ class OracleRoles:
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {role: vars(s) for role, s in self.stats.items()}
+        return stats_state(self.stats)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_stats(self.stats, state)

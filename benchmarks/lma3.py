@@ -69,27 +69,75 @@ def run_one(arm: str, seed: int, logs: Path, lm_steps: int, oracle_steps: int, m
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
     suite = json.loads((run / "eval.json").read_text())["task_suite"]
-    lm = suite.get("lm_stats") or {}
     return {"arm": arm, "seed": seed, "run": str(run), "episodes": suite["episodes"],
             "goals_discovered": suite["goals_discovered"], "goals_mastered": suite["goals_mastered"],
             "goals_mastered_oracle": suite["goals_mastered_oracle"],
             "heldout_success": suite["heldout_success"], "mastered_examples": suite["mastered_examples"][:5],
-            "lm_seconds": sum(r["seconds"] for r in lm.values()), "lm_parse_failures":
-            sum(r["parse_failures"] for r in lm.values()), "command": " ".join(train)}
+            **lm_cost(run), "command": " ".join(train)}
 
 
-def table(rows: list[dict]) -> list[str]:
-    lines = ["| arm | episodes | " + " | ".join(MEASURES) + " |", "|---|---|" + "---|" * len(MEASURES)]
+def lm_cost(run: Path) -> dict:
+    """LM seconds, calls and parse failures of the training, from the run's goals.json (written at
+    the end of training). Not from eval.json: before 2026-11-30 a loaded agent's role counters
+    started at zero, so evaluate.py reported 0 s and 0 failures for every run."""
+    report = json.loads((run / "goals.json").read_text())
+    lm = report.get("lm_stats") or {}
+    return {"lm_seconds": sum(r["seconds"] for r in lm.values()),
+            "lm_parse_failures": sum(r["parse_failures"] for r in lm.values()),
+            "lm_answers": {role: r["prompts"] for role, r in lm.items()},
+            "lm_failures": {role: r["parse_failures"] for role, r in lm.items()},
+            "goals_generated": sum(1 for _ in report.get("generated_examples", []))}
+
+
+def estimate(values: list[float]) -> dict:
+    """Mean over seeds with rliable's 95% stratified-bootstrap interval (the protocol's analysis)."""
+    from selfgym.compare import interval_estimates  # rliable: the 'compare' extra
+
+    if len(values) < 2:
+        return {"mean": float(np.mean(values)), "mean_ci": [float("nan"), float("nan")]}
+    return interval_estimates(np.asarray(values, dtype=np.float64).reshape(-1, 1), 2000, 0)
+
+
+def table(rows: list[dict]) -> tuple[list[str], dict]:
+    """The markdown table (mean [95% interval] (every seed)) and the estimates it shows."""
+    lines = ["| arm | episodes | " + " | ".join(MEASURES) + " | LM s / episode | goals generated |",
+             "|---|---|" + "---|" * (len(MEASURES) + 2)]
+    estimates: dict = {}
     for arm in ARMS:
-        mine = [r for r in rows if r["arm"] == arm]
+        mine = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["seed"])
         if not mine:
             continue
         cells = []
         for m in MEASURES:
             values = [r[m] for r in mine if r[m] is not None]
-            cells.append(f"{np.mean(values):.3g} ({', '.join(f'{v:.3g}' for v in values)})" if values else "n/a")
+            est = estimates.setdefault(arm, {})[m] = estimate(values) if values else None
+            cells.append(f"{est['mean']:.3g} [{est['mean_ci'][0]:.3g}, {est['mean_ci'][1]:.3g}] "
+                         f"({', '.join(f'{v:.3g}' for v in values)})" if est else "n/a")
+        per_episode = [r["lm_seconds"] / r["episodes"] for r in mine if r.get("lm_seconds") is not None]
+        cells.append(f"{np.mean(per_episode):.3g}" if per_episode else "n/a")
+        cells.append(", ".join(str(r.get("goals_generated", "n/a")) for r in mine))
         lines.append(f"| {arm} | {mine[0]['episodes']} | " + " | ".join(cells) + " |")
-    return lines
+    return lines, estimates
+
+
+def decide(estimates: dict, arm: str, ablation: str) -> str:
+    """The protocol's rule (amendment 2, item 4): supported if ``arm``'s mean beats ``ablation``'s on
+    goals discovered and on goals mastered per the oracle, with disjoint 95% intervals on at least
+    one; contradicted if ``ablation``'s mean is higher on both; otherwise inconclusive."""
+    if arm not in estimates or ablation not in estimates:
+        return f"{arm} vs {ablation}: not decided (an arm has no finished run)"
+    pairs = [(estimates[arm][m], estimates[ablation][m]) for m in ("goals_discovered", "goals_mastered_oracle")]
+    higher = [a["mean"] > b["mean"] for a, b in pairs]
+    apart = [a["mean_ci"][0] > b["mean_ci"][1] for a, b in pairs]
+    if all(higher) and any(apart):
+        verdict = "supported"
+    elif all(a["mean"] < b["mean"] for a, b in pairs):
+        verdict = "contradicted"
+    else:
+        verdict = "inconclusive"
+    shown = "; ".join(f"{m}: {a['mean']:.3g} vs {b['mean']:.3g}" for m, (a, b) in
+                      zip(("discovered", "mastered per the oracle"), pairs))
+    return f"{arm} vs {ablation}: **{verdict}** ({shown}; intervals apart on {sum(apart)} of 2)"
 
 
 def main() -> None:
@@ -136,13 +184,21 @@ def write_tables(rows: list[dict], failed: list[dict], args: argparse.Namespace,
     missing = [f"{arm} seed {seed}" for arm in args.arms for seed in args.seeds
                if not any(r["arm"] == arm and r["seed"] == seed for r in rows)]
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"{args.out}.json").write_text(json.dumps({"rows": rows, "failed": failed, "missing": missing,
-                                                          "args": vars(args)}, indent=1))
+    for row in rows:  # records made before lm_cost existed read 0 LM seconds off eval.json
+        if Path(row["run"], "goals.json").exists():
+            row.update(lm_cost(Path(row["run"])))
+    lines, estimates = table(rows)
     md = [f"# LMA3 on CookingWorld ({args.out})", "", f"Command: `python benchmarks/lma3.py {' '.join(sys.argv[1:])}`",
-          "", "Mean over seeds (each seed in brackets); held-out success: 20 human-written goals x 3 test layouts, "
-          "oracle-judged.", "", *table(rows), "", f"Curves with 95% bands: `{curves}/`.", ""]
+          "", "Mean over seeds [rliable's 95% stratified-bootstrap interval] (each seed); held-out success: "
+          "20 human-written goals x 3 test layouts, oracle-judged. LM seconds and generated goals from each "
+          "run's goals.json.", "", *lines, "",
+          "Decision rule (protocol, amendment 2): " + decide(estimates, "lma3", "lma3_no_generator") + ".",
+          "Secondary, the loop itself: " + decide(estimates, "oracle", "oracle_no_generator") + ".", "",
+          f"Curves with 95% bands: `{curves}/`.", ""]
     if missing:
         md += [f"Partial table: no finished run for {', '.join(missing)}.", ""]
+    (results / f"{args.out}.json").write_text(json.dumps({"rows": rows, "failed": failed, "missing": missing,
+                                                          "estimates": estimates, "args": vars(args)}, indent=1))
     (results / f"{args.out}.md").write_text("\n".join(md))
     print("\n".join(md))
     if rows:

@@ -142,6 +142,23 @@ def test_lma3_keeps_the_other_arms_when_one_crashes_and_a_restart_runs_only_that
     assert "| hand_coded | 2 |" in (tmp_path / "t.md").read_text()
 
 
+def test_lma3_decision_follows_the_protocol_rule() -> None:
+    import lma3
+
+    def arms(a: tuple, b: tuple) -> dict:  # (mean, low, high) for discovered and for mastered per the oracle
+        est = lambda m, lo, hi: {"mean": m, "mean_ci": [lo, hi]}  # noqa: E731
+        return {"x": {"goals_discovered": est(*a[0]), "goals_mastered_oracle": est(*a[1])},
+                "y": {"goals_discovered": est(*b[0]), "goals_mastered_oracle": est(*b[1])}}
+
+    assert "**supported**" in lma3.decide(arms(((40, 35, 45), (3, 2, 4)), ((30, 25, 33), (2, 1, 5))), "x", "y")
+    # higher on both but every interval overlaps: inconclusive
+    assert "**inconclusive**" in lma3.decide(arms(((31, 25, 36), (3, 2, 4)), ((30, 25, 33), (2, 1, 5))), "x", "y")
+    # equal runs (a generator that never produced a goal) are inconclusive, not supported
+    assert "**inconclusive**" in lma3.decide(arms(((30, 25, 33), (2, 1, 5)), ((30, 25, 33), (2, 1, 5))), "x", "y")
+    assert "**contradicted**" in lma3.decide(arms(((20, 15, 25), (1, 0, 2)), ((30, 25, 33), (2, 1, 5))), "x", "y")
+    assert "not decided" in lma3.decide({"x": {}}, "x", "y")
+
+
 # -- self_rewarding -----------------------------------------------------------------------------------------
 def test_self_rewarding_records_a_crash_and_resumes_the_same_out(tmp_path, monkeypatch) -> None:
     pytest.importorskip("rliable")

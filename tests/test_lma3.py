@@ -142,6 +142,8 @@ def test_the_loop_runs_with_oracle_roles_and_saves_and_loads() -> None:
     twin = LMA3Agent(_env(), seed=1, relabeler="oracle", reward="oracle", generator="oracle")
     twin.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
     assert twin.library.state_dict() == agent.library.state_dict() and (twin.policy.weights == agent.policy.weights).all()
+    # the roles' counters travel with the agent (evaluate.py reports the training's, not zeros)
+    assert twin.goal_report()["oracle_stats"] == report["oracle_stats"] and report["oracle_stats"]["relabeler"]["calls"] == 3
     assert [twin.library.sample(), twin.policy.rng.random(), twin.rng.random()] == [
         agent.library.sample(), agent.policy.rng.random(), agent.rng.random()]  # a resumed run draws the same numbers
     action, _ = twin.predict(twin.env.reset())
@@ -159,6 +161,11 @@ def test_the_loop_runs_with_a_tiny_random_lm_counting_unparsable_answers(tiny_di
     assert stats["relabeler"].parse_failures >= 1 and stats["relabeler"].failure_examples  # random bytes
     report = json.loads(json.dumps(agent.goal_report()))
     assert report["lm_stats"]["relabeler"]["parse_failures"] == stats["relabeler"].parse_failures
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    twin = LMA3Agent(_env(), seed=0, model=tiny_dir, max_new_tokens=12, episodes_per_update=2, device="cpu")
+    twin.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    assert twin.goal_report()["lm_stats"] == report["lm_stats"] and twin.lm._policy is None  # counters, no model load
 
 
 def test_hand_coded_goal_baseline_keeps_to_its_goal_space() -> None:
