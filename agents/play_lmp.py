@@ -25,7 +25,7 @@ from torch import nn
 
 from selfgym.agents.play.networks import PlanProposer, PlanRecognizer, RecurrentPolicy, kl_diag_gaussians
 from selfgym.agents.play.offline import OfflinePlayAgent
-from selfgym.envs.play_table.heldout import TestCases, start_observations
+from selfgym.envs.play_table.heldout import TestCases
 from selfgym.envs.play_table.tasks import TASK_NAMES
 
 
@@ -77,11 +77,7 @@ class PlayLMPAgent(OfflinePlayAgent):
     def describe_cases(self, cases: TestCases) -> dict[str, Any]:
         """The plan space (the paper's figure): the proposer's mean plan for every test case,
         projected to 2-D by PCA, with the case's task; the paper's plans cluster by task."""
-        obs = self.normalizer(torch.as_tensor(start_observations(cases), device=self.device))
-        if self.goal == "observation" and cases.goal_observations is None:
-            raise ValueError("these test cases have no goal observations (made before they were stored): make them again")
-        goals = cases.goal_observations if self.goal == "observation" else cases.goals
-        goal = self.normalize_goal(torch.as_tensor(goals, device=self.device))
+        obs, goal = self.case_inputs(cases)
         means = self.model.proposer(obs, goal)[0].cpu().numpy().astype(np.float64)
         centred = means - means.mean(0)
         _, singular, axes = np.linalg.svd(centred, full_matrices=False)

@@ -28,6 +28,7 @@ def registered_ids() -> list[str]:
 _register("PlayTable-v0", "selfgym.envs.play_table.env:PlayTableEnv", 100)
 _register("PlayTablePixels-v0", "selfgym.envs.play_table.env:PlayTableEnv", 100, obs_mode="pixels")
 _register("PlayTableGoal-v0", "selfgym.envs.play_table.env:PlayTableGoalEnv", 100)
+_register("PlayTablePixelsGoal-v0", "selfgym.envs.play_table.pixels:PlayTablePixelsGoalEnv", 100)
 
 # --- DroneRoom (envs/drone) ----------------------------------------------------------------
 # 60 s flights at 10 Hz; a longer flight_time needs gym.make(..., max_episode_steps=N) too.

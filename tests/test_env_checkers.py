@@ -29,12 +29,14 @@ SB3_CHECK_FAILS = {
     "selfgym/PlayTableGoal-v0": (AttributeError, "gym.make wraps it in TimeLimit, and SB3's checker calls "
                                                  "env.compute_reward, which Gymnasium 1.x wrappers no longer forward; the "
                                                  "unwrapped env passes, and HER works (it calls env_method, which does)"),
+    "selfgym/PlayTablePixelsGoal-v0": (AttributeError, "as PlayTableGoal-v0"),
 }
 #: ids whose copies pickle but share the original's simulation, so they do not continue its episode
 COPY_SHARES_SIMULATION = {
     "selfgym/PlayTable-v0": "pybullet_utils' BulletClient pickles its client id: the copy drives the original's physics",
     "selfgym/PlayTablePixels-v0": "as PlayTable-v0",
     "selfgym/PlayTableGoal-v0": "as PlayTable-v0",
+    "selfgym/PlayTablePixelsGoal-v0": "as PlayTable-v0",
 }
 IDS = registered_ids()
 
@@ -64,7 +66,7 @@ def test_sb3_check_env(env_id: str) -> None:
                 sb3_check_env(env, warn=False)
         else:
             sb3_check_env(env, warn=True)
-        if env_id == "selfgym/PlayTableGoal-v0":
+        if env_id in ("selfgym/PlayTableGoal-v0", "selfgym/PlayTablePixelsGoal-v0"):
             sb3_check_env(env.unwrapped, warn=True)
     finally:
         env.close()

@@ -11,6 +11,10 @@ missing and ``collect`` says how much, checks it can be read and has the env's o
 layout, and adds its ``dataset_sha256``, so config.yaml records path and hash. On resume the
 recorded hash must match the file. Evaluation never opens the dataset: the normaliser's
 statistics are part of the agent's state.
+
+Pixels. On ``PlayTablePixelsGoal-v0`` the same agents read the camera image and proprioception
+through a CNN encoder trained with them (``agents/play/pixels.py``), from a pixel log whose
+layout names the image size; a state log is refused there, and a pixel log on the state env.
 """
 
 from __future__ import annotations
@@ -27,10 +31,14 @@ from torch import nn
 
 from selfgym import runs
 from selfgym.agents.base import TrainingHooks
+from selfgym.agents.play import pixels as px
 from selfgym.envs.play_table.collect import save_play
-from selfgym.envs.play_table.dataset import PlayDataset, observation_layout
+from selfgym.envs.play_table.dataset import PlayDataset, observation_layout, pixel_observation_layout
 from selfgym.envs.play_table.demos import save_demos
-from selfgym.envs.play_table.heldout import TestCases, evaluate_cases, format_suite, make_test_cases
+from selfgym.envs.play_table.heldout import (TestCases, evaluate_cases, format_suite, make_test_cases,
+                                             start_observations, start_pixel_observations)
+from selfgym.envs.play_table.env import PlayTableGoalEnv
+from selfgym.envs.play_table.pixels import PlayTablePixelsGoalEnv
 
 # dataset kind -> (what it is, the command that makes one)
 HOW_TO_MAKE = {
@@ -41,9 +49,12 @@ HOW_TO_MAKE = {
 }
 
 
-def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters with ``dataset`` absolute and ``dataset_sha256`` filled in (see module doc)."""
+def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any], image_size: int | None = None) -> dict[str, Any]:
+    """The hyperparameters with ``dataset`` absolute and ``dataset_sha256`` filled in (see module doc);
+    ``image_size``: the env is the pixel goal env at that camera size (a pixel log is needed)."""
     what, command, auto = HOW_TO_MAKE[kind]
+    if image_size is not None:
+        what, command = f"a pixel {what.split(' ', 1)[1]} ({image_size} px)", f"{command} --pixels {image_size}"
     name = hyperparams.get("dataset")
     if not name:
         raise ValueError(f"{agent} learns offline from {what} and no dataset is named. Make one with: "
@@ -61,26 +72,32 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any]) -> dict[
         print(f"dataset {path} not found: collecting {what} ({amount})", flush=True)
         tmp = path.with_name(path.stem + ".collecting.npz")
         if kind == "play":
-            save_play(str(tmp), float(amount))
+            save_play(str(tmp), float(amount), pixels=image_size)
         else:
-            save_demos(str(tmp), int(amount))
+            save_demos(str(tmp), int(amount), pixels=image_size)
         tmp.replace(path)
     digest = runs.sha256_file(path)
     if recorded and recorded != digest:
         raise ValueError(f"dataset {path} changed since this run recorded it: sha256 {digest}, recorded {recorded}")
     data = PlayDataset(path)
-    check_layout(data, kind)
+    check_layout(data, kind, None if image_size is None else pixel_observation_layout(image_size))
     return {**hyperparams, "dataset": str(path), "dataset_sha256": digest}
 
 
-def check_layout(data: PlayDataset, kind: str) -> None:
-    """Refuse a log whose observations are laid out unlike this PlayTable's (both named)."""
-    expected = observation_layout()
-    dim = sum(int(item.rsplit(":", 1)[1]) for part in expected.split("|") for item in part.split(","))
+def check_layout(data: PlayDataset, kind: str, pixel_layout: str | None = None) -> None:
+    """Refuse a log whose observations are laid out unlike this PlayTable's (both named);
+    ``pixel_layout``: the pixel env's layout, for a pixel agent (default: the state layout)."""
     found = data.layout if data.layout is not None else f"{data.obs.shape[1]} floats (layout not recorded)"
-    if data.obs.shape[1] != dim or (data.layout is not None and data.layout != expected):
-        raise ValueError(f"dataset {data.path} was collected with observation layout {found}; "
-                         f"this env observes {expected} ({dim} floats). Collect it again with this version")
+    if pixel_layout is not None:
+        if data.layout != pixel_layout or data.images is None:
+            raise ValueError(f"dataset {data.path} was collected with observation layout {found}; this env "
+                             f"observes {pixel_layout}. Collect a pixel log with --pixels {pixel_layout[6:].split('x')[0]}")
+    else:
+        expected = observation_layout()
+        dim = sum(int(item.rsplit(":", 1)[1]) for part in expected.split("|") for item in part.split(","))
+        if data.obs.shape[1] != dim or (data.layout is not None and data.layout != expected):
+            raise ValueError(f"dataset {data.path} was collected with observation layout {found}; "
+                             f"this env observes {expected} ({dim} floats). Collect it again with this version")
     recorded_kind = data.meta.get("kind")
     if recorded_kind is not None and recorded_kind != kind:
         raise ValueError(f"dataset {data.path} holds {recorded_kind!r} data; this agent learns from {kind!r} "
@@ -140,6 +157,9 @@ class OfflinePlayAgent:
             ``suite_log_cases`` held-out cases per task (start pose) and log per-task success
             in metrics.csv (``suite_<task>``, ``suite_mean_success``); 0 never.
         suite_log_cases: cases per task for ``suite_log_every`` (the first of the held-out set).
+        image_features: pixel envs only: width of the CNN encoder's output per image (64 if
+            not given); on pixels ``goal`` is ``"image"`` (the goal frame, the paper's) or
+            ``"observation"`` (the goal frame and the goal's proprioception).
     """
 
     dataset_kind = "play"
@@ -152,11 +172,13 @@ class OfflinePlayAgent:
                  batch_size: int = 64,
                  learning_rate: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, bins: int = 256,
                  grad_clip: float = 1.0, log_interval: int = 100, suite_cases_per_task: int = 20,
-                 suite_perturbation: float = 0.15, suite_log_every: int = 0, suite_log_cases: int = 3) -> None:
+                 suite_perturbation: float = 0.15, suite_log_every: int = 0, suite_log_cases: int = 3,
+                 image_features: int | None = None) -> None:
         space = env.observation_space
-        if not (isinstance(space, gym.spaces.Dict) and {"observation", "desired_goal"} <= set(space.spaces)):
+        self.pixels = px.pixel_spec(space, goal, image_features)  # None: state observations
+        if self.pixels is None and not (isinstance(space, gym.spaces.Dict) and {"observation", "desired_goal"} <= set(space.spaces)):
             raise ValueError(f"{type(self).__name__} acts in a goal env (Dict with 'observation' and 'desired_goal', "
-                             f"e.g. selfgym/PlayTableGoal-v0), got {space}")
+                             f"e.g. selfgym/PlayTableGoal-v0, or selfgym/PlayTablePixelsGoal-v0), got {space}")
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"{type(self).__name__} needs continuous (Box) actions, got {env.action_space}")
         if reward_modules:
@@ -172,7 +194,7 @@ class OfflinePlayAgent:
             raise ValueError(f"{type(self).__name__} takes each demonstration's last state as its goal; "
                              f"goal_horizon ({goal_horizon}) is for play logs")
         self.goal_horizon = goal_horizon or None
-        if goal not in ("scene", "observation"):
+        if self.pixels is None and goal not in ("scene", "observation"):
             raise ValueError(f"goal must be 'scene' or 'observation', got {goal!r}")
         self.goal = goal
         if isinstance(suite_cases_per_task, bool) or not isinstance(suite_cases_per_task, int) or suite_cases_per_task < 0:
@@ -191,17 +213,23 @@ class OfflinePlayAgent:
         self.batch_size, self.grad_clip, self.log_interval, self.logger = batch_size, grad_clip, log_interval, logger
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    "cpu" if device == "auto" else device)
-        self.obs_dim = int(space["observation"].shape[0])
         self.scene_dim = int(space["desired_goal"].shape[0])
-        self.goal_dim = self.obs_dim if goal == "observation" else self.scene_dim
+        if self.pixels is not None:  # the networks read encoded images + proprioception
+            self.obs_dim, self.goal_dim = self.pixels.obs_dim, self.pixels.goal_dim
+        else:
+            self.obs_dim = int(space["observation"].shape[0])
+            self.goal_dim = self.obs_dim if goal == "observation" else self.scene_dim
         self.action_dim = int(env.action_space.shape[0])
         self.goal_slice = slice(self.obs_dim - self.goal_dim, self.obs_dim)  # the scene part, or all of it
         self.hidden, self.n_mixtures, self.bins = hidden, n_mixtures, bins
         if seed is not None:
             torch.manual_seed(seed)
         self.sampler_rng = np.random.default_rng(seed)
-        self.normalizer = Normalizer(self.obs_dim).to(self.device)
-        self.model = self.build().to(self.device)
+        self.normalizer = Normalizer(self.pixels.proprio_dim if self.pixels else self.obs_dim).to(self.device)
+        model = self.build()
+        if self.pixels is not None:
+            model.encoder = px.PixelEncoder(self.pixels.image_size, self.pixels.features)
+        self.model = model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
         self.num_timesteps = 0
         self.fitted = False  # the normaliser has the dataset's statistics
@@ -222,7 +250,8 @@ class OfflinePlayAgent:
     @classmethod
     def resolve_hyperparams(cls, hyperparams: dict[str, Any], env_id: str) -> dict[str, Any]:
         """train.py's hook, before any run folder exists: find, check and hash the dataset."""
-        return resolve_dataset(getattr(cls, "agent_name", cls.__name__), cls.dataset_kind, hyperparams)
+        return resolve_dataset(getattr(cls, "agent_name", cls.__name__), cls.dataset_kind, hyperparams,
+                               px.env_image_size(env_id))
 
     # -- data --------------------------------------------------------------------------------
     def normalize_goal(self, goal: torch.Tensor) -> torch.Tensor:
@@ -233,10 +262,11 @@ class OfflinePlayAgent:
             if not self.dataset:
                 resolve_dataset(type(self).__name__, self.dataset_kind, {})  # raises, saying how to make one
             data = PlayDataset(str(self.dataset))
-            check_layout(data, self.dataset_kind)
-            if data.obs.shape[1] != self.obs_dim or data.actions.shape[1] != self.action_dim:
+            check_layout(data, self.dataset_kind, self.pixels.layout if self.pixels else None)
+            obs_dim = self.pixels.proprio_dim if self.pixels else self.obs_dim
+            if data.obs.shape[1] != obs_dim or data.actions.shape[1] != self.action_dim:
                 raise ValueError(f"dataset {self.dataset}: observations {data.obs.shape[1]} / actions "
-                                 f"{data.actions.shape[1]} floats, the env has {self.obs_dim} / {self.action_dim}")
+                                 f"{data.actions.shape[1]} floats, the env has {obs_dim} / {self.action_dim}")
             if not self.fitted:
                 self.normalizer.fit(data.obs)
                 self.fitted = True
@@ -246,8 +276,13 @@ class OfflinePlayAgent:
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = self._load_data().sample_windows(self.batch_size, self.window, self.sampler_rng,
                                                  goal_at_episode_end=self.goal_at_episode_end,
-                                                 goal_horizon=self.goal_horizon)
+                                                 goal_horizon=self.goal_horizon, images=self.pixels is not None)
         to = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
+        if self.pixels is not None:  # uint8 to the device, encoded there (inside the graph: trained end to end)
+            frames = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+            obs, goal = px.encode(self.model, self.normalizer, self.pixels, frames(batch["images"]), to(batch["obs"]),
+                                  frames(batch["goal_images"]), to(batch["goal_obs"]))
+            return obs, to(batch["actions"]), goal
         goal = batch["goal_obs"] if self.goal == "observation" else batch["goal"]
         return self.normalizer(to(batch["obs"])), to(batch["actions"]), self.normalize_goal(to(goal))
 
@@ -280,8 +315,8 @@ class OfflinePlayAgent:
         if self.logger is None or self.suite_log_cases == 0:
             return
         if self._log_cases is None:
-            self._log_cases = make_test_cases(self.suite_log_cases)
-        result = evaluate_cases(self, self._log_cases, deterministic=True)
+            self._log_cases = self.test_cases(self.suite_log_cases)
+        result = evaluate_cases(self, self._log_cases, deterministic=True, make_env=self.case_env)
         for task, rate in result["per_task"].items():
             self.logger.record(f"suite/{task}", rate)
         self.logger.record("suite/mean_success", result["mean"])
@@ -302,11 +337,14 @@ class OfflinePlayAgent:
                 deterministic: bool = False) -> tuple[np.ndarray, Any]:
         """Actions for a batch of goal-env observations; ``state`` carries the recurrent policy's
         memory and plan between calls (pass back what was returned, as SB3's recurrent agents do)."""
-        if not isinstance(observation, dict) or "observation" not in observation or "desired_goal" not in observation:
-            raise ValueError("predict needs goal-env observations: a dict with 'observation' and 'desired_goal'")
-        obs = torch.as_tensor(np.asarray(observation["observation"], np.float32), device=self.device).reshape(-1, self.obs_dim)
-        goal = self.goal_input(observation)
-        obs, goal = self.normalizer(obs), self.normalize_goal(goal)
+        if self.pixels is not None:
+            obs, goal = px.encode(self.model, self.normalizer, self.pixels,
+                                  *px.observation_inputs(observation, self.pixels, self.device))
+        else:
+            if not isinstance(observation, dict) or "observation" not in observation or "desired_goal" not in observation:
+                raise ValueError("predict needs goal-env observations: a dict with 'observation' and 'desired_goal'")
+            obs = torch.as_tensor(np.asarray(observation["observation"], np.float32), device=self.device).reshape(-1, self.obs_dim)
+            obs, goal = self.normalizer(obs), self.normalize_goal(self.goal_input(observation))
         n = obs.shape[0]
         if state is None or state["step"].shape[0] != n:
             state = {"step": np.zeros(n, np.int64), "hidden": None, "plan": None}
@@ -344,12 +382,38 @@ class OfflinePlayAgent:
         pose and with the hand perturbed (evaluate.py prints the table, eval.json keeps it)."""
         if self.suite_cases_per_task == 0:
             return None
-        cases = make_test_cases(self.suite_cases_per_task)
-        results = {"start pose": evaluate_cases(self, cases, deterministic)}
+        cases = self.test_cases(self.suite_cases_per_task)
+        results = {"start pose": evaluate_cases(self, cases, deterministic, make_env=self.case_env)}
         if self.suite_perturbation > 0:
             results[f"perturbed {self.suite_perturbation:g} m"] = evaluate_cases(
-                self, cases, deterministic, perturbation=self.suite_perturbation)
+                self, cases, deterministic, perturbation=self.suite_perturbation, make_env=self.case_env)
         return {"results": results, "table": format_suite(results), **self.describe_cases(cases)}
+
+    def test_cases(self, per_task: int) -> TestCases:
+        """The held-out cases (with goal images for a pixel agent)."""
+        return make_test_cases(per_task, image_size=self.pixels.image_size if self.pixels else None)
+
+    def case_env(self, task: str) -> Any:
+        """The env a held-out case of ``task`` is rolled out in: the state goal env or the pixel one."""
+        if self.pixels is not None:
+            return PlayTablePixelsGoalEnv(task=task, image_size=self.pixels.image_size)
+        return PlayTableGoalEnv(task=task)
+
+    @torch.no_grad()
+    def case_inputs(self, cases: TestCases) -> tuple[torch.Tensor, torch.Tensor]:
+        """(start observation, goal) of every case as the networks read them (normalised or encoded)."""
+        if self.pixels is not None:
+            if cases.goal_images is None or cases.goal_observations is None:
+                raise ValueError("these test cases have no goal images: make them with image_size")
+            images, proprio = start_pixel_observations(cases, self.pixels.image_size)
+            as_tensor = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+            return px.encode(self.model, self.normalizer, self.pixels, as_tensor(images), as_tensor(proprio),
+                             as_tensor(cases.goal_images), as_tensor(cases.goal_observations[:, :self.pixels.proprio_dim]))
+        obs = self.normalizer(torch.as_tensor(start_observations(cases), device=self.device))
+        if self.goal == "observation" and cases.goal_observations is None:
+            raise ValueError("these test cases have no goal observations (made before they were stored): make them again")
+        goals = cases.goal_observations if self.goal == "observation" else cases.goals
+        return obs, self.normalize_goal(torch.as_tensor(goals, device=self.device))
 
     def describe_cases(self, cases: TestCases) -> dict[str, Any]:
         """More about the test cases for eval.json (Play-LMP: its plan space); nothing by default."""

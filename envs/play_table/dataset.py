@@ -7,6 +7,12 @@ A play log is one ``.npz`` file with aligned arrays over T control steps:
 ``images`` (T, H, W, 3) uint8, and ``meta`` (a JSON string whose ``obs_layout`` names what each
 observation float is, see ``observation_layout``). Expert demonstrations (``demos.py``) use the
 same format, one episode per demonstration, plus ``task_ids``.
+
+A *pixel* log (``collect --pixels SIZE``, ``demos --pixels SIZE``) is what
+PlayTablePixelsGoal-v0 observes: ``obs`` (T, 15) is the proprioception only, ``images``
+(T, SIZE, SIZE, 3) uint8 the static camera at each step, and its ``obs_layout`` is
+``pixel_observation_layout(SIZE)``; ``scene_states`` stay (for the held-out leak check), no
+agent reads them. The layouts differ, so a state agent refuses a pixel log and vice versa.
 """
 
 from __future__ import annotations
@@ -22,15 +28,22 @@ from selfgym.envs.play_table.observation import PROPRIO_KEYS, SCENE_KEYS
 REQUIRED = ("obs", "actions", "scene_states", "episode_ids")
 
 
+def _part(keys: dict[str, slice]) -> str:
+    return ",".join(f"{name}:{sl.stop - sl.start}" for name, sl in keys.items())
+
+
 def observation_layout() -> str:
     """What a PlayTable state observation holds, in order (``name:size``), proprioception | scene.
 
     Every log records it, so a learner can refuse a log whose floats mean something else than
     the env's (a moved key keeps the size but breaks a policy silently).
     """
-    def part(keys: dict[str, slice]) -> str:
-        return ",".join(f"{name}:{sl.stop - sl.start}" for name, sl in keys.items())
-    return f"{part(PROPRIO_KEYS)}|{part(SCENE_KEYS)}"
+    return f"{_part(PROPRIO_KEYS)}|{_part(SCENE_KEYS)}"
+
+
+def pixel_observation_layout(image_size: int) -> str:
+    """What a PlayTable pixel observation holds: the static camera's RGB image | proprioception."""
+    return f"image:{image_size}x{image_size}x3|{_part(PROPRIO_KEYS)}"
 
 
 class PlayDataset:
@@ -60,6 +73,9 @@ class PlayDataset:
         self.scene_states, self.episode_ids = self.arrays["scene_states"], self.arrays["episode_ids"]
         if not len(self.obs) == len(self.actions) == len(self.scene_states) == len(self.episode_ids):
             raise ValueError(f"{path}: arrays have different lengths")
+        self.images: np.ndarray | None = self.arrays.get("images")
+        if self.images is not None and len(self.images) != len(self.obs):
+            raise ValueError(f"{path}: {len(self.images)} images for {len(self.obs)} steps")
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -86,8 +102,10 @@ class PlayDataset:
         return self._last_index
 
     def sample_windows(self, batch_size: int, window: int = 32, rng: np.random.Generator | None = None,
-                       goal_at_episode_end: bool = False, goal_horizon: int | None = None) -> dict[str, np.ndarray]:
-        """A batch: obs (B, window, D), actions (B, window, A), goal (B, 22), goal_obs (B, D), start (B,).
+                       goal_at_episode_end: bool = False, goal_horizon: int | None = None,
+                       images: bool = False) -> dict[str, np.ndarray]:
+        """A batch: obs (B, window, D), actions (B, window, A), goal (B, 22), goal_obs (B, D), start (B,);
+        with ``images`` also images (B, window, H, W, 3) and goal_images (B, H, W, 3) uint8.
 
         The goal is the state ``window`` steps after the start (hindsight relabelling of play), or
         with ``goal_at_episode_end`` the last state of the window's episode (a demonstration's goal).
@@ -112,5 +130,10 @@ class PlayDataset:
             goal_index = np.minimum(ahead, self.episode_last_index()[k])
         else:
             goal_index = k + window
-        return {"obs": self.obs[idx], "actions": self.actions[idx], "goal": self.scene_states[goal_index],
-                "goal_obs": self.obs[goal_index], "start": k}
+        batch = {"obs": self.obs[idx], "actions": self.actions[idx], "goal": self.scene_states[goal_index],
+                 "goal_obs": self.obs[goal_index], "start": k}
+        if images:
+            if self.images is None:
+                raise ValueError(f"{self.path} holds no images (layout {self.layout}); collect a pixel log with --pixels")
+            batch["images"], batch["goal_images"] = self.images[idx], self.images[goal_index]
+        return batch

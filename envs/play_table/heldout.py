@@ -13,6 +13,10 @@ observation it ended in (hand + scene: the paper's goal s_g is a whole state), w
 hands to the policy as ``goal_observation`` beside the env's scene goal. Seeds start at
 ``HELDOUT_SEED_BASE``, far from ``demos.py``'s, and ``leaked_cases`` checks by hash that no
 case's initial state occurs in a training log.
+
+Pixels: ``make_test_cases(image_size=S)`` also keeps the demonstration's last camera frame as
+the case's goal image, which ``run_case`` hands to the policy as ``goal_image`` (the paper's
+pixel goal); ``evaluate_cases(make_env=...)`` then rolls out in ``PlayTablePixelsGoalEnv``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from selfgym.envs.play_table import tasks as T
 from selfgym.envs.play_table.demos import TASK_SEED_STRIDE, demonstrate
 from selfgym.envs.play_table.env import PlayTableEnv, PlayTableGoalEnv
+from selfgym.envs.play_table.pixels import PlayTablePixelsGoalEnv
 from selfgym.envs.play_table.primitives import HIGH, OPEN, Waypoint, WaypointFollower
 from selfgym.envs.play_table.observation import PROPRIO_DIM
 
@@ -36,8 +41,9 @@ MAX_STEPS = 150  # 5 s at 30 Hz; the expert needs 26-100 steps
 
 @dataclass(frozen=True)
 class TestCases:
-    """Arrays over cases: task index, reset seed, initial scene state, goal scene state, and the
-    goal observation (proprioception + scene, the demonstration's last; None in old files)."""
+    """Arrays over cases: task index, reset seed, initial scene state, goal scene state, the
+    goal observation (proprioception + scene, the demonstration's last; None in old files), and
+    the goal image (the demonstration's last camera frame; None unless made with ``image_size``)."""
 
     __test__ = False  # not a pytest class
     task_ids: np.ndarray
@@ -45,12 +51,15 @@ class TestCases:
     starts: np.ndarray
     goals: np.ndarray
     goal_observations: np.ndarray | None = None
+    goal_images: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.seeds)
 
     def save(self, path: str | Path) -> None:
         extra = {} if self.goal_observations is None else {"goal_observations": self.goal_observations}
+        if self.goal_images is not None:
+            extra["goal_images"] = self.goal_images
         np.savez_compressed(path, task_ids=self.task_ids, seeds=self.seeds, starts=self.starts, goals=self.goals,
                             tasks=np.asarray(T.TASK_NAMES), **extra)
 
@@ -60,7 +69,8 @@ class TestCases:
             if tuple(data["tasks"]) != T.TASK_NAMES:
                 raise ValueError(f"{path}: test cases for tasks {list(data['tasks'])}, this PlayTable has {list(T.TASK_NAMES)}")
             goal_observations = data["goal_observations"] if "goal_observations" in data.files else None
-            return cls(data["task_ids"], data["seeds"], data["starts"], data["goals"], goal_observations)
+            goal_images = data["goal_images"] if "goal_images" in data.files else None
+            return cls(data["task_ids"], data["seeds"], data["starts"], data["goals"], goal_observations, goal_images)
 
     def digest(self) -> str:
         """sha256 of the cases: two evaluations on equal digests used the same test set (the goal
@@ -72,9 +82,10 @@ class TestCases:
 
 
 def make_test_cases(per_task: int = 20, seed: int = HELDOUT_SEED_BASE, noise: float = 0.0,
-                    tasks: tuple[str, ...] = T.TASK_NAMES) -> TestCases:
-    """``per_task`` cases per task from the scripted expert's successful demonstrations, fixed by ``seed``."""
-    task_ids, seeds, starts, goals, goal_observations = [], [], [], [], []
+                    tasks: tuple[str, ...] = T.TASK_NAMES, image_size: int | None = None) -> TestCases:
+    """``per_task`` cases per task from the scripted expert's successful demonstrations, fixed by
+    ``seed``; with ``image_size`` each keeps its last camera frame as the goal image."""
+    task_ids, seeds, starts, goals, goal_observations, goal_images = [], [], [], [], [], []
     for task in tasks:
         index = T.TASK_NAMES.index(task)
         env, attempt, kept = PlayTableEnv(task=task), 0, 0
@@ -91,10 +102,13 @@ def make_test_cases(per_task: int = 20, seed: int = HELDOUT_SEED_BASE, noise: fl
             starts.append(demo[0][0, PROPRIO_DIM:])
             goals.append(demo[0][-1, PROPRIO_DIM:])
             goal_observations.append(demo[0][-1])
+            if image_size is not None:  # the scene still stands where the demonstration ended
+                goal_images.append(env.scene.camera_image(image_size))
             kept += 1
         env.close()
     return TestCases(np.asarray(task_ids, np.int32), np.asarray(seeds, np.int64), np.asarray(starts, np.float32),
-                     np.asarray(goals, np.float32), np.asarray(goal_observations, np.float32))
+                     np.asarray(goals, np.float32), np.asarray(goal_observations, np.float32),
+                     None if image_size is None else np.asarray(goal_images, np.uint8))
 
 
 def state_hash(scene_state: np.ndarray) -> str:
@@ -118,15 +132,33 @@ def start_observations(cases: TestCases) -> np.ndarray:
     return out
 
 
+def start_pixel_observations(cases: TestCases, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The camera image (N, S, S, 3) and proprioception (N, 15) each case starts from."""
+    images = np.zeros((len(cases), image_size, image_size, 3), np.uint8)
+    proprio = np.zeros((len(cases), PROPRIO_DIM), np.float32)
+    for index in np.unique(cases.task_ids):
+        env = PlayTablePixelsGoalEnv(task=T.TASK_NAMES[int(index)], image_size=image_size)
+        for i in np.flatnonzero(cases.task_ids == index):
+            obs = env.reset(seed=int(cases.seeds[i]), options={"goal": cases.goals[i]})[0]
+            images[i], proprio[i] = obs["image"], obs["proprio"]
+        env.close()
+    return images, proprio
+
+
+def _hand(obs: dict) -> np.ndarray:
+    """The proprioception of a state goal env's or a pixel goal env's observation."""
+    return obs["observation"][:PROPRIO_DIM] if "observation" in obs else obs["proprio"]
+
+
 def _perturb(env: PlayTableGoalEnv, obs: dict, distance: float, rng: np.random.Generator) -> dict:
     """Move the open hand ``distance`` metres horizontally from its start, at travel height (scripted)."""
     angle = rng.uniform(0, 2 * np.pi)
-    ee = obs["observation"][:3]
+    ee = _hand(obs)[:3]
     target = (float(ee[0] + distance * np.cos(angle)), float(ee[1] + distance * np.sin(angle)), HIGH)
     follower = WaypointFollower([Waypoint((float(ee[0]), float(ee[1]), HIGH), 0.0, OPEN, 20),
                                  Waypoint(target, 0.0, OPEN, 40)])
     while not follower.done:
-        obs, *_ = env.step(follower.act(obs["observation"][:PROPRIO_DIM]))
+        obs, *_ = env.step(follower.act(_hand(obs)))
     return obs
 
 
@@ -143,6 +175,8 @@ def run_case(policy: Any, env: PlayTableGoalEnv, cases: TestCases, i: int, deter
         obs = _perturb(env, obs, perturbation, np.random.default_rng(int(cases.seeds[i])))
     state, start = None, np.ones(1, bool)
     goal_observation = {} if cases.goal_observations is None else {"goal_observation": cases.goal_observations[i][None]}
+    if cases.goal_images is not None and "goal_image" in obs:  # a pixel policy sees the demonstration's last frame
+        goal_observation["goal_image"] = cases.goal_images[i][None]
     for _ in range(max_steps):
         action, state = policy.predict({**{k: v[None] for k, v in obs.items()}, **goal_observation}, state, start,
                                        deterministic)
@@ -156,12 +190,14 @@ def run_case(policy: Any, env: PlayTableGoalEnv, cases: TestCases, i: int, deter
 
 
 def evaluate_cases(policy: Any, cases: TestCases, deterministic: bool = True, perturbation: float = 0.0,
-                   max_steps: int = MAX_STEPS, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Per-task success rates and their mean over tasks (each task weighs the same)."""
+                   max_steps: int = MAX_STEPS, progress: Callable[[str], None] | None = None,
+                   make_env: Callable[..., PlayTableGoalEnv] = PlayTableGoalEnv) -> dict[str, Any]:
+    """Per-task success rates and their mean over tasks (each task weighs the same); ``make_env``
+    makes the env of a task (a pixel policy's: ``PlayTablePixelsGoalEnv`` at its image size)."""
     per_task: dict[str, list[bool]] = {}
     for index in np.unique(cases.task_ids):
         name = T.TASK_NAMES[int(index)]
-        env = PlayTableGoalEnv(task=name)
+        env = make_env(task=name)
         per_task[name] = [run_case(policy, env, cases, i, deterministic, perturbation, max_steps)
                           for i in np.flatnonzero(cases.task_ids == index)]
         env.close()
