@@ -41,6 +41,9 @@ traceback, and the others still run, so one broken path never hides the state of
   MLP on proprioception, the policy train.py picks for that env).
 * ``play_lmp``, ``play_gcbc``: one gradient step of the offline play agents on a synthetic play
   log in PlayTable's observation layout.
+* ``play_lmp_pixels``: one gradient step of Play-LMP on pixels (selfgym/PlayTablePixelsGoal-v0's
+  spaces, a synthetic pixel log of 64 px frames): the CNN encoder runs on every frame of the
+  batch's windows and goals (64 x 32 + 64 images), trained end to end with the agent.
 * ``slim_update``: ``SlimAgent._train`` (per-stream GAE, module updates, the PPO epochs with K
   critics) on a real Pendulum rollout, with a DIAYN stream on the same device.
 
@@ -119,6 +122,7 @@ class Sizes:
     play_batch: int = 64
     play_bins: int = 256
     play_log_steps: int = 2000
+    play_image: int = 64
     slim_envs: int = 4
     slim_steps: int = 256
     slim_batch: int = 256
@@ -133,7 +137,8 @@ class Sizes:
 FULL = Sizes()
 TINY = Sizes(reward_batch=256, reward_obs_dim=8, reward_hidden=(32, 32), llm_prompts=2, llm_group=2, llm_new_tokens=8,
              cnn_steps=2, cnn_batch=16, cnn_predict=16, ppo_image=36, ppo_steps=16, ppo_batch=8, ppo_epochs=1,
-             play_hidden=16, play_window=8, play_batch=4, play_bins=16, play_log_steps=200, slim_envs=2, slim_steps=16,
+             play_hidden=16, play_window=8, play_batch=4, play_bins=16, play_log_steps=200, play_image=36,
+             slim_envs=2, slim_steps=16,
              slim_batch=16, slim_epochs=1, study_prompts=2, study_group=2, study_new_tokens=4, study_heldout=2,
              study_eval_samples=1)
 
@@ -478,6 +483,50 @@ def _play_setup(agent_name: str) -> Setup:
     return setup
 
 
+def write_pixel_play_log(path: Path, steps: int, size: int, seed: int = 0) -> Path:
+    """A synthetic pixel play log (``collect --pixels``'s format and layout): random frames."""
+    from selfgym.envs.play_table.dataset import pixel_observation_layout
+    from selfgym.envs.play_table.observation import PROPRIO_DIM, SCENE_DIM
+
+    rng = np.random.default_rng(seed)
+    ids = np.repeat([0, 1], [steps // 2, steps - steps // 2]).astype(np.int32)
+    np.savez(path, meta=json.dumps({"kind": "play", "obs_layout": pixel_observation_layout(size)}),
+             obs=rng.normal(size=(steps, PROPRIO_DIM)).astype(np.float32),
+             images=rng.integers(0, 256, (steps, size, size, 3), dtype=np.uint8),
+             actions=np.tanh(rng.normal(size=(steps, 7))).astype(np.float32),
+             scene_states=rng.normal(size=(steps, SCENE_DIM)).astype(np.float32), episode_ids=ids)
+    return path
+
+
+def play_pixels_setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
+    import gymnasium as gym
+
+    from selfgym import agents
+    from selfgym.envs.play_table.observation import PROPRIO_DIM, SCENE_DIM
+
+    image = gym.spaces.Box(0, 255, (sizes.play_image, sizes.play_image, 3), np.uint8)
+
+    class PixelSpaces:
+        """What an offline agent reads of PlayTablePixelsGoal-v0: its spaces (no simulation)."""
+
+        observation_space = gym.spaces.Dict({
+            "image": image, "proprio": gym.spaces.Box(-10, 10, (PROPRIO_DIM,), np.float32), "goal_image": image,
+            "achieved_goal": gym.spaces.Box(-10, 10, (SCENE_DIM,), np.float32),
+            "desired_goal": gym.spaces.Box(-10, 10, (SCENE_DIM,), np.float32)})
+        action_space = gym.spaces.Box(-1, 1, (7,), np.float32)
+        num_envs = 1
+
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check_play_pixels_")))
+    log = write_pixel_play_log(folder / "play_pixels.npz", sizes.play_log_steps, sizes.play_image)
+    params = dict(dataset=str(log), hidden=sizes.play_hidden, window=sizes.play_window, replan_every=sizes.play_window,
+                  batch_size=sizes.play_batch, bins=sizes.play_bins, suite_cases_per_task=0, goal="image")
+    agent = agents.make_agent("play_lmp", PixelSpaces(), params, device=str(device), seed=0)
+    return (lambda: agent.learn(agent.num_timesteps + 1, NoStop()),
+            {"device": str(agent.device), "hidden": sizes.play_hidden, "window": sizes.play_window,
+             "batch": sizes.play_batch, "bins": sizes.play_bins, "image": [sizes.play_image] * 2 + [3],
+             "image_features": agent.pixels.features, "call": "one gradient step (learn)"})
+
+
 # -- 5. SLIM's update ------------------------------------------------------------------------------
 def slim_setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
     """One real rollout collected by the agent (so every tensor sits where the agent puts it),
@@ -518,6 +567,7 @@ def paths(llm: str) -> dict[str, Setup]:
         "sb3_ppo_naturecnn": sb3_naturecnn_setup,
         "play_lmp": _play_setup("play_lmp"),
         "play_gcbc": _play_setup("play_gcbc"),
+        "play_lmp_pixels": play_pixels_setup,
         "slim_update": slim_setup,
     }
 

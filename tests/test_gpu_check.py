@@ -18,7 +18,7 @@ from tests.conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 PATHS = {"reward_rnd", "reward_icm", "reward_diayn", "reward_simhash", "llm_sample", "grpo_step", "drone_cnn",
-         "sb3_ppo_naturecnn", "play_lmp", "play_gcbc", "slim_update", "study_grpo", "study_dpo"}
+         "sb3_ppo_naturecnn", "play_lmp", "play_gcbc", "play_lmp_pixels", "slim_update", "study_grpo", "study_dpo"}
 
 
 def load_script() -> ModuleType:
