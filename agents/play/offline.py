@@ -54,7 +54,7 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any], image_si
     ``image_size``: the env is the pixel goal env at that camera size (a pixel log is needed)."""
     what, command, auto = HOW_TO_MAKE[kind]
     if image_size is not None:
-        what, command = f"a pixel {what.split(' ', 1)[1]} ({image_size} px)", f"{command} --pixels {image_size}"
+        what, command = f"{what} with {image_size} px images", f"{command} --pixels {image_size}"
     name = hyperparams.get("dataset")
     if not name:
         raise ValueError(f"{agent} learns offline from {what} and no dataset is named. Make one with: "
