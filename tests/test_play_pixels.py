@@ -17,6 +17,7 @@ from selfgym.agents.play.pixels import PixelEncoder, env_image_size
 from selfgym.agents.play.offline import resolve_dataset
 from selfgym.envs.play_table.collect import collect
 from selfgym.envs.play_table.dataset import PlayDataset, observation_layout, pixel_observation_layout
+from selfgym.envs.play_table.demos import collect_demos
 from selfgym.envs.play_table.heldout import make_test_cases, run_case
 from selfgym.envs.play_table.observation import PROPRIO_DIM, SCENE_DIM, STATE_DIM
 from selfgym.envs.play_table.pixels import PlayTablePixelsGoalEnv
@@ -211,3 +212,12 @@ def test_pixel_test_cases_hand_the_demonstrations_last_frame_to_the_policy():
         env.close()
     np.testing.assert_array_equal(seen[0]["goal_image"][0], cases.goal_images[0])
     assert seen[0]["image"].shape == (1, SIZE, SIZE, 3) and "goal_observation" in seen[0]
+
+
+def test_pixel_demonstrations_and_a_missing_pixel_log_collected_on_demand(tmp_path):
+    demos = collect_demos(1, tasks=("open_drawer",), progress=False, pixels=SIZE)
+    assert demos["obs"].shape[1] == PROPRIO_DIM and demos["images"].shape == (len(demos["obs"]), SIZE, SIZE, 3)
+    play = resolve_dataset("play_lmp", "play", {"dataset": str(tmp_path / "px.npz"), "collect": 0.0004}, image_size=SIZE)
+    data = PlayDataset(play["dataset"])
+    assert data.layout == pixel_observation_layout(SIZE) and data.images.shape == (43, SIZE, SIZE, 3)
+    assert data.meta["image_size"] == SIZE and data.obs.shape == (43, PROPRIO_DIM)
