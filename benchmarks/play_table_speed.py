@@ -8,7 +8,11 @@ from its own action space, drawn before the clock starts (the env is timed, not 
 figure is the median over rounds of the per-round ratio (each round's pair ran back to back, under
 the same load); on a loaded machine the CPU-time ratio is the steadier one. Results go to results/play_table_speed[_TAG].json / .md.
 
-    OMP_NUM_THREADS=1 python benchmarks/play_table_speed.py [--rounds 3] [--tag NAME] [--panda-python PATH]
+    OMP_NUM_THREADS=1 python benchmarks/play_table_speed.py [--rounds 3] [--tag NAME] [--panda-python PATH] [--merge-fixed-links]
+
+``--merge-fixed-links`` also times the state env with its 9-link Panda (``merge_fixed_links=True``,
+other trajectories, off by default) in every round, right after the default one, and reports its
+median ratio too.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ def main() -> None:
     ap.add_argument("--panda-python", default="/tmp/panda_venv/bin/python")
     ap.add_argument("--sample-in-loop", action="store_true",
                     help="draw each random action inside the timed loop (runs 1-4) instead of before it")
+    ap.add_argument("--merge-fixed-links", action="store_true",
+                    help="also time the state env with merge_fixed_links=True (the 9-link Panda)")
     ap.add_argument("--tag", default="", help="store as play_table_speed_TAG.json / .md (earlier runs are kept)")
     args = ap.parse_args()
     if args.tag and not args.tag.replace("_", "").replace("-", "").isalnum():
@@ -85,9 +91,14 @@ def main() -> None:
     name = "play_table_speed" + (f"_{args.tag}" if args.tag else "")
     runs: dict[str, list[tuple[float, float]]] = {"playtable_state": [], "playtable_pixels84": [],
                                                   "playtable_pixels84_egl": [], "panda_push_v3": []}
+    if args.merge_fixed_links:
+        runs["playtable_state_merged"] = []
     load = [os.getloadavg()]
     for r in range(args.rounds):
         runs["playtable_state"].append(ours("selfgym/PlayTable-v0", args.steps, args.sample_in_loop))
+        if args.merge_fixed_links:
+            runs["playtable_state_merged"].append(ours("selfgym/PlayTable-v0", args.steps, args.sample_in_loop,
+                                                       merge_fixed_links=True))
         p = peer(args.panda_python, args.steps, args.sample_in_loop)
         if p is not None:
             runs["panda_push_v3"].append(p)
@@ -103,7 +114,11 @@ def main() -> None:
     ratio_cpu = best_cpu["playtable_state"] / best_cpu["panda_push_v3"] if peer_ok else None
     per_round = [(s[0] / p[0], s[1] / p[1]) for s, p in zip(runs["playtable_state"], runs["panda_push_v3"])]
     median = (float(np.median([w for w, _ in per_round])), float(np.median([c for _, c in per_round]))) if per_round else None
-    result = {"ratio_per_round_wall_cpu": per_round, "ratio_median_wall_cpu": median, "steps_per_s_best": best, "steps_per_cpu_s_best": best_cpu, "runs_wall_cpu": runs,
+    merged_per_round = [(s[0] / p[0], s[1] / p[1]) for s, p in zip(runs.get("playtable_state_merged", []), runs["panda_push_v3"])]
+    merged_median = (float(np.median([w for w, _ in merged_per_round])),
+                     float(np.median([c for _, c in merged_per_round]))) if merged_per_round else None
+    result = {"ratio_per_round_wall_cpu": per_round, "ratio_median_wall_cpu": median,
+              "merged_ratio_per_round_wall_cpu": merged_per_round, "merged_ratio_median_wall_cpu": merged_median, "steps_per_s_best": best, "steps_per_cpu_s_best": best_cpu, "runs_wall_cpu": runs,
               "command": " ".join(["python", *sys.argv]),
               "ratio_state_vs_panda_push": ratio, "ratio_state_vs_panda_push_cpu_time": ratio_cpu,
               "target_ratio": 4.0, "loadavg_1_5_15": load, "cpu_count": os.cpu_count(), "nice": os.nice(0),
@@ -123,11 +138,15 @@ def main() -> None:
           f"**{median[1]:.2f}x** CPU time (target 4x); best-of-rounds: {ratio:.2f}x wall, {ratio_cpu:.2f}x CPU"
           if peer_ok and median else "peer not run",
           f"per round (wall, CPU): " + ", ".join(f"{w:.2f}x / {c:.2f}x" for w, c in per_round),
+          *([f"with merge_fixed_links=True (the 9-link Panda, other trajectories, not the default): median "
+             f"**{merged_median[0]:.2f}x** wall, **{merged_median[1]:.2f}x** CPU; per round: "
+             + ", ".join(f"{w:.2f}x / {c:.2f}x" for w, c in merged_per_round)] if merged_median else []),
           f"load average (1, 5, 15 min) before the rounds and after each: " + "; ".join(
               ", ".join(f"{x:.2f}" for x in lo) for lo in load),
           f"command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {result['command']}` at nice {result['nice']}", ""]
     (RESULTS / f"{name}.md").write_text("\n".join(md))
-    print(json.dumps({"wall": best, "cpu": best_cpu}), "median ratio (wall, cpu)", median)
+    print(json.dumps({"wall": best, "cpu": best_cpu}), "median ratio (wall, cpu)", median,
+          *(["merged", merged_median] if merged_median else []))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,12 @@ class PlayTableEnv(gym.Env):
             fires, as CALVIN's evaluation does; task mode only. The dense reward then also pays
             -1 per step, so every unsolved step is worth <= 0 and finishing sooner is always
             better (without it, hovering just short of success would out-earn finishing).
+        merge_fixed_links: load the Panda with its fixed links (flange, hand, grasp target) merged
+            into link 7: 9 links instead of 12. About 10% less CPU per step in free motion (random
+            actions), but 4-14% more in contact-rich play; the scripted expert solves as many tasks
+            (benchmarks/results/play_table_speed_notes_2026-11-30.md). The same bodies, not the same
+            trajectories as the default (see ``scene.py``), so off by default: stored results and
+            held-out cases were made with the 12-link robot.
 
     Actions outside [-1, 1] are clipped; a NaN/inf action or a wrong shape raises ValueError
     before the simulation is touched. Control at 30 Hz, physics at 240 Hz. Success ends the
@@ -82,7 +88,7 @@ class PlayTableEnv(gym.Env):
     def __init__(self, task: str | None = None, obs_mode: str = "state",
                  control: str = "ee", reward_type: str = "dense", render_mode: str | None = None,
                  renderer: str = "tiny", image_size: int = 84, render_size: int = 256,
-                 terminate_on_success: bool = False) -> None:
+                 terminate_on_success: bool = False, merge_fixed_links: bool = False) -> None:
         self.task = T.get_task(task)
         if self.task is None and not self.goal_conditioned:
             _warn_free_play_once()
@@ -102,7 +108,8 @@ class PlayTableEnv(gym.Env):
             raise ValueError("PlayTableGoalEnv needs obs_mode='state' (no nested Dict spaces)")
         self.obs_mode, self.control = obs_mode, control
         self.reward_type, self.render_mode, self.render_size = reward_type, render_mode, render_size
-        self.scene = Scene(renderer=renderer, image_size=image_size, marker=self.task.marker if self.task else None)
+        self.scene = Scene(renderer=renderer, image_size=image_size, marker=self.task.marker if self.task else None,
+                           merge_fixed_links=merge_fixed_links)
         n_act = 7 if control == "ee" else 8
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         state = spaces.Box(-10.0, 10.0, (PROPRIO_DIM + SCENE_DIM,), np.float32)

@@ -4,11 +4,21 @@
 rewards; the env (``env.py``) drives it. Physics runs at 240 Hz: one control step at 30 Hz is
 one ``stepSimulation`` call with ``numSubSteps = 8`` fixed 1/240 s sub-steps, which saves
 seven Python round trips per control step.
+
+``merge_fixed_links=True`` loads the Panda with pybullet's ``URDF_MERGE_FIXED_LINKS``: the three
+fixed links past the wrist (flange, hand, grasp target) become part of ``panda_link7``, so the
+articulation has 9 links instead of 12 and every Featherstone pass (forward dynamics, one per motor
+row and contact row in the solver) is shorter. The same bodies, masses and collision shapes, but
+not bit-identical trajectories (other rounding, and IK then aims link 7 at the grasp pose through
+the fixed offset), so it is opt-in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -22,8 +32,12 @@ PHYSICS_HZ, CONTROL_HZ = 240, 30
 ARM_JOINTS = list(range(7))
 FINGER_JOINTS = [9, 10]
 EE_LINK = 11  # panda_grasptarget: between the fingertips
+# With merged fixed links: the fingers' joints, and panda_link7 -> panda_grasptarget (0.107 m to the
+# flange, the hand turned -45 degrees about z, 0.105 m to the point between the fingertips).
+MERGED_FINGER_JOINTS, MERGED_EE_LINK = [7, 8], 6
+_LINK7_TO_GRASP = ((0.0, 0.0, 0.212), tuple(p.getQuaternionFromEuler((0.0, 0.0, -np.pi / 4))))
 ARM_FORCES = [87.0] * 4 + [12.0] * 3
-_MOTOR_JOINTS, _MOTOR_FORCES = ARM_JOINTS + FINGER_JOINTS, ARM_FORCES + [40.0, 40.0]
+_MOTOR_FORCES = ARM_FORCES + [40.0, 40.0]
 HOME_JOINTS = [0.0, -0.35, 0.0, -2.45, 0.0, 2.1, 0.785]
 ARM_LOW = np.array([-2.9671, -1.8326, -2.9671, -3.0718, -2.9671, -0.0175, -2.9671])
 ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
@@ -31,7 +45,6 @@ ARM_HIGH = np.array([2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671])
 DRAWER, DOOR, BUTTONS = 0, 1, [2, 3, 4]
 _DESK_JOINTS = [DRAWER, DOOR] + BUTTONS
 SLIDE_SLACK = 0.01  # m past a drawer/door limit before the guard puts it back
-_ARM_AND_FINGERS = ARM_JOINTS + FINGER_JOINTS
 _LOW, _HIGH = ARM_LOW.tolist() + [0.0, 0.0], ARM_HIGH.tolist() + [0.04, 0.04]
 _RANGE, _REST = (ARM_HIGH - ARM_LOW).tolist() + [0.04, 0.04], HOME_JOINTS + [0.04, 0.04]
 # The hot paths below work on Python floats: for arrays of 3-9 numbers numpy's per-call overhead
@@ -41,13 +54,36 @@ _SLIDES = ((DRAWER, *L.DRAWER_RANGE), (DOOR, *L.DOOR_RANGE))
 
 
 
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence C-level stdout: pybullet prints a line per link while it merges fixed links."""
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
 class Scene:
     """The Franka, the desk and two blocks in one headless pybullet world."""
 
     def __init__(self, renderer: str = "tiny", image_size: int = 84,
-                 marker: tuple[tuple[float, float], float] | None = None) -> None:
+                 marker: tuple[tuple[float, float], float] | None = None, merge_fixed_links: bool = False) -> None:
         """``marker``: ((x, y), radius) of a flat disc drawn on the desk (visual only, no contact),
-        made before the initial state is saved, so resets restore it with everything else."""
+        made before the initial state is saved, so resets restore it with everything else.
+        ``merge_fixed_links``: the 9-link Panda (faster, other trajectories; see the module docstring)."""
+        if not isinstance(merge_fixed_links, (bool, np.bool_)):
+            raise ValueError(f"Scene: merge_fixed_links must be true or false, got {merge_fixed_links!r}")
+        self.merge_fixed_links = bool(merge_fixed_links)
+        fingers = MERGED_FINGER_JOINTS if merge_fixed_links else FINGER_JOINTS
+        self._motor_joints = ARM_JOINTS + fingers  # also the order proprio reads the joints in
+        self._ee_link = MERGED_EE_LINK if merge_fixed_links else EE_LINK
+        self._grasp_offset = _LINK7_TO_GRASP if merge_fixed_links else None
+        self._grasp_offset_inv = p.invertTransform(*_LINK7_TO_GRASP) if merge_fixed_links else None
         self.pb = BulletClient(connection_mode=p.DIRECT)
         pb, self.cid = self.pb, self.pb._client  # hot paths call pybullet directly with cid
         pb.setAdditionalSearchPath(pybullet_data.getDataPath())
@@ -55,8 +91,10 @@ class Scene:
         pb.setPhysicsEngineParameter(fixedTimeStep=1.0 / CONTROL_HZ, numSubSteps=PHYSICS_HZ // CONTROL_HZ,
                                      numSolverIterations=50, deterministicOverlappingPairs=1,
                                      constraintSolverType=p.CONSTRAINT_SOLVER_LCP_DANTZIG)
-        self.robot = pb.loadURDF("franka_panda/panda.urdf", useFixedBase=True,
-                                 flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES)
+        with _quiet_stdout() if merge_fixed_links else contextlib.nullcontext():
+            merge = p.URDF_MERGE_FIXED_LINKS if merge_fixed_links else 0
+            self.robot = pb.loadURDF("franka_panda/panda.urdf", useFixedBase=True,
+                                     flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES | merge)
         # Static furniture as one static rigid body: contacts with it stay cheap rigid-rigid ones.
         self.static = pb.loadURDF(L.write_urdf(L.static_urdf()), useFixedBase=True, useMaximalCoordinates=True)
         self.desk = pb.loadURDF(L.write_urdf(L.desk_urdf()), useFixedBase=True)
@@ -79,7 +117,7 @@ class Scene:
             pb.loadURDF(L.write_urdf(L.block_urdf(L.LONG_SIZE, (1.0, 0.6, 0.1, 1))), [0.4, 0, 0.02]),
             pb.loadURDF(L.write_urdf(L.block_urdf(L.CUBE_SIZE, (0.8, 0.3, 0.8, 1))), [0.4, 0.1, 0.03]),
         ]
-        for j in FINGER_JOINTS:
+        for j in fingers:
             pb.changeDynamics(self.robot, j, lateralFriction=2.0, spinningFriction=0.01)
         for b in self.blocks:
             pb.changeDynamics(b, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0)
@@ -140,7 +178,7 @@ class Scene:
         pb = self.pb
         for j, q in zip(ARM_JOINTS, joints):
             pb.resetJointState(self.robot, j, q)
-        for j in FINGER_JOINTS:
+        for j in self._motor_joints[7:]:
             pb.resetJointState(self.robot, j, width / 2)
         self.command_arm(np.asarray(joints), width)
 
@@ -173,14 +211,16 @@ class Scene:
         """The 7 arm joint targets that put the grasp point at ``pos`` with orientation ``euler``
         (clipped to the joint limits)."""
         quat = p.getQuaternionFromEuler(euler)
+        if self._grasp_offset_inv is not None:  # merged links: the pose of link 7 that puts the grasp point there
+            pos, quat = p.multiplyTransforms(pos, quat, *self._grasp_offset_inv)
         q = p.calculateInverseKinematics(
-            self.robot, EE_LINK, pos, quat, lowerLimits=_LOW, upperLimits=_HIGH, jointRanges=_RANGE,
+            self.robot, self._ee_link, pos, quat, lowerLimits=_LOW, upperLimits=_HIGH, jointRanges=_RANGE,
             restPoses=_REST, maxNumIterations=4, residualThreshold=1e-4, physicsClientId=self.cid)
         return [min(max(v, lo), hi) for v, lo, hi in zip(q[:7], _ARM_LOW_F, _ARM_HIGH_F)]
 
     def command_arm(self, joints: np.ndarray, width: float) -> None:
         """Position targets for the 7 arm joints and both fingers, in one call (a hot path)."""
-        p.setJointMotorControlArray(self.robot, _MOTOR_JOINTS, p.POSITION_CONTROL,
+        p.setJointMotorControlArray(self.robot, self._motor_joints, p.POSITION_CONTROL,
                                     targetPositions=[*joints, width / 2, width / 2], forces=_MOTOR_FORCES,
                                     physicsClientId=self.cid)
 
@@ -222,11 +262,14 @@ class Scene:
     # --- state reads ---------------------------------------------------------------------
     def proprio(self) -> np.ndarray:
         """The 15 proprioception floats (a hot path: Python floats, one array at the end)."""
-        link = p.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=self.cid)
-        q = [s[0] for s in p.getJointStates(self.robot, _ARM_AND_FINGERS, physicsClientId=self.cid)]
-        roll, pitch, yaw = p.getEulerFromQuaternion(link[5])
+        link = p.getLinkState(self.robot, self._ee_link, computeForwardKinematics=True, physicsClientId=self.cid)
+        pos, quat = link[4], link[5]
+        if self._grasp_offset is not None:
+            pos, quat = p.multiplyTransforms(pos, quat, *self._grasp_offset)
+        q = [s[0] for s in p.getJointStates(self.robot, self._motor_joints, physicsClientId=self.cid)]
+        roll, pitch, yaw = p.getEulerFromQuaternion(quat)
         roll = (roll + 2 * np.pi) % (2 * np.pi) - np.pi  # roll about "pointing down": 0 there
-        return np.array([*link[4], roll, pitch, yaw, q[7] + q[8], *q[:7], self.gripper_action], dtype=np.float32)
+        return np.array([*pos, roll, pitch, yaw, q[7] + q[8], *q[:7], self.gripper_action], dtype=np.float32)
 
     def scene_state(self, desk_q: list[float] | None = None) -> np.ndarray:
         """The 22 scene floats (a hot path: Python floats, one array at the end). ``desk_q``: the
