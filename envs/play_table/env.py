@@ -70,8 +70,8 @@ class PlayTableEnv(gym.Env):
             -1 per step, so every unsolved step is worth <= 0 and finishing sooner is always
             better (without it, hovering just short of success would out-earn finishing).
         merge_fixed_links: load the Panda with its fixed links (flange, hand, grasp target) merged
-            into link 7: 9 links instead of 12. About 10% less CPU per step in free motion (random
-            actions), but 4-14% more in contact-rich play; the scripted expert solves as many tasks
+            into link 7: 9 links instead of 12. About 9% less CPU per step in free motion (random
+            actions), but 2-36% more in contact-rich play; the scripted expert solves as many tasks
             (benchmarks/results/play_table_speed_notes_2026-11-30.md). The same bodies, not the same
             trajectories as the default (see ``scene.py``), so off by default: stored results and
             held-out cases were made with the 12-link robot.
