@@ -206,11 +206,13 @@ def write(result: dict[str, Any]) -> None:
     for agent_name in ("play_gcbc", "play_lmp"):
         row = est[agent_name]
         md.append(f"- {agent_name}: training {row['train_cpu_h']:.1f} CPU h ({row['pixel_over_state_train']:.0f}x the "
-                  f"state run's {row['state_train_cpu_h']:.2f}), evaluation at most {row['evaluate_cpu_h_at_most']:.1f} CPU h")
+                  f"state run's {row['state_train_cpu_h']:.2f}), evaluation's env steps (physics + frames, "
+                  f"without the policy's forward) at most {row['evaluate_cpu_h_at_most']:.1f} CPU h")
     if result.get("pilot"):
         p = result["pilot"]
         md += ["", f"## Pilot (claims nothing: {p['gradient_steps']} gradient steps, {p['cases_per_task']} case(s) per task)", "",
-               f"mean success {p['mean_success']:.3f}; training {p['train_cpu_s']:.0f} CPU s, evaluation {p['eval_cpu_s']:.0f} CPU s", "",
+               f"mean success {p['mean_success']:.3f}; training {p['train_cpu_s']:.0f} CPU s, evaluation {p['eval_cpu_s']:.0f} CPU s "
+               f"(policy included; {p['cases_per_task'] * 18} cases of at most 150 steps)", "",
                "```", p["table"], "```"]
     md += ["", "GPU (not run here: no device was lent to this task):", "", "```",
            *result["gpu_commands"], "```", ""]
