@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from selfgym import agents
 from selfgym.agents.play.pixels import PixelEncoder, env_image_size
@@ -89,8 +90,13 @@ def test_a_pixel_log_is_refused_by_a_state_agent_and_a_state_log_by_a_pixel_agen
     with pytest.raises(ValueError, match="state.npz") as refused:
         make("play_gcbc", state_log).sample_batch()
     assert pixel_layout in str(refused.value) and state_layout in str(refused.value)
-    with pytest.raises(ValueError, match=pixel_observation_layout(84)):  # another image size, named
-        resolve_dataset("play_lmp", "play", {"dataset": str(pixel_log)}, image_size=84)
+    # another image size passes train.py's check (--env-kwargs image_size:N is not known there) and is
+    # refused by the agent, which knows its env's size, both named
+    resolve_dataset("play_lmp", "play", {"dataset": str(pixel_log)}, image_size=84)
+    big = write_pixel_log(tmp_path / "big.npz", [40], size=40)
+    with pytest.raises(ValueError, match="big.npz") as refused:
+        make("play_gcbc", big).sample_batch()
+    assert pixel_observation_layout(40) in str(refused.value) and pixel_layout in str(refused.value)
     with pytest.raises(ValueError, match="state.npz.*--pixels 64"):
         resolve_dataset("play_lmp", "play", {"dataset": str(state_log)}, image_size=64)
     with pytest.raises(ValueError, match=state_layout.replace("|", r"\|")):
@@ -221,3 +227,24 @@ def test_pixel_demonstrations_and_a_missing_pixel_log_collected_on_demand(tmp_pa
     data = PlayDataset(play["dataset"])
     assert data.layout == pixel_observation_layout(SIZE) and data.images.shape == (43, SIZE, SIZE, 3)
     assert data.meta["image_size"] == SIZE and data.obs.shape == (43, PROPRIO_DIM)
+
+
+def test_train_py_trains_and_resumes_a_pixel_agent_and_refuses_a_state_log(run_cli, tmp_path):
+    write_pixel_log(tmp_path / "px.npz", [60, 50])
+    common = ["--env", "selfgym/PlayTablePixelsGoal-v0", "--env-kwargs", f"image_size:{SIZE}", "--agent", "play_gcbc",
+              "--seed", "0", "--eval-freq", "0", "--no-final-eval", "--save-freq", "2"]
+    small = ["-params", "dataset:px.npz", "hidden:16", "batch_size:4", "window:4", "replan_every:4", "bins:16",
+             "image_features:8", "log_interval:2", "suite_cases_per_task:0"]
+    done = run_cli("train.py", *common, "-n", "2", *small)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "logs" / "play_gcbc" / "selfgym-PlayTablePixelsGoal-v0_1"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["hyperparams"]["goal"] == "image" and config["hyperparams"]["dataset_sha256"]
+    resumed = run_cli("train.py", "-i", str(run), "-n", "4", "--no-final-eval")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run / "status.json").read_text())["num_timesteps"] == 4
+    assert [r.split(",")[0] for r in (run / "metrics.csv").read_text().splitlines()[1:]] == ["2", "4"]
+    state_log = write_log(tmp_path / "state.npz", [40])
+    refused = run_cli("train.py", *common, "-n", "2", "-params", "dataset:state.npz")
+    assert refused.returncode == 2 and "state.npz" in refused.stderr and pixel_observation_layout(64) in refused.stderr
+    assert state_log.exists() and not (tmp_path / "logs" / "play_gcbc" / "selfgym-PlayTablePixelsGoal-v0_2").exists()

@@ -80,16 +80,20 @@ def resolve_dataset(agent: str, kind: str, hyperparams: dict[str, Any], image_si
     if recorded and recorded != digest:
         raise ValueError(f"dataset {path} changed since this run recorded it: sha256 {digest}, recorded {recorded}")
     data = PlayDataset(path)
-    check_layout(data, kind, None if image_size is None else pixel_observation_layout(image_size))
+    # any image size here: --env-kwargs image_size:N is not known yet; the agent checks the size
+    check_layout(data, kind, None if image_size is None else pixel_observation_layout(image_size), any_image_size=True)
     return {**hyperparams, "dataset": str(path), "dataset_sha256": digest}
 
 
-def check_layout(data: PlayDataset, kind: str, pixel_layout: str | None = None) -> None:
+def check_layout(data: PlayDataset, kind: str, pixel_layout: str | None = None, any_image_size: bool = False) -> None:
     """Refuse a log whose observations are laid out unlike this PlayTable's (both named);
-    ``pixel_layout``: the pixel env's layout, for a pixel agent (default: the state layout)."""
+    ``pixel_layout``: the pixel env's layout, for a pixel agent (default: the state layout);
+    ``any_image_size``: a pixel log of another image size passes (its size is checked later)."""
     found = data.layout if data.layout is not None else f"{data.obs.shape[1]} floats (layout not recorded)"
     if pixel_layout is not None:
-        if data.layout != pixel_layout or data.images is None:
+        same = data.layout == pixel_layout or (any_image_size and str(data.layout).startswith("image:")
+                                               and str(data.layout).split("|")[1:] == pixel_layout.split("|")[1:])
+        if not same or data.images is None:
             raise ValueError(f"dataset {data.path} was collected with observation layout {found}; this env "
                              f"observes {pixel_layout}. Collect a pixel log with --pixels {pixel_layout[6:].split('x')[0]}")
     else:
