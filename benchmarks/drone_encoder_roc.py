@@ -14,6 +14,10 @@ rooms of the held-out split (textures never seen in training) is the test set. R
   they were learned from (prequential), then applied to held-out rooms: TPR and FPR there.
 
     python benchmarks/drone_encoder_roc.py [--seeds 0 1 2] [--train-frames 3000] [--test-frames 1500]
+        [--cnn-option arch=global input_transform=gradient --out benchmarks/results/drone_encoder_roc_<tag>]
+
+``--cnn-option KEY=VALUE``: options of the ``cnn`` learner (CNNRegressor's arguments); the
+flights, held-out rooms and rule are unchanged.
 """
 
 from __future__ import annotations
@@ -72,8 +76,9 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray, points: int = 60) -> lis
     return [[float((scores[~positive] >= t).mean()), float((scores[positive] >= t).mean())] for t in cands]
 
 
-def evaluate(learner: str, train: dict, test: dict, seed: int, seen: dict | None = None) -> dict:
-    est = MonocularEstimator(learner, train["images"].shape[1:], seed=seed)
+def evaluate(learner: str, train: dict, test: dict, seed: int, seen: dict | None = None,
+             options: dict[str, str] | None = None) -> dict:
+    est = MonocularEstimator(learner, train["images"].shape[1:], seed=seed, **(options or {}))
     start = time.process_time()
     preq, preq_label = [], []
     for image, cue in zip(train["images"], train["cue"]):
@@ -140,8 +145,14 @@ def main() -> None:
     ap.add_argument("--test-frames", type=int, default=1500)
     ap.add_argument("--flight-time", type=float, default=20.0, help="seconds per room (a new room at each reset)")
     ap.add_argument("--disparity-mode", default="sgbm")
+    ap.add_argument("--cnn-option", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="options of the cnn learner, e.g. arch=global input_transform=gradient")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "drone_encoder_roc"))
     args = ap.parse_args()
+    bad = [o for o in args.cnn_option if "=" not in o]
+    if bad:
+        ap.error(f"--cnn-option takes KEY=VALUE, got {bad}")
+    cnn_options = dict(o.split("=", 1) for o in args.cnn_option)
     torch.set_num_threads(1)
     start, cpu_start, load_before = time.time(), time.process_time(), os.getloadavg()
     results = []
@@ -150,7 +161,7 @@ def main() -> None:
         test = stereo_flight("test", 10_000 + seed, args.test_frames, args.disparity_mode, args.flight_time)
         seen = stereo_flight("train", 20_000 + seed, args.test_frames, args.disparity_mode, args.flight_time)
         for learner in args.learners:
-            r = evaluate(learner, train, test, seed, seen)
+            r = evaluate(learner, train, test, seed, seen, cnn_options if learner == "cnn" else None)
             r["heldout_positive_fraction"] = float((test["cue"] > TAU_GT).mean())
             results.append(r)
             h = r["heldout_rule"]
@@ -159,7 +170,7 @@ def main() -> None:
     record = {"benchmark": "drone_encoder_roc", "time": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args),
               "command": "python benchmarks/drone_encoder_roc.py " + " ".join(
                   f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                  for k, v in vars(args).items() if k != "out"),
+                  for k, v in vars(args).items() if k != "out" and v != []),
               "wall_s": time.time() - start, "cpu_s": time.process_time() - cpu_start,
               "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "results": results}
     out = Path(args.out)

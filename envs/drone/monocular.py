@@ -4,6 +4,11 @@
 (k = 5) on a bounded circular buffer (2,000 pairs), refit every 200 frames.
 ``cnn``: a small CNN regressor on the raw 48 x 64 image, trained online on a bounded
 image buffer - the "self-labelled data scales to deep learning" alternative.
+``cnn`` options (off by default): ``arch="global"`` (``StatsCNN``: full-resolution filters
+averaged over the whole corridor, no spatial layout) and ``input_transform="gradient"``
+(the per-pixel absolute intensity gradient instead of the image). On rooms with textures never
+seen in training they rank obstacles better than the default network, which learns
+texture-specific layouts (benchmarks/results/drone_encoder_roc_global.md).
 ``barlow``: a learned visual encoder self-supervised twice over (``barlow``): Barlow Twins on
 two augmentations of each buffered frame for the encoder, stereo labels for the head.
 
@@ -147,28 +152,70 @@ class SmallCNN(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+class StatsCNN(nn.Module):
+    """Texture statistics of the whole corridor: two 3 x 3 layers at full resolution (the fine
+    grain that every surface carries, magnified as it comes closer), averaged over the image,
+    so no spatial layout - which, learned from a few textures, does not transfer to others."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+CNN_ARCHS = {"grid": SmallCNN, "global": StatsCNN}
+INPUT_TRANSFORMS = ("image", "gradient")
+
+
+def gradient_image(x: torch.Tensor) -> torch.Tensor:
+    """|d/dx| + |d/dy| of (B, 1, H, W) images in [0, 1], same shape (last row / column zero),
+    scaled by 4 to keep it near the image's range: how much detail each pixel sees, not its grey level."""
+    gx = nn.functional.pad((x[..., :, 1:] - x[..., :, :-1]).abs(), (0, 1, 0, 0))
+    gy = nn.functional.pad((x[..., 1:, :] - x[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return 4.0 * (gx + gy)
+
+
 class CNNRegressor(ImageRegressorBuffer):
     """A small CNN trained online: every ``train_every`` added frames, ``grad_steps`` Adam
-    steps on minibatches from a bounded image buffer."""
+    steps on minibatches from a bounded image buffer.
+
+    ``arch``: ``grid`` (``SmallCNN``, the default) or ``global`` (``StatsCNN``).
+    ``input_transform``: ``image`` (the default) or ``gradient`` (``gradient_image``), applied
+    alike in training and prediction.
+    """
 
     def __init__(self, shape: tuple[int, int], capacity: int = 2000, lr: float = 1e-3, batch_size: int = 64,
-                 train_every: int = 20, grad_steps: int = 4, seed: int = 0, device: str = "cpu") -> None:
+                 train_every: int = 20, grad_steps: int = 4, seed: int = 0, device: str = "cpu",
+                 arch: str = "grid", input_transform: str = "image") -> None:
+        if arch not in CNN_ARCHS:
+            raise ValueError(f"unknown cnn arch {arch!r}; choose one of {', '.join(CNN_ARCHS)}")
+        if input_transform not in INPUT_TRANSFORMS:
+            raise ValueError(f"unknown cnn input_transform {input_transform!r}; choose one of {', '.join(INPUT_TRANSFORMS)}")
         super().__init__(shape, capacity, batch_size, train_every, grad_steps, seed, device)
-        self.model = SmallCNN().to(self.device)
+        self.arch, self.input_transform = arch, input_transform
+        self.model = CNN_ARCHS[arch]().to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(gradient_image(images) if self.input_transform == "gradient" else images)
 
     def train(self, steps: int) -> float:
         loss = torch.zeros(())
         for _ in range(steps):
             images, labels = self._batch()
-            loss = nn.functional.smooth_l1_loss(self.model(images), labels)
+            loss = nn.functional.smooth_l1_loss(self._forward(images), labels)
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
         return float(loss.detach())
 
     def _estimate(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+        return self._forward(images)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), **self._buffer_state()}
