@@ -22,7 +22,7 @@ from selfgym.envs.play_table.demos import collect_demos
 from selfgym.envs.play_table.heldout import make_test_cases, run_case
 from selfgym.envs.play_table.observation import PROPRIO_DIM, SCENE_DIM, STATE_DIM
 from selfgym.envs.play_table.pixels import PlayTablePixelsGoalEnv
-from tests.test_play_agents import GoalSpaces, NoStop, write_log
+from tests.test_play_agents import GoalSpaces, NoStop, _rollout_actions, write_log
 
 SIZE, ACT = 36, 7
 
@@ -111,14 +111,6 @@ def test_pixel_settings_are_checked():
         agents.get_agent_class("play_gcbc")(GoalSpaces(), dataset="x.npz", image_features=8)
 
 
-def _rollout(agent, observations, deterministic=True):
-    state, out = None, []
-    for t, obs in enumerate(observations):
-        action, state = agent.predict(obs, state, np.array([t == 0]), deterministic=deterministic)
-        out.append(action)
-    return np.concatenate(out)
-
-
 @pytest.mark.parametrize("name", ["play_lmp", "play_gcbc", "bc"])
 def test_pixel_agent_saved_and_loaded_reproduces_its_actions(tmp_path, name):
     log = write_pixel_log(tmp_path / "d.npz", [30, 25], kind="expert_demos" if name == "bc" else "play")
@@ -130,11 +122,11 @@ def test_pixel_agent_saved_and_loaded_reproduces_its_actions(tmp_path, name):
                      "goal_image": rng.integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8),
                      "proprio": rng.normal(size=(1, PROPRIO_DIM)).astype(np.float32),
                      "desired_goal": np.zeros((1, SCENE_DIM), np.float32)} for _ in range(6)]  # > one replan
-    before = _rollout(agent, observations)
+    before = _rollout_actions(agent, observations)
     fresh = make(name, log, seed=1)
-    assert not np.allclose(_rollout(fresh, observations), before)
+    assert not np.allclose(_rollout_actions(fresh, observations), before)
     fresh.load_state_dict(torch.load(tmp_path / "agent.pt", weights_only=True))
-    np.testing.assert_array_equal(_rollout(fresh, observations), before)
+    np.testing.assert_array_equal(_rollout_actions(fresh, observations), before)
     assert before.shape == (6, ACT) and np.abs(before).max() <= 1.0
     assert any(key.startswith("encoder.") for key in agent.state_dict()["model"])
     with pytest.raises(ValueError, match="'image', 'proprio' and 'goal_image'"):
