@@ -21,6 +21,15 @@ benchmarks/results/<out>_rows.jsonl as it finishes, and the tables are rewritten
 crashed row does not stop the others (PEARL needs SFT's run), and a restart of the same command
 skips the rows finished there. ``--tables-only`` writes the tables from that file;
 ``--smoke`` runs every row at the pilot's sizes into /tmp/selfgym_smoke/calendar_pearl (not results).
+
+Two lanes, one core each (protocol amendment 2): ``--rows`` picks the rows a process runs, by key
+(random, zero_shot, hub, sft_train, sft, pearl, ppo, ppo_lstm, learner). SFT's training is its own
+record line (``sft_train``), so its evaluation (``sft``) can run in the other lane once it is
+recorded, while ``pearl`` trains from it. Every process rebuilds the tables from the shared jsonl.
+
+    OMP_NUM_THREADS=1 python benchmarks/calendar_pearl.py --rows sft_train,pearl
+    OMP_NUM_THREADS=1 python benchmarks/calendar_pearl.py --rows random,zero_shot,hub,ppo,ppo_lstm,learner
+    OMP_NUM_THREADS=1 python benchmarks/calendar_pearl.py --rows sft          # once sft_train is recorded
 """
 
 from __future__ import annotations
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--device", default="auto")
     p.add_argument("--eval-users", type=int, default=8, help="first N test users of data_seed 0 (15 in all)")
     p.add_argument("--eval-rounds", type=int, default=32, help="first R rounds of each test user's N=104 year")
-    p.add_argument("--sft-steps", type=int, default=100)
+    p.add_argument("--sft-steps", type=int, default=50)
     p.add_argument("--pearl-iterations", type=int, default=1, help="GRPO steps after SFT")
     p.add_argument("--pearl-group", type=int, default=8, help="G copies per GRPO step")
     p.add_argument("--pearl-rounds", type=int, default=20, help="N rounds of the training years")
@@ -147,29 +156,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--tables-only", action="store_true", help="no training: the tables from <out>_rows.jsonl")
     p.add_argument("--log-folder", default="logs/calendar_pearl")
     p.add_argument("--out", default="calendar_pearl")
+    p.add_argument("--rows", default=",".join(ROW_KEYS), help=f"comma-separated keys, run in this order: {', '.join(ROW_KEYS)}")
     a = p.parse_args(argv)
+    a.rows = [key.strip() for key in a.rows.split(",") if key.strip()]
+    unknown = [key for key in a.rows if key not in ROW_KEYS]
+    if unknown:
+        p.error(f"unknown --rows {', '.join(unknown)}; valid: {', '.join(ROW_KEYS)}")
     results = RESULTS
     if a.smoke:
         a.pilot, results, a.log_folder = True, SMOKE, str(SMOKE / "logs")
     if a.pilot:
         a.eval_users, a.eval_rounds, a.sft_steps, a.pearl_iterations, a.ppo_steps = 2, 4, 2, 1, 2048
         a.pearl_group, a.pearl_rounds, a.learner_steps = 2, 2, 208
-    from tune_bench import record_run, recorded_runs
+    from tune_bench import record_run
 
     record = results / f"{a.out}_rows.jsonl"
-    finished = {name: line for (name,), line in recorded_runs(record, ("row",)).items() if line.get("returncode") == 0}
+    finished = finished_lines(record)
     torch.set_num_threads(1)
     users = CalendarConflictEnv(split="test").user_ids[: a.eval_users]
     report: dict[str, Any] = {"command": "python benchmarks/calendar_pearl.py " + " ".join(sys.argv[1:] if argv is None else argv),
                               "device": None, "host": platform.node(), "model": a.model, "users": users,
                               "eval_rounds": a.eval_rounds, "load_before": os.getloadavg(), "pilot": a.pilot,
                               "rows": {}, "training": {}, "failed": {}}
-    rows, training = report["rows"], report["training"]
-    for name, line in finished.items():  # an earlier start's rows: kept, not rerun
-        rows[name] = line["result"]
-        if line.get("training"):
-            training[TRAINED.get(name, name)] = line["training"]
-        report["device"], report["model"] = line.get("device", report["device"]), line.get("model", report["model"])
+    merge_finished(report, finished)  # an earlier start's rows: kept, not rerun
     if finished:
         print(f"calendar_pearl: rows finished in {record} are kept: {', '.join(finished)}", flush=True)
     if not a.tables_only:
@@ -182,9 +191,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 #: row -> the training entry it comes with (the row names that differ from it)
-TRAINED = {"PEARL (SFT then GRPO)": "PEARL"}
+SFT_TRAINING = "SFT training"  # a record line without a table row: SFT's training, which two rows start from
+TRAINED = {"PEARL (SFT then GRPO)": "PEARL", SFT_TRAINING: "SFT"}
 ROWS = ("random", "zero-shot LLM", "LLM + StrategyHub", "SFT", "PEARL (SFT then GRPO)", "PPO", "RecurrentPPO",
         "preference learner")
+#: --rows key -> record line name, in the protocol's order
+ROW_KEYS = {"random": "random", "zero_shot": "zero-shot LLM", "hub": "LLM + StrategyHub", "sft_train": SFT_TRAINING,
+            "sft": "SFT", "pearl": "PEARL (SFT then GRPO)", "ppo": "PPO", "ppo_lstm": "RecurrentPPO",
+            "learner": "preference learner"}
+
+
+def finished_lines(record: Path) -> dict[str, dict[str, Any]]:
+    """Record line name -> its latest line, for the lines that finished (any process's, any start's)."""
+    from tune_bench import recorded_runs
+
+    return {name: line for (name,), line in recorded_runs(record, ("row",)).items() if line.get("returncode") == 0}
+
+
+def merge_finished(report: dict[str, Any], finished: dict[str, dict[str, Any]]) -> None:
+    """Put finished lines' rows and training entries into the report (another lane's included)."""
+    for name, line in finished.items():
+        if line.get("result") is not None:
+            report["rows"][name] = line["result"]
+        if line.get("training"):
+            report["training"][TRAINED.get(name, name)] = line["training"]
+        report["failed"].pop(name, None)
+        report["device"], report["model"] = line.get("device", report["device"]), line.get("model", report["model"])
 
 
 def run_rows(a: argparse.Namespace, users: list[int], report: dict[str, Any], record: Path, finished: dict,
@@ -199,27 +231,34 @@ def run_rows(a: argparse.Namespace, users: list[int], report: dict[str, Any], re
 
     def row(name: str, fn) -> None:
         """fn() -> (evaluation, training entry or None); the row is skipped when an earlier start finished it."""
-        if name in finished:
+        if name in finished or ROW_KEYS_BY_NAME[name] not in a.rows:
             return
         start = time.perf_counter()
         line: dict[str, Any] = {"row": name, "device": where, "model": report["model"]}
         try:
             result, trained = fn()
-            rows[name] = {"eval_s": time.perf_counter() - start} | result  # a trained row times its evaluation itself
             if trained:
                 training[TRAINED.get(name, name)] = trained
-            line.update(returncode=0, result=rows[name], training=trained)
-            r = rows[name]
-            print(f"{name:32s} AER {r['aer']:.3f} ORD {r['ord']:.3f} ERR {r['err']:.3f} format failures "
-                  f"{r['format_failures']}/{r['decisions']} ({r['eval_s']:.0f} s)", flush=True)
+            line.update(returncode=0, training=trained, result=None)
+            if result is not None:
+                rows[name] = {"eval_s": time.perf_counter() - start} | result  # a trained row times its evaluation itself
+                line["result"] = r = rows[name]
+                print(f"{name:32s} AER {r['aer']:.3f} ORD {r['ord']:.3f} ERR {r['err']:.3f} format failures "
+                      f"{r['format_failures']}/{r['decisions']} ({r['eval_s']:.0f} s)", flush=True)
+            else:
+                print(f"{name}: trained in {trained['train_s']:.0f} s, {trained['run']}", flush=True)
         except Exception as error:  # recorded; the other rows go on (a rerun retries this one)
             report["failed"][name] = line["error"] = f"{type(error).__name__}: {error}"[-3000:]
             line["returncode"] = 1
             print(f"{name}: FAILED: {line['error']}", flush=True)
         line["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         record_run(record, line)
+        merge_finished(report, finished_lines(record))  # the other lane's rows too
         write_report(report, record.parent, a.out)  # the table so far
 
+    if not any(key in a.rows for key in ("zero_shot", "hub")):
+        del probe  # this lane does not decode with the raw model
+        probe = None
     rng = np.random.default_rng(0)
     def random_answer(prompts: list[str]) -> tuple[list[str], list[int]]:  # a full random ranking: exact ORD
         rankings = [rng.permutation(5).tolist() for _ in prompts]
@@ -233,21 +272,27 @@ def run_rows(a: argparse.Namespace, users: list[int], report: dict[str, Any], re
     probe = None
     common = ["--device", a.device, "-params", f"model:{a.model}"]  # LoRA etc.: hyperparams/llm_sft.yml, pearl.yml
 
-    def trained_llm(train_args: list[str], agent: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        run, trained = train(train_args, a.log_folder, agent)
-        if agent == "pearl":
-            trained["s_per_step"] = trained["train_s"] / a.pearl_iterations  # per GRPO step, not decision
+    def evaluate_llm(run: Path) -> dict[str, Any]:
         start = time.perf_counter()
         _, model, _, _ = load_run(run)
         result = play_text(agent_answer(model, a.max_new_tokens), users, a.eval_rounds, 3, "compact")
-        return result | {"eval_s": time.perf_counter() - start}, trained
+        return result | {"eval_s": time.perf_counter() - start}
+
+    def sft_run() -> Path:
+        """The recorded SFT training's run folder (this lane's or the other's)."""
+        merge_finished(report, finished_lines(record))
+        run = training.get("SFT", {}).get("run")
+        if not run or not (Path(run) / "config.yaml").exists():
+            raise RuntimeError(f"this row starts from the SFT run, and there is none finished (SFT: {run}); "
+                               f"run --rows sft_train first")
+        return Path(run)
 
     def pearl() -> tuple[dict[str, Any], dict[str, Any]]:
-        sft_run = training.get("SFT", {}).get("run")
-        if not sft_run or not (Path(sft_run) / "config.yaml").exists():
-            raise RuntimeError(f"PEARL starts from the SFT run, and there is none finished (SFT: {sft_run})")
-        return trained_llm(["-n", str(a.pearl_iterations * a.pearl_group * a.pearl_rounds), *common,
-                            f"init_run:{sft_run}", f"group_size:{a.pearl_group}", f"train_rounds:{a.pearl_rounds}"], "pearl")
+        run, trained = train(["-n", str(a.pearl_iterations * a.pearl_group * a.pearl_rounds), *common,
+                              f"init_run:{sft_run()}", f"group_size:{a.pearl_group}", f"train_rounds:{a.pearl_rounds}"],
+                             a.log_folder, "pearl")
+        trained["s_per_step"] = trained["train_s"] / a.pearl_iterations  # per GRPO step, not decision
+        return evaluate_llm(run), trained
 
     def structured(train_args: list[str], agent: str) -> tuple[dict[str, Any], dict[str, Any]]:
         run, trained = train(train_args, a.log_folder, agent)
@@ -255,11 +300,15 @@ def run_rows(a: argparse.Namespace, users: list[int], report: dict[str, Any], re
         _, model, _, _ = load_run(run)
         return play_structured(model, users, a.eval_rounds) | {"eval_s": time.perf_counter() - start}, trained
 
-    row("SFT", lambda: trained_llm(["-n", str(a.sft_steps), *common], "llm_sft"))
+    row(SFT_TRAINING, lambda: (None, train(["-n", str(a.sft_steps), *common], a.log_folder, "llm_sft")[1]))
+    row("SFT", lambda: (evaluate_llm(sft_run()), None))
     row("PEARL (SFT then GRPO)", pearl)
     row("PPO", lambda: structured(["-n", str(a.ppo_steps), "--device", "cpu"], "ppo"))
     row("RecurrentPPO", lambda: structured(["-n", str(a.ppo_steps), "--device", "cpu"], "ppo_lstm"))
     row("preference learner", lambda: structured(["-n", str(a.learner_steps)], "preference_learner"))
+
+
+ROW_KEYS_BY_NAME = {name: key for key, name in ROW_KEYS.items()}
 
 
 def write_report(report: dict[str, Any], results: Path, out: str) -> None:

@@ -255,3 +255,24 @@ def test_calendar_pearl_partial_report_compares_only_rows_that_exist(tmp_path) -
     assert report["comparisons"]["aer: SFT - zero-shot LLM"]["mean"] == pytest.approx(-0.5)
     md = (tmp_path / "t.md").read_text()
     assert "Partial table" in md and "PEARL (SFT then GRPO) failed" in md
+
+
+def test_calendar_pearl_lanes_share_rows_and_sft_training_through_the_record(tmp_path) -> None:
+    """Two lanes write one jsonl: each lane's tables hold the other's rows, and SFT's training (its own
+    line, no table row) reaches the lane that evaluates SFT or trains PEARL from it."""
+    import calendar_pearl
+    from tune_bench import record_run
+
+    record = tmp_path / "t_rows.jsonl"
+    record_run(record, {"row": "SFT training", "returncode": 0, "result": None,
+                        "training": {"run": "/runs/llm_sft_1", "train_s": 10.0, "steps": 5, "s_per_step": 2.0}})
+    record_run(record, {"row": "PPO", "returncode": 0, "result": {"aer": 0.7}, "training": {"train_s": 3.0}})
+    record_run(record, {"row": "random", "returncode": 1, "error": "boom"})  # failed: not merged
+    report = {"rows": {}, "training": {}, "failed": {"PPO": "an earlier error"}, "device": None, "model": "m"}
+    calendar_pearl.merge_finished(report, calendar_pearl.finished_lines(record))
+    assert report["rows"] == {"PPO": {"aer": 0.7}}
+    assert report["training"]["SFT"]["run"] == "/runs/llm_sft_1" and report["training"]["PPO"]["train_s"] == 3.0
+    assert report["failed"] == {}  # a row another lane finished is no longer failed
+    assert list(calendar_pearl.ROW_KEYS.values())[3] == "SFT training"
+    with pytest.raises(SystemExit):  # unknown lane keys are named with the valid ones before any work
+        calendar_pearl.main(["--rows", "random,nope", "--tables-only"])
