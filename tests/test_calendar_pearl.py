@@ -146,9 +146,28 @@ def test_learn_samples_updates_and_round_trips(long_tiny):
 def test_an_over_long_prompt_is_refused_before_any_step(tiny_dir):
     agent = pearl(tiny_dir, env_kw=dict(ENV_KW, text_style="verbose", window=5))  # 2,048-token context
     agent.policy.sample = lambda *a, **k: pytest.fail("sampled before the length check")
-    with pytest.raises(ValueError, match=r"prompt \d+ is \d+ tokens.* over the context window of 2048 tokens"):
+    with pytest.raises(ValueError, match=r"prompt \d+ is \d+ tokens.* over the context window of 2048 tokens.*"
+                                         r"text_style:compact, a smaller window \(window 5\)"):
         agent.learn(100, Hooks())
     assert agent.num_timesteps == 0
+
+
+def test_the_over_long_prompt_advice_names_only_levers_not_pulled_yet():
+    from types import SimpleNamespace
+
+    from selfgym.agents.llm.calendar_common import check_prompt_lengths
+
+    words = SimpleNamespace(render=lambda p: p, context_length=4, name="m",
+                            tokenizer=lambda texts, add_special_tokens: {"input_ids": [t.split() for t in texts]})
+    assert check_prompt_lengths(words, ["a b", "a b c"], 1, "x") == 3  # fits: the longest prompt's length
+    with pytest.raises(ValueError) as verbose:
+        check_prompt_lengths(words, ["a b c d"], 2, "x", {"text_style": "verbose", "window": 5, "hub_turns": 3})
+    assert "prompt 0 is 4 tokens, plus 2 answer tokens = 6" in str(verbose.value)
+    assert "text_style:compact" in str(verbose.value) and "fewer hub turns (hub_turns 3)" in str(verbose.value)
+    with pytest.raises(ValueError) as compact:
+        check_prompt_lengths(words, ["a b c d"], 2, "x", {"text_style": "compact", "window": 5, "hub_turns": 0})
+    assert "text_style:compact" not in str(compact.value) and "hub turns" not in str(compact.value)
+    assert "a smaller window (window 5), or a model with a longer context" in str(compact.value)
 
 
 def fake_run(folder, agent_name: str, model: str, lora=None, state=None):

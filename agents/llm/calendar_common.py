@@ -61,18 +61,26 @@ def gold_answer(scores: np.ndarray) -> str:
     return json.dumps({"priority_ranking": ranking, "selected_event_to_accept": ranking[0]})
 
 
-def check_prompt_lengths(policy: LLMPolicy, prompts: list[str], answer_tokens: int, what: str) -> int:
+def check_prompt_lengths(policy: LLMPolicy, prompts: list[str], answer_tokens: int, what: str,
+                         settings: dict[str, Any] | None = None) -> int:
     """The longest prompt's token count; a ValueError naming it and the context limit when a prompt
-    plus ``answer_tokens`` does not fit (before any training step, not in the middle of a run)."""
+    plus ``answer_tokens`` does not fit (before any training step, not in the middle of a run).
+    The advice names only the levers ``settings`` (the env's, as ``calendar_settings`` gives them)
+    has not pulled already."""
     texts = [policy.render(p) for p in prompts]
     lengths = [len(ids) for ids in policy.tokenizer(texts, add_special_tokens=False)["input_ids"]]
     longest = int(np.argmax(lengths)) if lengths else 0
     need = (lengths[longest] if lengths else 0) + int(answer_tokens)
     if need > policy.context_length:
+        settings = settings or {}
+        levers = [] if settings.get("text_style") == "compact" else ["--env-kwargs text_style:compact"]
+        levers.append(f"a smaller window (window {settings['window']})" if "window" in settings else "a smaller window")
+        if settings.get("hub_turns", 1):
+            levers.append(f"fewer hub turns (hub_turns {settings['hub_turns']})" if "hub_turns" in settings else "fewer hub turns")
         raise ValueError(
             f"{what}: prompt {longest} is {lengths[longest]} tokens, plus {answer_tokens} answer tokens = {need}, over the "
-            f"context window of {policy.context_length} tokens of model {policy.name!r}. Use --env-kwargs "
-            "text_style:compact, a smaller window, fewer hub turns, or a model with a longer context.")
+            f"context window of {policy.context_length} tokens of model {policy.name!r}. Use "
+            f"{', '.join(levers)}, or a model with a longer context.")
     return max(lengths, default=0)
 
 

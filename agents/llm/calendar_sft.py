@@ -117,7 +117,7 @@ class CalendarSFTAgent:
                              f"the env now gives pairs with {digest[:12]}... (different users, rounds, window or "
                              "text_style); resume with the run's own env settings")
         answer_tokens = max(len(self.policy.tokenizer.encode(a, add_special_tokens=False)) for a in answers)
-        self.longest_prompt = check_prompt_lengths(self.policy, prompts, answer_tokens, f"{self.agent_name} data")
+        self.longest_prompt = check_prompt_lengths(self.policy, prompts, answer_tokens, f"{self.agent_name} data", self.settings)
         self.prompts, self.answers, self.digest = prompts, answers, digest
         if self.order is None:
             self.order = self.rng.permutation(len(self.prompts))

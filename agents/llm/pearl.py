@@ -136,7 +136,7 @@ class PearlAgent(PolicyCheckpoint):
                 prompts.append(env.render_text())
                 obs, *_ = env.step(gold_answer(env.data.rounds[t].scores))  # type: ignore[union-attr]
                 env._tool_result = env.hub.render()
-        return check_prompt_lengths(self.policy, prompts, self.policy.max_new_tokens, "pearl rollouts")
+        return check_prompt_lengths(self.policy, prompts, self.policy.max_new_tokens, "pearl rollouts", self.settings)
 
     # -- rollouts ---------------------------------------------------------------------------
     def rollout(self, user_id: int, seed: int) -> GroupRollout:
