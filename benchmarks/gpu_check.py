@@ -34,6 +34,12 @@ traceback, and the others still run, so one broken path never hides the state of
   held-out evaluation by its ``evaluate`` (greedy and seeded sampling: ``eval_s`` in the info),
   then the timed call is one study iteration (``iterate``: sample, score, update). The row fails
   unless the policy sits on the device in bf16 (CUDA) or fp32 (CPU). Same models as above.
+* ``pearl_step``, ``llm_sft_step``: PEARL on selfgym/CalendarConflict-v0 (compact text prompts
+  of about 670 tokens): one GRPO step of the real ``pearl`` agent (G copies of one user's year
+  in lockstep for a few rounds, StrategyHub turns included, then the update on the round-wise
+  advantages; the round rewards are replaced by a fixed spread so that every call takes a
+  gradient step), and one ``llm_sft`` gradient step on (prompt, correct answer) pairs. Same
+  models and dtypes as the LLM paths above; ``--model`` must fit a compact prompt.
 * ``drone_cnn``: the drone's monocular CNN learner (``MonocularEstimator(learner="cnn")``):
   gradient steps and a batched prediction.
 * ``sb3_ppo_naturecnn``: one SB3 ``PPO.train()`` on a rollout buffer of random images in
@@ -132,6 +138,11 @@ class Sizes:
     study_new_tokens: int = 32
     study_heldout: int = 16  # the study evaluates 200; 16 keep the CPU table short
     study_eval_samples: int = 4
+    pearl_group: int = 8  # PEARL's G
+    pearl_rounds: int = 2  # the benchmark trains N=20; 2 keep the CPU table within minutes
+    pearl_new_tokens: int = 32
+    sft_batch: int = 8  # hyperparams/llm_sft.yml's batch
+    calendar_users: int = 2
 
 
 FULL = Sizes()
@@ -140,7 +151,7 @@ TINY = Sizes(reward_batch=256, reward_obs_dim=8, reward_hidden=(32, 32), llm_pro
              play_hidden=16, play_window=8, play_batch=4, play_bins=16, play_log_steps=200, play_image=36,
              slim_envs=2, slim_steps=16,
              slim_batch=16, slim_epochs=1, study_prompts=2, study_group=2, study_new_tokens=4, study_heldout=2,
-             study_eval_samples=1)
+             study_eval_samples=1, pearl_group=2, pearl_rounds=1, pearl_new_tokens=4, sft_batch=2, calendar_users=1)
 
 
 @dataclass
@@ -265,7 +276,7 @@ def _llm_model(llm: str, stack: contextlib.ExitStack) -> str:
 
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check_tiny_llm_"))
     tok = byte_tokenizer()
-    tiny_llama(len(tok)).save_pretrained(folder)
+    tiny_llama(len(tok), context=16384).save_pretrained(folder)  # a compact calendar prompt is ~3,000 bytes
     tok.save_pretrained(folder)
     return folder
 
@@ -321,6 +332,67 @@ def _grpo_step_setup(llm: str) -> Setup:
                 raise RuntimeError(f"the GRPO step took no finite gradient step: {metrics}")
 
         return step, info
+
+    return setup
+
+
+CALENDAR_ENV = "selfgym/CalendarConflict-v0"
+
+
+def _calendar_agent(agent_name: str, device: torch.device, sizes: Sizes, stack: contextlib.ExitStack, llm: str,
+                    **params: Any) -> Any:
+    """The real ``pearl`` or ``llm_sft`` agent on compact CalendarConflict prompts, as train.py builds it."""
+    from selfgym import agents
+    from selfgym.env_factory import make_vec_env
+
+    env_kwargs = {"obs_mode": "text", "text_style": "compact", "users": list(range(sizes.calendar_users))}
+    venv = make_vec_env(CALENDAR_ENV, 1, 0, env_kwargs)
+    stack.callback(venv.close)
+    return agents.make_agent(agent_name, venv, dict(model=_llm_model(llm, stack), dtype="auto", **params),
+                             device=str(device), seed=0)
+
+
+def pearl_step_setup(llm: str) -> Setup:
+    def setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
+        agent = _calendar_agent("pearl", device, sizes, stack, llm, group_size=sizes.pearl_group,
+                                train_rounds=sizes.pearl_rounds, max_new_tokens=sizes.pearl_new_tokens,
+                                train_batch_size=sizes.pearl_group)
+        longest = agent.check_prompt_lengths()  # refuse a model whose context a full hub would overflow
+        spread = np.tile([1.0, 0.0], sizes.pearl_group)[: sizes.pearl_group, None]  # advantages in every round
+        seen: dict[str, float] = {"tokens": 0, "sample_s": 0.0}
+
+        def step() -> None:
+            roll = agent.rollout(0, seed=0)
+            seen["tokens"] += roll.tokens
+            seen["sample_s"] += roll.sample_seconds
+            roll.rewards = np.broadcast_to(spread, roll.rewards.shape).copy()
+            metrics = agent.update([roll])
+            if "loss" not in metrics or not np.isfinite(metrics["grad_norm"]):
+                raise RuntimeError(f"the PEARL step took no finite gradient step: {metrics}")
+            info["sampled_tokens_per_s"] = round(seen["tokens"] / max(seen["sample_s"], 1e-9), 1)
+
+        info = {**_llm_info(agent, sizes, llm), "completions": f"G={sizes.pearl_group} x {sizes.pearl_rounds} rounds",
+                "max_new_tokens": sizes.pearl_new_tokens, "longest_prompt_tokens": longest,
+                "call": "PearlAgent.rollout (lockstep rounds, hub turns) + update (round-wise advantages)"}
+        return step, info
+
+    return setup
+
+
+def llm_sft_step_setup(llm: str) -> Setup:
+    def setup(device: torch.device, sizes: Sizes, stack: contextlib.ExitStack) -> tuple[Step, dict[str, Any]]:
+        agent = _calendar_agent("llm_sft", device, sizes, stack, llm, batch_size=sizes.sft_batch,
+                                train_batch_size=sizes.sft_batch)
+        agent.prepare_data()  # the pairs and the context check, once, as learn() does
+
+        def step() -> None:
+            metrics = agent.train_step()
+            if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
+                raise FloatingPointError(f"the SFT step is not finite: {metrics}")
+
+        return step, {**_llm_info(agent, sizes, llm), "completions": f"batch {sizes.sft_batch} (prompt, answer) pairs",
+                      "max_new_tokens": "-", "longest_prompt_tokens": agent.longest_prompt,
+                      "call": "CalendarSFTAgent.train_step (loss on the answer tokens, backward, AdamW)"}
 
     return setup
 
@@ -563,6 +635,8 @@ def paths(llm: str) -> dict[str, Setup]:
         "llm_sample": _llm_sample_setup(llm),
         "grpo_step": _grpo_step_setup(llm),
         **{name: _study_setup(signal, llm) for name, signal in STUDY_ROWS.items()},
+        "pearl_step": pearl_step_setup(llm),
+        "llm_sft_step": llm_sft_step_setup(llm),
         "drone_cnn": drone_cnn_setup,
         "sb3_ppo_naturecnn": sb3_naturecnn_setup,
         "play_lmp": _play_setup("play_lmp"),

@@ -18,7 +18,8 @@ from tests.conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 PATHS = {"reward_rnd", "reward_icm", "reward_diayn", "reward_simhash", "llm_sample", "grpo_step", "drone_cnn",
-         "sb3_ppo_naturecnn", "play_lmp", "play_gcbc", "play_lmp_pixels", "slim_update", "study_grpo", "study_dpo"}
+         "sb3_ppo_naturecnn", "play_lmp", "play_gcbc", "play_lmp_pixels", "slim_update", "study_grpo", "study_dpo",
+         "pearl_step", "llm_sft_step"}
 
 
 def load_script() -> ModuleType:
@@ -37,7 +38,7 @@ def test_tiny_cpu_run_reports_every_path_ok(tmp_path: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # selfgym as installed: no PYTHONPATH
     env.pop("PYTHONPATH", None)
     proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--out", str(out)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["paths"]) == PATHS
