@@ -131,8 +131,14 @@ class EpisodeStart(gym.Wrapper):
     the first reset: the VecEnv's pending seed stays."""
 
     episode_start: dict[str, Any] | None = None
+    #: Set through ``VecEnv.set_attr`` by ``load_env_rng_state``: how the next reset begins
+    #: (``{"seed": s}``, or ``{"seed": None}``: from the generator as it stands), instead of the
+    #: seed the VecEnv passes. SB3's public API has no per-env seed for the next reset.
+    next_start: dict[str, Any] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if self.next_start is not None:
+            seed, self.next_start = self.next_start["seed"], None
         self.episode_start = {"seed": int(seed)} if seed is not None else {"rng": self.np_random.bit_generator.state}
         return self.env.reset(seed=seed, options=options)
 
@@ -156,17 +162,17 @@ def load_env_rng_state(venv: VecEnv, state: dict[str, Any], episodes: bool = Tru
     if len(state["episode_start"]) != venv.num_envs:
         raise ValueError(f"the checkpoint holds the episodes of {len(state['episode_start'])} envs; this run has {venv.num_envs}")
     base = venv.unwrapped
-    if not episodes:
-        base._reset_seeds()
+    if not episodes:  # the construction seeds are dropped: the generators go on
         for index, rng_state in enumerate(state["np_random"]):
+            venv.set_attr("next_start", {"seed": None}, indices=[index])
             venv.set_attr("np_random", _generator(rng_state), indices=[index])
-    for index, start in enumerate(state["episode_start"] if episodes else []):  # SB3 applies _seeds at the next reset only
+    for index, start in enumerate(state["episode_start"] if episodes else []):  # applied at the next reset
         if start is None:
             continue  # never reset before the checkpoint: its construction seed is still pending
         if "seed" in start:
-            base._seeds[index] = int(start["seed"])
+            venv.set_attr("next_start", {"seed": int(start["seed"])}, indices=[index])
         else:
-            base._seeds[index] = None
+            venv.set_attr("next_start", {"seed": None}, indices=[index])
             venv.set_attr("np_random", _generator(start["rng"]), indices=[index])
     spaces = venv.get_attr("action_space")  # DummyVecEnv: the spaces themselves; SubprocVecEnv: copies, sent back
     for index, (space, rng_state) in enumerate(zip(spaces, state["action_space"])):
