@@ -158,19 +158,33 @@ def draw_from_metrics(run_dir: Path, picture: str, draw: Callable[[list[dict[str
     return save_figure(fig, Path(run_dir) / picture)
 
 
+#: What learning_curve.png shows when a run logs no episode return (an LLM agent that trains on
+#: pairs or on rounds): the first of these columns with values, and its axis label.
+FALLBACK_CURVES = (("rollout_round_reward", "mean round reward (training rollouts)"), ("train_loss", "training loss"))
+
+
 def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
-    """learning_curve.png: training and evaluation return against steps."""
+    """learning_curve.png: training and evaluation return against steps; for a run without
+    episodes, its round reward or its training loss (never an empty plot)."""
+
+    def points(rows: list[dict[str, float | None]], column: str) -> list[tuple[float, float]]:
+        return [(r["steps"], r[column]) for r in rows if r.get(column) is not None and not math.isnan(r[column])]
 
     def draw(rows: list[dict[str, float | None]], ax: Any) -> None:
-        plotted = False
-        for column, label in (("ep_return_mean", "training episodes (mean)"), ("eval_return_mean", "evaluation (mean)")):
-            pts = [(r["steps"], r[column]) for r in rows if r.get(column) is not None and not math.isnan(r[column])]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=label)
-                plotted = True
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("episode return")
+        curves = [(label, pts) for column, label in (("ep_return_mean", "training episodes (mean)"),
+                                                     ("eval_return_mean", "evaluation (mean)")) if (pts := points(rows, column))]
+        ylabel = "episode return"
+        if not curves:
+            for column, label in FALLBACK_CURVES:
+                if pts := points(rows, column):
+                    curves, ylabel = [(label, pts)], label
+                    break
+        for label, pts in curves:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=label)
+        plotted = bool(curves)
+        ax.set_xlabel("environment steps" if ylabel == "episode return" else "steps (as the agent counts them)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if plotted:

@@ -49,3 +49,29 @@ def test_a_custom_agent_repeats_with_its_seed(tmp_path):
     first, second = dict(tensors(states[0])), dict(tensors(states[1]))
     assert first.keys() == second.keys() and first
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def _drawn_curves(tmp_path, monkeypatch, table: str) -> tuple[list, str]:
+    """learning_curve.png's lines and y label for a metrics.csv holding ``table``."""
+    from selfgym import metrics
+
+    (tmp_path / "metrics.csv").write_text(table)
+    seen = {}
+
+    def capture(fig, path, **kw):
+        ax = fig.axes[0]
+        seen["lines"] = [(line.get_label(), list(line.get_ydata())) for line in ax.get_lines()]
+        seen["ylabel"] = ax.get_ylabel()
+        return path
+
+    monkeypatch.setattr(metrics, "save_figure", capture)
+    metrics.plot_learning_curve(tmp_path, "t")
+    return seen["lines"], seen["ylabel"]
+
+
+def test_a_run_without_episodes_plots_its_loss_not_an_empty_picture(tmp_path, monkeypatch):
+    """llm_sft logs no episode return: its picture was empty axes; now it is the training loss."""
+    lines, ylabel = _drawn_curves(tmp_path, monkeypatch, "steps,ep_return_mean,train_loss\n10,,0.31\n20,,0.15\n")
+    assert lines == [("training loss", [0.31, 0.15])] and ylabel == "training loss"
+    lines, ylabel = _drawn_curves(tmp_path, monkeypatch, "steps,ep_return_mean,train_loss\n10,1.5,0.31\n20,2.5,0.15\n")
+    assert lines == [("training episodes (mean)", [1.5, 2.5])] and ylabel == "episode return"  # returns come first
