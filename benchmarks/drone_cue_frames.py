@@ -5,7 +5,8 @@ obstacle and 5 steps more); a new room (layout and textures) at each reset, ever
 Per frame with a valid stereo cue: the left image, the stereo summary (cue, p90, valid fraction,
 5 strips), the true corridor disparity (``gt``: all pixels; ``gt_valid``: the pixels where stereo
 gave a disparity, the ones its cue averages), the room's index in the flight, the step within the room,
-and per room the pool indices of the textures on its 14 surfaces (4 walls, floor, ceiling, poles, boxes).
+and per room the pool indices of the textures on its 14 surfaces (4 walls, floor, ceiling, poles, boxes);
+per file the texture generator's version (``texture_generator``; absent in recordings before version 2).
 
     python benchmarks/drone_cue_frames.py --seeds 0 1 2 3 4 --train-frames 6000 --test-frames 2400
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from selfgym.envs.drone.room_env import DroneRoomEnv
 from selfgym.envs.drone.stereo import INVALID_DISPARITY, cue_columns
-from selfgym.envs.drone.textures import texture_files
+from selfgym.envs.drone.textures import GENERATOR_VERSION, texture_files
 
 TAU_GT, TAU_STOP = 2.8, 5.0  # the agent's obstacle_disparity and stop_disparity (hyperparams/persistent_ssl.yml)
 
@@ -94,7 +95,7 @@ def main() -> None:
             t0, c0 = time.time(), time.process_time()
             rec = record(split, env_seed, n, args.flight_time, n_textures=1 if args.single_texture else 12)
             path = out / f"{'single' if args.single_texture else split}_seed{seed}.npz"
-            np.savez_compressed(path, **rec, flight_time=args.flight_time, env_seed=env_seed)
+            np.savez_compressed(path, **rec, flight_time=args.flight_time, env_seed=env_seed, texture_generator=GENERATOR_VERSION)
             print(f"{path}: {n} frames, {rec['room'][-1] + 1} rooms, positives {(rec['cue'] > TAU_GT).mean():.3f}, "
                   f"{time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} CPU-s, load {os.getloadavg()[0]:.1f}",
                   flush=True)

@@ -383,9 +383,10 @@ def main() -> None:
 
     torch.set_num_threads(1)
     frames, start, cpu0, load0 = Path(args.frames), time.time(), time.process_time(), os.getloadavg()
-    results, single = [], []
+    results, single, generators = [], [], set()
     for seed in args.seeds:
         train, test = load(frames, "train", seed), load(frames, "test", seed)
+        generators |= {int(d.get("texture_generator", 1)) for d in (train, test)}
         if args.exclude_texture is not None:
             train = without_texture(train, args.exclude_texture)
         for cue in args.cues:
@@ -408,7 +409,7 @@ def main() -> None:
                   f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
                   for k, v in vars(args).items() if k != "out"),
               "wall_s": time.time() - start, "cpu_s": time.process_time() - cpu0, "loadavg_before": load0,
-              "loadavg_after": os.getloadavg(), "cues": args.cues, "results": results, "single": single}
+              "loadavg_after": os.getloadavg(), "texture_generator": sorted(generators), "cues": args.cues, "results": results, "single": single}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out.with_suffix(".json"), json.dumps(record, indent=1))

@@ -20,6 +20,7 @@ import pytest
 from selfgym.envs.drone.room_env import DroneRoomEnv
 from selfgym.envs.drone.scene import PARKED
 from selfgym.envs.drone.stereo import INVALID_DISPARITY, N_STRIPS, SUMMARY_NAMES, cue_columns, summarise
+from selfgym.envs.drone.textures import GENERATOR_VERSION
 
 RECORDING = json.loads((Path(__file__).parent / "data" / "drone_frames.json").read_text())
 
@@ -32,6 +33,7 @@ def crc(a: np.ndarray) -> int:
 def test_seeded_frames_match_the_recording(seed):
     if version("pybullet") != RECORDING["pybullet"]:
         pytest.skip(f"frames recorded with pybullet {RECORDING['pybullet']}, this is {version('pybullet')}")
+    assert RECORDING["texture_generator"] == GENERATOR_VERSION, "textures changed since the recording: re-record it"
     same_matcher = cv2.__version__ == RECORDING["opencv"]
     env = DroneRoomEnv()
     env.reset(seed=seed)

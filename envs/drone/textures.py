@@ -15,6 +15,12 @@ import numpy as np
 
 TEXTURE_KINDS = ("blobs", "bricks", "checker", "stripes", "speckle", "cells")
 TEXTURE_SIZE = 256
+# Bumped whenever make_texture changes any texture; part of the cache file name, so a machine with
+# textures cached by an older generator writes new files instead of silently reusing the old ones.
+# 2: stripes and checker are aperiodic along the rows (stripes_9's 5-px period at 2 m let SGBM
+# match a wrong stripe within its 16-px search, labelling walls 1.7-3 m away as obstacles) and
+# speckle is coarser (its 0.8-texel grain aliased differently in the two eyes at range).
+GENERATOR_VERSION = 2
 
 
 class TexturelessSceneError(ValueError):
@@ -36,6 +42,13 @@ def _stretch(img: np.ndarray, contrast: float) -> np.ndarray:
     return np.clip(127.5 + (img - 0.5) * 255.0 * contrast, 0, 255).astype(np.uint8)
 
 
+def _uneven_edges(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``n - 1`` sorted cut points splitting ``range(size)`` into ``n`` parts whose widths vary
+    from about 0.4 to 1.6 times the mean, so that the pattern does not repeat with one period."""
+    widths = rng.uniform(0.4, 1.6, n)
+    return np.round(np.cumsum(widths)[:-1] / widths.sum() * size).astype(int)
+
+
 def make_texture(kind: str, seed: int, contrast: float = 1.0, size: int = TEXTURE_SIZE) -> np.ndarray:
     """A (size, size) uint8 grey texture of the given kind; deterministic in ``seed``."""
     if kind not in TEXTURE_KINDS:
@@ -49,7 +62,10 @@ def make_texture(kind: str, seed: int, contrast: float = 1.0, size: int = TEXTUR
         img = sum(cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), sig) * w
                   for sig, w in ((1.0, 1.0), (2.5, 2.0), (6.0, 3.0)))
     elif kind == "speckle":
-        img = cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), 0.8)
+        # fine spots on a coarser mottle: at range (4-7 texels per pixel) the fine part alone
+        # aliases differently in the two eyes and the stereo match wanders
+        img = sum(cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), sig) * w
+                  for sig, w in ((1.2, 1.0), (3.0, 2.5)))
     elif kind == "bricks":
         bh, bw = int(rng.integers(8, 16)), int(rng.integers(16, 32))
         img = np.zeros((s, s), np.float32)
@@ -60,13 +76,20 @@ def make_texture(kind: str, seed: int, contrast: float = 1.0, size: int = TEXTUR
         img += 0.3 * rng.random((s, s)).astype(np.float32)
     elif kind == "checker":
         n = int(rng.integers(6, 14))
-        yy, xx = np.mgrid[0:s, 0:s] * n // s
-        img = ((yy + xx) % 2).astype(np.float32) * rng.uniform(0.5, 1.0) + 0.4 * rng.random((s, s)).astype(np.float32)
+        # uneven column widths and a grey level per square: no period along the rows to mismatch
+        xx = np.searchsorted(_uneven_edges(rng, n, s), np.arange(s), side="right")
+        yy = np.arange(s) * n // s
+        sq = (yy[:, None] + xx[None, :]) % 2
+        shade = rng.uniform(0.6, 1.0, (n, n))[yy[:, None], xx[None, :]]
+        img = sq.astype(np.float32) * shade * rng.uniform(0.5, 1.0) + 0.4 * rng.random((s, s)).astype(np.float32)
     elif kind == "stripes":
-        freq, phase = rng.uniform(4, 12), rng.uniform(0, np.pi)
-        xx = np.mgrid[0:s, 0:s][1].astype(np.float32)
+        # vertical bars of uneven width and grey level: a stripe pattern with no period along the
+        # rows (the epipolar lines), so block matching cannot lock onto a neighbouring stripe
+        n = int(rng.integers(4, 9))
+        col = np.searchsorted(_uneven_edges(rng, 2 * n, s), np.arange(s), side="right")
+        level = np.where(np.arange(2 * n) % 2 == 0, rng.uniform(0.0, 0.35, 2 * n), rng.uniform(0.65, 1.0, 2 * n))
         noise = cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), 1.5)
-        img = np.sin(2 * np.pi * freq * xx / s + phase) + 0.8 * noise
+        img = cv2.GaussianBlur(np.tile(level[col].astype(np.float32), (s, 1)), (0, 0), 1.5) + 0.5 * noise
     else:  # cells: random Voronoi-like patches with dark borders
         pts = rng.random((24, 2)) * s
         yy, xx = np.mgrid[0:s, 0:s]
@@ -80,6 +103,11 @@ def make_texture(kind: str, seed: int, contrast: float = 1.0, size: int = TEXTUR
     return _stretch(img + 0.35 * (grain - grain.mean()) / (grain.std() + 1e-6) * 0.25, contrast)
 
 
+def texture_file_name(kind: str, seed: int, contrast: float = 1.0) -> str:
+    """The cache file name: every input of ``make_texture`` and the generator's version."""
+    return f"{kind}_{seed}_c{int(round(contrast * 100))}_{TEXTURE_SIZE}_g{GENERATOR_VERSION}.png"
+
+
 def texture_files(n: int = 12, contrast: float = 1.0, seed: int = 0) -> list[Path]:
     """``n`` cached PNGs cycling through the kinds; written only when missing."""
     if n < 1:
@@ -87,7 +115,7 @@ def texture_files(n: int = 12, contrast: float = 1.0, seed: int = 0) -> list[Pat
     out = []
     for i in range(n):
         kind = TEXTURE_KINDS[i % len(TEXTURE_KINDS)]
-        path = cache_dir() / f"{kind}_{seed + i}_c{int(round(contrast * 100))}_{TEXTURE_SIZE}.png"
+        path = cache_dir() / texture_file_name(kind, seed + i, contrast)
         if not path.exists():
             tmp = path.with_suffix(f".{os.getpid()}.tmp.png")
             cv2.imwrite(str(tmp), make_texture(kind, seed + i, contrast))
