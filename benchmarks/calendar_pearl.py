@@ -324,11 +324,28 @@ def write_report(report: dict[str, Any], results: Path, out: str) -> None:
     for row in report["rows"].values():
         row["tokens_per_decision"] = row.get("completion_tokens", 0) / max(row["decisions"], 1)
         row["format_failure_rate"] = row["format_failures"] / max(row["decisions"], 1)
+    for entry in report["training"].values():  # the run's own speed figures, where its folder is at hand
+        entry.update(run_speed(entry.get("run")))
     report["missing"] = [name for name in ROWS if name not in rows]
     report["load_after"] = os.getloadavg()
     results.mkdir(parents=True, exist_ok=True)
     atomic_write(results / f"{out}.json", json.dumps(report, indent=1) + "\n")
     atomic_write(results / f"{out}.md", markdown(report))
+
+
+def run_speed(run: str | None) -> dict[str, float]:
+    """An LLM run's sampling speed and rollout figures from its metrics.csv (last row): PEARL's
+    sampled tokens per second (prompt encoding included), its rollout accuracy and format failures."""
+    from selfgym.metrics import read_metrics
+
+    path = Path(run or "") / "metrics.csv"
+    if not run or not path.is_file():
+        return {}
+    rows = read_metrics(path)
+    keys = {"time_tokens_per_s": "sampled_tokens_per_s", "rollout_decision_accuracy": "rollout_decision_accuracy",
+            "rollout_format_failure_rate": "rollout_format_failure_rate", "rollout_hub_calls_per_round": "rollout_hub_calls_per_round",
+            "train_loss": "last_train_loss"}
+    return {out: float(rows[-1][key]) for key, out in keys.items() if rows and rows[-1].get(key) is not None}
 
 
 #: The pre-registered comparisons (benchmarks/calendar_pearl_protocol.md): (row A, row B, metric).
@@ -361,6 +378,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {_ci(r, 'aer')} | {_ci(r, 'ord')} | {_ci(r, 'err')} | {r['err']:.2f} | "
                      f"{r['format_failure_rate']:.2f} | {r['tokens_per_decision']:.1f} | "
                      f"{t.get('s_per_step', float('nan')):.3g} | {t.get('train_s', float('nan')):.0f} |")
+    for name, t in report["training"].items():
+        if "sampled_tokens_per_s" in t:
+            lines += ["", f"{name} training: {t['steps']} decisions in {t['train_s']:.0f} s ({t['s_per_step']:.0f} s per GRPO step), "
+                      f"{t['sampled_tokens_per_s']:.1f} sampled tokens/s (prompt encoding included), rollout decision "
+                      f"accuracy {t.get('rollout_decision_accuracy', float('nan')):.3f}, format failures "
+                      f"{t.get('rollout_format_failure_rate', float('nan')):.3f}, hub calls per round "
+                      f"{t.get('rollout_hub_calls_per_round', float('nan')):.2f}."]
     lines += ["", "Pre-registered comparisons (per-user paired difference, mean [95% CI]; a difference is claimed "
               "only when the interval excludes 0):", ""]
     for name, c in report.get("comparisons", {}).items():

@@ -276,3 +276,20 @@ def test_calendar_pearl_lanes_share_rows_and_sft_training_through_the_record(tmp
     assert list(calendar_pearl.ROW_KEYS.values())[3] == "SFT training"
     with pytest.raises(SystemExit):  # unknown lane keys are named with the valid ones before any work
         calendar_pearl.main(["--rows", "random,nope", "--tables-only"])
+
+
+def test_calendar_pearl_report_carries_the_pearl_runs_sampling_speed(tmp_path) -> None:
+    pytest.importorskip("rliable")
+    import calendar_pearl
+
+    run = tmp_path / "pearl_run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("steps,time_tokens_per_s,rollout_decision_accuracy,rollout_format_failure_rate\n"
+                                     "160,10.3,0.19,0.006\n")
+    report = {"command": "c", "device": "cpu", "model": "m", "users": [0], "eval_rounds": 4, "pilot": False, "rows": {},
+              "failed": {}, "training": {"PEARL": {"run": str(run), "train_s": 1430.0, "steps": 160, "s_per_step": 1430.0},
+                                         "SFT": {"run": str(tmp_path / "gone"), "train_s": 1.0, "steps": 1, "s_per_step": 1.0}}}
+    calendar_pearl.write_report(report, tmp_path, "t")
+    assert report["training"]["PEARL"]["sampled_tokens_per_s"] == 10.3
+    assert "sampled_tokens_per_s" not in report["training"]["SFT"]  # no folder: nothing made up
+    assert "10.3 sampled tokens/s" in (tmp_path / "t.md").read_text()
