@@ -279,7 +279,7 @@ def cue_scores(name: str, train: dict, test: dict, seed: int) -> dict[str, np.nd
     options = dict(o.split("=", 1) for o in opts)
     model = EstimatorModel(learner, seed, **options)
     tr = stream(model, train["images"], train["cue"])
-    if learner == "knn":
+    if learner in ("knn", "stats_knn"):  # freeze on the whole training buffer
         model.est.model.fit()
     frozen = stream(model, test["images"], test["cue"], learn=False)
     online = stream(model, test["images"], test["cue"])
@@ -309,7 +309,7 @@ def measure(scores: dict[str, np.ndarray], train: dict, test: dict) -> dict:
 
 
 CUES = ("oracle_true_disparity", "neg_mean_gradient", "feat_ridge", "feat_knn", "feat_knn_rich", "knn", "cnn",
-        "cnn:arch=global:input_transform=gradient")
+        "cnn:arch=global:input_transform=gradient", "stats_knn")  # stats_knn: feat_knn_rich as the agent's learner
 SINGLE_CUES = ("oracle_true_disparity", "neg_mean_gradient", "feat_knn_rich", "knn")
 
 
@@ -366,11 +366,13 @@ def report(record: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4], help="none: the single-texture table only")
     ap.add_argument("--cues", nargs="+", default=list(CUES), help=f"from {', '.join(CUES)}")
     ap.add_argument("--cnn-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds the cnn cues run on (the costly ones)")
     ap.add_argument("--single-seeds", type=int, nargs="*", default=[0, 1, 2],
                     help="seeds of single-texture flights (single_seed<s>.npz) for the reference table")
+    ap.add_argument("--single-cues", nargs="+", default=list(SINGLE_CUES), choices=list(CUES),
+                    help="cues of the single-texture table (cnn cues: costly)")
     ap.add_argument("--exclude-texture", type=int, default=None,
                     help="keep only the training flight's rooms without this pool texture (e.g. 9, stripes_9)")
     ap.add_argument("--frames", default="/tmp/drone_frames")
@@ -401,7 +403,7 @@ def main() -> None:
                   f"({r['cpu_s']:.0f} CPU-s)", flush=True)
     for seed in args.single_seeds:
         flight = load(frames, "single", seed)
-        for cue in SINGLE_CUES:
+        for cue in args.single_cues:
             single.append({"cue": cue, "seed": seed, **bar_a_only(cue, flight, seed)})
             print(f"single seed {seed} {cue}: A pass {_f(single[-1]['pass'])}", flush=True)
     record = {"benchmark": "drone_cue_search", "time": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args),

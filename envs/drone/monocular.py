@@ -11,6 +11,10 @@ seen in training they rank obstacles better than the default network, which lear
 texture-specific layouts (benchmarks/results/drone_encoder_roc_global.md).
 ``barlow``: a learned visual encoder self-supervised twice over (``barlow``): Barlow Twins on
 two augmentations of each buffered frame for the encoder, stereo labels for the head.
+``stats_knn`` (opt-in): the kNN on 20 standardised image statistics (``image_statistics``)
+instead of textons. In single-texture rooms it met the switching rule at more checks than the
+texton kNN in a replay of recorded stereo flights (benchmarks/results/drone_cue_search.md,
+finding 4; benchmarks/results/drone_stats_knn_pilot.md).
 
 Both only ever see (image, stereo disparity) pairs collected in flight; the threshold
 rule picks the estimate threshold from an ROC sweep, as the authors' code does.
@@ -30,7 +34,7 @@ from selfgym.envs.drone.buffer import ImageRegressorBuffer, LabelledBuffer
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
-LEARNERS = ("knn", "cnn", "barlow")
+LEARNERS = ("knn", "cnn", "barlow", "stats_knn")
 IMAGE_LEARNERS = ("cnn", "barlow")  # torch models: they take a device
 
 
@@ -139,6 +143,87 @@ class KNNRegressor(LabelledBuffer):
         self.fit()
 
 
+class StandardisedKNNRegressor(KNNRegressor):
+    """``KNNRegressor`` on features standardised by the fitted set's mean and std, refit with it.
+
+    Image statistics mix scales (log gradients span units, histogram fractions hundredths);
+    raw Euclidean distances would be decided by the widest. A feature constant over the fitted
+    set keeps scale 1: dividing by ~0 would swamp every other feature in float32. The fitted
+    snapshot is checkpointed too, so a resumed learner predicts exactly as before the save.
+    """
+
+    def __init__(self, dim: int, capacity: int = 2000, k: int = 5, refit_every: int = 200) -> None:
+        self.mean, self.scale = np.zeros(dim, np.float32), np.ones(dim, np.float32)
+        super().__init__(dim, capacity, k, refit_every)
+        self._fit_raw = self._fit_x
+
+    def fit(self) -> None:
+        super().fit()
+        self._standardise(self._fit_x)
+
+    def _standardise(self, raw: np.ndarray) -> None:
+        self._fit_raw = raw
+        if len(raw):
+            std = raw.std(0)
+            self.mean, self.scale = raw.mean(0), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        self._fit_x = (raw - self.mean) / self.scale
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return super().predict((np.atleast_2d(x).astype(np.float32) - self.mean) / self.scale)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "fit_x": torch.from_numpy(self._fit_raw.copy()),
+                "fit_y": torch.from_numpy(self._fit_y.copy())}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self._load_buffer(s)
+        self.since_fit = int(s["since_fit"])
+        self._fit_y = s["fit_y"].numpy().copy()
+        self._standardise(s["fit_x"].numpy().copy())
+
+
+N_STATISTICS = 20
+_FLAT = 0.02  # |d/dx| + |d/dy| below this (in [0, 1] grey levels): a flat pixel
+
+
+def _gradient(x: np.ndarray) -> np.ndarray:
+    """|d/dx| + |d/dy| per pixel of an (h, w) image (last row / column zero)."""
+    g = np.zeros_like(x)
+    g[:, :-1] += np.abs(np.diff(x, axis=1))
+    g[:-1, :] += np.abs(np.diff(x, axis=0))
+    return g
+
+
+def _block_mean(x: np.ndarray, k: int) -> np.ndarray:
+    h, w = x.shape
+    return x[: h // k * k, : w // k * k].reshape(h // k, k, w // k, k).mean((1, 3))
+
+
+def image_statistics(image: np.ndarray) -> np.ndarray:
+    """20 statistics of an (h, w) uint8 corridor image for the ``stats_knn`` learner.
+
+    Distance: a near surface shows its texture magnified - less fine detail per pixel - so the
+    log mean gradient at scales 1, 2, 4 (block means), the log intensity std and the two log ratios
+    between scales. Which texture is seen, so that neighbours come from the same surface: x/y
+    gradient anisotropy, the fraction of flat pixels and an 8-bin grey histogram. Layout: the log
+    mean gradient of 4 row bands (floor and ceiling show at the top and bottom when the view is far).
+    The cue search's feature set (drone_cue_search.py ``rich_features``) also held one quarter-strip's
+    fine gradient by a slip; it is left out here (no reason to favour one side; replay in
+    benchmarks/results/drone_stats_knn_pilot.md).
+    """
+    x = np.asarray(image, np.float32) / 255.0
+    if x.ndim != 2 or min(x.shape) < 8:
+        raise ValueError(f"image_statistics needs an (h, w) image with h, w >= 8, got shape {x.shape}")
+    lg = [float(np.log(_gradient(_block_mean(x, k) if k > 1 else x).mean() + 1e-4)) for k in (1, 2, 4)]
+    gx, gy = np.abs(np.diff(x, axis=1))[:-1, :], np.abs(np.diff(x, axis=0))[:, :-1]
+    g = _gradient(x)
+    hist = [((x >= a) & (x < a + 0.125)).mean() for a in np.arange(0.0, 1.0, 0.125)]
+    bands = [np.log(band.mean() + 1e-4) for band in np.array_split(g, 4, axis=0)]
+    out = [*lg, np.log(x.std() + 1e-4), lg[0] - lg[1], lg[1] - lg[2],
+           np.log(gx.mean() + 1e-4) - np.log(gy.mean() + 1e-4), ((gx + gy) < _FLAT).mean(), *hist, *bands]
+    return np.asarray(out, np.float32)
+
+
 class SmallCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -241,19 +326,23 @@ class MonocularEstimator:
         if learner == "knn":
             self.textons = default_textons()
             self.model: Any = KNNRegressor(N_FEATURES, capacity, k, refit_every)
+        elif learner == "stats_knn":
+            self.model = StandardisedKNNRegressor(N_STATISTICS, capacity, k, refit_every)
         elif learner == "cnn":
             self.model = CNNRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
         else:
             self.model = BarlowRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
 
     def inputs(self, image: np.ndarray) -> np.ndarray:
-        """What the regressor sees: texton features (knn) or the image itself (cnn), of the
-        central ``roi`` columns - the flight corridor the stereo label measures."""
+        """What the regressor sees: texton features (knn), image statistics (stats_knn) or the image
+        itself (cnn, barlow), of the central ``roi`` columns - the flight corridor the stereo label measures."""
         image = np.asarray(image)
         if image.ndim == 3:
             image = image[:, :, 0]
         image = np.ascontiguousarray(image[:, self.cols])
-        return self.textons.features(image) if self.learner == "knn" else image
+        if self.learner == "knn":
+            return self.textons.features(image)
+        return image_statistics(image) if self.learner == "stats_knn" else image
 
     def predict(self, inputs: np.ndarray) -> float:
         return float(self.model.predict(inputs[None])[0])
