@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               "device": None, "host": platform.node(), "model": a.model, "users": users,
                               "eval_rounds": a.eval_rounds, "load_before": os.getloadavg(), "pilot": a.pilot,
                               "rows": {}, "training": {}, "failed": {}}
+    if a.tables_only:  # the rows ran under other commands (the lanes of protocol amendment 2)
+        report["command"] += f" (tables rebuilt from {record.name}; each row ran as the protocol says)"
     merge_finished(report, finished)  # an earlier start's rows: kept, not rerun
     if finished:
         print(f"calendar_pearl: rows finished in {record} are kept: {', '.join(finished)}", flush=True)
