@@ -80,7 +80,9 @@ ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITC
         "hysteresis": {**HYSTERESIS, "exit_patience": 10, **OVERRIDES},
         "hysteresis_k3": {**HYSTERESIS, "exit_patience": 3, **OVERRIDES},
         "mistakes": {**AFTER, "buffer_on_mono": "mistakes"},
-        "all_frames": {**AFTER, "buffer_on_mono": "all"}}
+        "all_frames": {**AFTER, "buffer_on_mono": "all"},
+        "after_stats_knn": {**AFTER, **OVERRIDES, "learner": "stats_knn"},  # results/drone_stats_knn_pilot.md
+        "all_frames_stats_knn": {**AFTER, "buffer_on_mono": "all", "learner": "stats_knn"}}
 EVAL_SEED_OFFSET = 20_000  # evaluate.py's
 METRICS = ("distance_per_min", "distance_per_min_mono", "collisions", "flight_time", "mono_fpr", "mono_tpr", "mono_fraction",
            "training_wheel_overrides", "training_wheel_override_events")
