@@ -43,7 +43,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-from selfgym.envs.drone.monocular import RocWindow, roc_threshold
+from selfgym.envs.drone.monocular import RocWindow, roc_auc, roc_threshold
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.runs import atomic_write
 
@@ -157,23 +157,6 @@ def summarise_checks(checks: list[dict], start: int) -> dict:
         return {"checks": 0, "pass": float("nan"), "median_fpr": float("nan")}
     return {"checks": len(late), "pass": float(np.mean([c["met"] for c in late])),
             "median_fpr": float(np.median([c["fpr"] for c in late])), "median_tpr": float(np.median([c["tpr"] for c in late]))}
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """P(score of a positive > score of a negative), ties one half (rank form)."""
-    ok = np.isfinite(scores)
-    s, y = scores[ok], positive[ok]
-    if y.all() or not y.any():
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    # average ranks for ties
-    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
-    avg = first + (counts - 1) / 2.0
-    ranks[order] = np.repeat(avg, counts)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    return float((ranks[y].sum() - n_pos * (n_pos - 1) / 2.0) / (n_pos * n_neg))
 
 
 class OnlineModel:
@@ -299,10 +282,10 @@ def measure(scores: dict[str, np.ndarray], train: dict, test: dict) -> dict:
     said = smooth(frozen, test["room"]) > last["tau"]  # no check on the training flight: no threshold (NaN below)
     transfer = (float(said[pos_te].mean()), float(said[~pos_te].mean())) if np.isfinite(last["tau"]) else (float("nan"),) * 2
     return {
-        "A_train": {**summarise_checks(checks_tr, half), "auc_2nd_half": auc(est_tr[half:], pos_tr[half:])},
+        "A_train": {**summarise_checks(checks_tr, half), "auc_2nd_half": roc_auc(est_tr[half:], pos_tr[half:])},
         "A_train_per_room": summarise_checks(online_checks(est_tr, train["cue"], train["room"], (200, 20)), half),
-        "A_heldout_online": {**summarise_checks(online_checks(est_on, test["cue"]), 0), "auc": auc(est_on, pos_te)},
-        "B_heldout_zero_shot": {"auc": auc(frozen, pos_te), "oracle_threshold_tpr": tpr_b, "oracle_threshold_fpr": fpr_b,
+        "A_heldout_online": {**summarise_checks(online_checks(est_on, test["cue"]), 0), "auc": roc_auc(est_on, pos_te)},
+        "B_heldout_zero_shot": {"auc": roc_auc(frozen, pos_te), "oracle_threshold_tpr": tpr_b, "oracle_threshold_fpr": fpr_b,
                                 "met": bool(tpr_b > TPR_MIN and fpr_b < FPR_MAX),
                                 "train_threshold_tpr": transfer[0], "train_threshold_fpr": transfer[1]},
     }
@@ -326,7 +309,7 @@ def bar_a_only(name: str, flight: dict, seed: int) -> dict:
         raw = stream(EstimatorModel(name, seed), flight["images"], flight["cue"])
     est = smooth(raw, flight["room"])
     return {**summarise_checks(online_checks(est, flight["cue"]), half),
-            "auc_2nd_half": auc(est[half:], flight["cue"][half:] > TAU_GT)}
+            "auc_2nd_half": roc_auc(est[half:], flight["cue"][half:] > TAU_GT)}
 
 
 def _f(v: float, fmt: str = ".2f") -> str:

@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
-from selfgym.envs.drone.monocular import MonocularEstimator, roc_threshold
+from selfgym.envs.drone.monocular import MonocularEstimator, roc_auc, roc_threshold
 from selfgym.envs.drone.room_env import DroneRoomEnv
 from selfgym.runs import atomic_write
 
@@ -60,15 +60,6 @@ def stereo_flight(split: str, seed: int, n: int, disparity_mode: str, flight_tim
             obs, info = env.reset()
     env.close()
     return {"images": np.array(images), "cue": np.array(cues, np.float32), "gt": np.array(truth, np.float32)}
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """P(score of a positive > score of a negative), ties counting one half."""
-    pos, neg = scores[positive], scores[~positive]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    diff = pos[:, None] - neg[None, :]
-    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray, points: int = 60) -> list[list[float]]:
@@ -99,10 +90,10 @@ def evaluate(learner: str, train: dict, test: dict, seed: int, seen: dict | None
     seen_auc = float("nan")
     if seen is not None:  # new rooms with the training textures: separates "not learnable" from "does not transfer"
         seen_scores = np.array([est.predict(est.inputs(im)) for im in seen["images"]], np.float64)
-        seen_auc = auc(seen_scores, seen["cue"] > TAU_GT)
+        seen_auc = roc_auc(seen_scores, seen["cue"] > TAU_GT)
     return {
         "learner": learner, "seed": seed, "train_cpu_s": train_cpu,
-        "heldout_auc": auc(scores, positive), "seen_textures_new_rooms_auc": seen_auc, "heldout_auc_vs_true_disparity": auc(scores, test["gt"] > TAU_GT),
+        "heldout_auc": roc_auc(scores, positive), "seen_textures_new_rooms_auc": seen_auc, "heldout_auc_vs_true_disparity": roc_auc(scores, test["gt"] > TAU_GT),
         "heldout_mae_px": float(np.mean(np.abs(scores - test["cue"]))),
         "heldout_rule": {"threshold": tau_test, "tpr": tpr_test, "fpr": fpr_test,
                          "met": bool(tpr_test > TPR_MIN and fpr_test < FPR_MAX)},

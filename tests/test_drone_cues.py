@@ -12,9 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from drone_cue_search import (FPR_MAX, POSITIVES, TAU_GT, WINDOW, OnlineModel, auc, features,  # noqa: E402
+from drone_cue_search import (FPR_MAX, POSITIVES, TAU_GT, WINDOW, OnlineModel, features,  # noqa: E402
                               online_checks, smooth)
 
+from selfgym.envs.drone.monocular import roc_auc  # noqa: E402
 from selfgym.envs.drone.room_env import DroneRoomEnv  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def test_auc_is_the_pairwise_probability_with_ties_halved():
     rng = np.random.default_rng(3)
     s, y = rng.integers(0, 5, 200).astype(float), rng.random(200) < 0.3
     diff = s[y][:, None] - s[~y][None, :]
-    assert auc(s, y) == pytest.approx(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+    assert roc_auc(s, y) == pytest.approx(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
 def test_online_model_learns_a_linear_cue_and_knn_a_step():

@@ -39,6 +39,22 @@ LEARNERS = ("knn", "cnn", "barlow", "stats_knn")
 IMAGE_LEARNERS = ("cnn", "barlow")  # torch models: they take a device
 
 
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties one half (rank form); non-finite scores
+    are left out, and NaN when either class is empty."""
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    ok = np.isfinite(scores)
+    s, y = scores[ok], positive[ok]
+    if y.all() or not y.any():
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat(first + (counts - 1) / 2.0, counts)  # tied scores share their mean rank
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return float((ranks[y].sum() - n_pos * (n_pos - 1) / 2.0) / (n_pos * n_neg))
+
+
 def roc_threshold(estimates: np.ndarray, labels: np.ndarray, gt_threshold: float,
                   tpr_min: float = 0.95) -> tuple[float, float, float]:
     """(threshold, TPR, FPR): positives are labels > gt_threshold; among estimate thresholds
