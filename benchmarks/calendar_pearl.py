@@ -258,9 +258,6 @@ def run_rows(a: argparse.Namespace, users: list[int], report: dict[str, Any], re
         merge_finished(report, finished_lines(record))  # the other lane's rows too
         write_report(report, record.parent, a.out)  # the table so far
 
-    if not any(key in a.rows for key in ("zero_shot", "hub")):
-        del probe  # this lane does not decode with the raw model
-        probe = None
     rng = np.random.default_rng(0)
     def random_answer(prompts: list[str]) -> tuple[list[str], list[int]]:  # a full random ranking: exact ORD
         rankings = [rng.permutation(5).tolist() for _ in prompts]

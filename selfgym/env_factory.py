@@ -169,10 +169,8 @@ def load_env_rng_state(venv: VecEnv, state: dict[str, Any], episodes: bool = Tru
     for index, start in enumerate(state["episode_start"] if episodes else []):  # applied at the next reset
         if start is None:
             continue  # never reset before the checkpoint: its construction seed is still pending
-        if "seed" in start:
-            venv.set_attr("next_start", {"seed": int(start["seed"])}, indices=[index])
-        else:
-            venv.set_attr("next_start", {"seed": None}, indices=[index])
+        venv.set_attr("next_start", {"seed": start.get("seed")}, indices=[index])  # no seed: from the saved generator
+        if "rng" in start:
             venv.set_attr("np_random", _generator(start["rng"]), indices=[index])
     spaces = venv.get_attr("action_space")  # DummyVecEnv: the spaces themselves; SubprocVecEnv: copies, sent back
     for index, (space, rng_state) in enumerate(zip(spaces, state["action_space"])):

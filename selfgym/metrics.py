@@ -182,12 +182,11 @@ def plot_learning_curve(run_dir: Path, title: str = "") -> Path | None:
         for label, pts in curves:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=label)
-        plotted = bool(curves)
         ax.set_xlabel("environment steps" if ylabel == "episode return" else "steps (as the agent counts them)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        if plotted:
+        if curves:
             ax.legend()
 
     return draw_from_metrics(run_dir, "learning_curve.png", draw)
