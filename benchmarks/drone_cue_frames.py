@@ -7,6 +7,10 @@ Per frame with a valid stereo cue: the left image, the stereo summary (cue, p90,
 gave a disparity, the ones its cue averages), the room's index in the flight, the step within the room,
 and per room the pool indices of the textures on its 14 surfaces (4 walls, floor, ceiling, poles, boxes);
 per file the texture generator's version (``texture_generator``; absent in recordings before version 2).
+For motion cues (looming, benchmarks/drone_cue_search.py): the previous step's left image (``prev_images``,
+kept whether or not that frame had a valid stereo cue; zeros for a room's first frame), whether the previous
+action was a forward move (``prev_forward``) and whether it collided (``prev_collision``: the safety pilot
+then put the drone elsewhere, so the two images are unrelated); absent in recordings before 2026-11-30 20:00.
 
     python benchmarks/drone_cue_frames.py --seeds 0 1 2 3 4 --train-frames 6000 --test-frames 2400
 """
@@ -47,7 +51,9 @@ def record(split: str, seed: int, n: int, flight_time: float, disparity_mode: st
     room, step, hold = 0, 0, 0
     out_valid: list[float] = []
     rooms_tex = [[pool.index(p.name) for p in env.room.shown_textures]]
-    out: dict[str, list] = {k: [] for k in ("images", "stereo", "gt", "room", "step")}
+    out: dict[str, list] = {k: [] for k in ("images", "stereo", "gt", "room", "step", "prev_images", "prev_forward",
+                                            "prev_collision")}
+    prev_image, prev_forward, prev_collision = np.zeros_like(obs["image"][:, :, 0]), False, False
     while len(out["images"]) < n:
         stereo = obs["stereo"]
         cue = float(stereo[0])
@@ -57,23 +63,30 @@ def record(split: str, seed: int, n: int, flight_time: float, disparity_mode: st
             out["gt"].append(info["gt"]["disparity"])
             out["room"].append(room)
             out["step"].append(step)
+            out["prev_images"].append(prev_image)
+            out["prev_forward"].append(prev_forward)
+            out["prev_collision"].append(prev_collision)
             disp = env._frame["disparity"][:, cols]
             true = env.camera.fb / np.maximum(depth[0][:, cols], 1e-3)
             out_valid.append(float(true[disp != INVALID_DISPARITY].mean()))
         obstacle = cue < 0 or cue > TAU_GT or max(cue, float(stereo[3:].max())) > TAU_STOP
         hold = 5 if obstacle else max(hold - 1, 0)
-        obs, _, _, truncated, info = env.step(np.array([-1.0, 1.0] if obstacle or hold > 0 else [1.0, 0.0], np.float32))
+        prev_image, prev_forward = obs["image"][:, :, 0].copy(), not (obstacle or hold > 0)
+        obs, _, _, truncated, info = env.step(np.array([1.0, 0.0] if prev_forward else [-1.0, 1.0], np.float32))
+        prev_collision = bool(info["frame"]["collision"])
         step += 1
         if truncated:
             obs, info = env.reset()
             room, step = room + 1, 0
+            prev_image, prev_forward, prev_collision = np.zeros_like(prev_image), False, False
             rooms_tex.append([pool.index(p.name) for p in env.room.shown_textures])
     env.close()
     stereo = np.array(out["stereo"], np.float32)
     return {"images": np.array(out["images"], np.uint8), "stereo": stereo, "cue": stereo[:, 0],
             "gt": np.array(out["gt"], np.float32), "room": np.array(out["room"], np.int32),
             "step": np.array(out["step"], np.int32), "room_textures": np.array(rooms_tex, np.int16),
-            "gt_valid": np.array(out_valid, np.float32)}
+            "gt_valid": np.array(out_valid, np.float32), "prev_images": np.array(out["prev_images"], np.uint8),
+            "prev_forward": np.array(out["prev_forward"], bool), "prev_collision": np.array(out["prev_collision"], bool)}
 
 
 def main() -> None:
