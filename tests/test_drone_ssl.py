@@ -187,3 +187,15 @@ def test_train_then_evaluate_reports_drone_metrics(run_cli, tmp_path):
     for key in ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides", "mono_fraction",
                 "mono_disparity_error", "mono_distance_error", "mono_fpr"):
         assert key in out.stdout, key
+
+
+@pytest.mark.parametrize("learner", ["knn", "stats_knn", "cnn"])
+def test_estimator_refuses_images_it_would_learn_garbage_from(learner):
+    est = MonocularEstimator(learner, (48, 64))
+    est.add(est.inputs(np.full((48, 64, 1), 100, np.uint8)), 1.0)  # the env's own observation is fine
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        est.inputs(np.full((48, 64), np.nan, np.float32))
+    with pytest.raises(ValueError, match="takes 48x64 images.*got shape \\(40, 64\\)"):
+        est.inputs(np.zeros((40, 64), np.uint8))
+    with pytest.raises(ValueError, match="stereo label must be finite"):
+        est.add(est.inputs(np.zeros((48, 64), np.uint8)), float("nan"))

@@ -339,6 +339,7 @@ class MonocularEstimator:
         if not 0.0 < roi <= 1.0:
             raise ValueError(f"roi (fraction of central image columns) must be in (0, 1], got {roi}")
         self.learner, self.cols = learner, cue_columns(image_shape[1], roi)
+        self.image_shape = tuple(image_shape)
         image_shape = (image_shape[0], self.cols.stop - self.cols.start)
         if learner == "knn":
             self.textons = default_textons()
@@ -356,6 +357,11 @@ class MonocularEstimator:
         image = np.asarray(image)
         if image.ndim == 3:
             image = image[:, :, 0]
+        if image.shape != self.image_shape:  # a wrong size would be learned from, cropped, without a word
+            raise ValueError(f"monocular estimator takes {self.image_shape[0]}x{self.image_shape[1]} images "
+                             f"(H x W, or H x W x C), got shape {np.asarray(image).shape}")
+        if image.dtype.kind == "f" and not np.isfinite(image).all():  # NaN would poison the buffer for good
+            raise ValueError("monocular estimator got an image with NaN or infinite pixels")
         image = np.ascontiguousarray(image[:, self.cols])
         if self.learner == "knn":
             return self.textons.features(image)
