@@ -20,6 +20,13 @@ Cues: unlearned image statistics of the flight corridor (the central half of the
 online learners (ridge regression, 5-NN) on multi-scale gradient statistics, buffer 2,000, refit
 every 200 frames (as the kNN learner).
 
+Looming (motion, needs recordings with ``prev_images``): ``looming`` is the disparity from the image's
+expansion since the previous frame after a forward move of 0.05 m (envs/drone/looming.py), unlearned;
+after a turn in place there is no looming, the raw estimate is NaN and the smoothing holds the room's
+last forward estimates (as an agent would have to). ``looming_calib`` learns its scale from stereo (online
+ridge on it, forward frames); ``looming_<ridge|knn>_rich`` add the held looming value to feat_knn_rich's
+statistics. Any cue name + ``_fwd``: the flight restricted to frames after a forward move.
+
     python benchmarks/drone_cue_frames.py [--single-texture]   # once: the frames, to /tmp/drone_frames
     python benchmarks/drone_cue_search.py [--seeds 0 1 2 3 4] [--frames /tmp/drone_frames]
         [--exclude-texture 9 --out benchmarks/results/drone_cue_search_no_stripes9]
@@ -43,11 +50,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from selfgym.envs.drone.looming import expansion, looming_disparity
 from selfgym.envs.drone.monocular import RocWindow, roc_auc, roc_threshold
-from selfgym.envs.drone.stereo import cue_columns
+from selfgym.envs.drone.stereo import StereoCamera, cue_columns
 from selfgym.runs import atomic_write
 
 TAU_GT, TPR_MIN, FPR_MAX = 2.8, 0.95, 0.4
+STEP_M = 0.05  # the forward action's move per control step: max_speed 0.5 m/s at 10 Hz (DroneRoomEnv's defaults)
+FRAME_KEYS = ("images", "stereo", "cue", "gt", "room", "step", "gt_valid", "prev_images", "prev_forward", "prev_collision",
+              "looming")
 # the agent's roc_window (= its min_samples), roc_positives, switch_check_every and smoothing
 WINDOW, POSITIVES, CHECK_EVERY, SMOOTHING = 400, 60, 50, 4
 
@@ -115,7 +126,42 @@ def without_texture(flight: dict[str, np.ndarray], texture: int) -> dict[str, np
     shorter flight, as if the pool lacked it; the rooms' layouts are unchanged)."""
     keep_rooms = np.flatnonzero(~(flight["room_textures"] == texture).any(1))
     keep = np.isin(flight["room"], keep_rooms)
-    return {k: (v[keep] if k in ("images", "stereo", "cue", "gt", "room", "step", "gt_valid") else v) for k, v in flight.items()}
+    return subset(flight, keep)
+
+
+def subset(flight: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The flight's frames where ``keep``, in flight order (per-file fields unchanged)."""
+    return {k: (v[keep] if k in FRAME_KEYS else v) for k, v in flight.items()}
+
+
+def forward_frames(flight: dict[str, np.ndarray]) -> np.ndarray:
+    """Frames that follow a forward move within the room (no collision): the ones looming can score."""
+    if "prev_forward" not in flight:
+        raise KeyError("this recording has no prev_forward: re-record it with benchmarks/drone_cue_frames.py")
+    return flight["prev_forward"] & ~flight["prev_collision"] & (flight["step"] > 0)
+
+
+def looming_raw(flight: dict[str, np.ndarray]) -> np.ndarray:
+    """The looming disparity (px) of each forward frame (envs/drone/looming.py), NaN on the others
+    (after a turn in place, or a room's first frame): cached in the flight."""
+    if "looming" not in flight:
+        fb, out = StereoCamera().fb, np.full(len(flight["cue"]), np.nan)
+        for i in np.flatnonzero(forward_frames(flight)):
+            out[i] = looming_disparity(expansion(flight["prev_images"][i], flight["images"][i]), STEP_M, fb)
+        flight["looming"] = out
+    return flight["looming"]
+
+
+def hold_last(raw: np.ndarray, room: np.ndarray, before: float = 0.0) -> np.ndarray:
+    """Each frame's latest finite value in its room (``before`` until the room has one)."""
+    out, last, prev = np.empty(len(raw)), before, None
+    for i, (r, rm) in enumerate(zip(raw, room)):
+        if rm != prev:
+            last, prev = before, rm
+        if np.isfinite(r):
+            last = float(r)
+        out[i] = last
+    return out
 
 
 def smooth(raw: np.ndarray, room: np.ndarray, k: int = SMOOTHING) -> np.ndarray:
@@ -235,7 +281,11 @@ class EstimatorModel:
 def stream(model, inputs: np.ndarray, cue: np.ndarray, learn: bool = True) -> np.ndarray:
     """Raw estimates in flight order, each before its frame is learned from (``learn``)."""
     raw = np.empty(len(inputs))
+    check = inputs.dtype.kind == "f"
     for i in range(len(inputs)):
+        if check and not np.isfinite(inputs[i]).all():  # nothing to say here (looming after a turn)
+            raw[i] = np.nan
+            continue
         raw[i] = model.predict(inputs[i])[0]
         if learn:
             model.add(inputs[i], float(cue[i]))
@@ -250,6 +300,18 @@ def cue_scores(name: str, train: dict, test: dict, seed: int) -> dict[str, np.nd
     if name == "neg_mean_gradient":  # unlearned: a near surface shows magnified, smoother texture
         f = [-features(d["images"])[0][:, 0] for d in (train, test)]
         return {"train": f[0], "test_online": f[1], "test_frozen": f[1]}
+    if name == "looming":  # unlearned: fb (s - 1) / 0.05 m on forward frames, NaN after a turn (smoothing holds the last)
+        f = [looming_raw(d) for d in (train, test)]
+        return {"train": f[0], "test_online": f[1], "test_frozen": hold_last(f[1], test["room"], np.nan)}
+    if name.startswith("looming_"):  # learned from stereo: calib (ridge on looming), <ridge|knn>_rich (+ image statistics)
+        kind = "ridge" if name == "looming_calib" else name.split("_")[1]
+        xs = [looming_raw(d)[:, None] if name == "looming_calib" else
+              np.column_stack([rich_features(d["images"]), hold_last(looming_raw(d), d["room"])]) for d in (train, test)]
+        model = OnlineModel(kind)
+        tr = stream(model, xs[0], train["cue"])
+        frozen = stream(model, xs[1], test["cue"], learn=False)
+        online = stream(model, xs[1], test["cue"])
+        return {"train": tr, "test_online": online, "test_frozen": frozen}
     if name.startswith("feat_"):  # feat_<ridge|knn>[_rich]
         kind, *rich = name.split("_")[1:]
         xs = [rich_features(d["images"]) if rich else features(d["images"])[0] for d in (train, test)]
@@ -257,7 +319,7 @@ def cue_scores(name: str, train: dict, test: dict, seed: int) -> dict[str, np.nd
         tr = stream(model, xs[0], train["cue"])
         frozen = stream(model, xs[1], test["cue"], learn=False)
         online = stream(model, xs[1], test["cue"])
-        return {"train": tr, "test_online": online, "test_frozen": frozen}
+        return {"train": tr, "test_online": online, "test_frozen": hold_last(frozen, test["room"], np.nan)}
     learner, *opts = name.split(":")
     options = dict(o.split("=", 1) for o in opts)
     model = EstimatorModel(learner, seed, **options)
@@ -292,8 +354,15 @@ def measure(scores: dict[str, np.ndarray], train: dict, test: dict) -> dict:
 
 
 CUES = ("oracle_true_disparity", "neg_mean_gradient", "feat_ridge", "feat_knn", "feat_knn_rich", "knn", "cnn",
-        "cnn:arch=global:input_transform=gradient", "stats_knn")  # stats_knn: feat_knn_rich as the agent's learner
+        "cnn:arch=global:input_transform=gradient", "stats_knn",  # stats_knn: feat_knn_rich as the agent's learner
+        "looming", "looming_calib", "looming_ridge_rich", "looming_knn_rich")
 SINGLE_CUES = ("oracle_true_disparity", "neg_mean_gradient", "feat_knn_rich", "knn")
+FWD = "_fwd"  # a cue name ending in it: scored on forward frames only (the flight without the frames after a turn)
+
+
+def base_cue(name: str) -> tuple[str, bool]:
+    """(the cue, whether only forward frames count) for a name from CUES, optionally ending in FWD."""
+    return (name[: -len(FWD)], True) if name.endswith(FWD) else (name, False)
 
 
 def bar_a_only(name: str, flight: dict, seed: int) -> dict:
@@ -305,6 +374,8 @@ def bar_a_only(name: str, flight: dict, seed: int) -> dict:
         raw = -features(flight["images"])[0][:, 0]
     elif name == "feat_knn_rich":
         raw = stream(OnlineModel("knn"), rich_features(flight["images"]), flight["cue"])
+    elif name.startswith("looming"):
+        raw = cue_scores(name, flight, subset(flight, np.arange(len(flight["cue"])) < 1), seed)["train"]
     else:
         raw = stream(EstimatorModel(name, seed), flight["images"], flight["cue"])
     est = smooth(raw, flight["room"])
@@ -350,18 +421,19 @@ def report(record: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4], help="none: the single-texture table only")
-    ap.add_argument("--cues", nargs="+", default=list(CUES), help=f"from {', '.join(CUES)}")
+    ap.add_argument("--cues", nargs="+", default=list(CUES),
+                    help=f"from {', '.join(CUES)}; a name ending in {FWD}: scored on forward frames only")
     ap.add_argument("--cnn-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds the cnn cues run on (the costly ones)")
     ap.add_argument("--single-seeds", type=int, nargs="*", default=[0, 1, 2],
                     help="seeds of single-texture flights (single_seed<s>.npz) for the reference table")
-    ap.add_argument("--single-cues", nargs="+", default=list(SINGLE_CUES), choices=list(CUES),
+    ap.add_argument("--single-cues", nargs="+", default=list(SINGLE_CUES),
                     help="cues of the single-texture table (cnn cues: costly)")
     ap.add_argument("--exclude-texture", type=int, default=None,
                     help="keep only the training flight's rooms without this pool texture (e.g. 9, stripes_9)")
     ap.add_argument("--frames", default="/tmp/drone_frames")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "drone_cue_search"))
     args = ap.parse_args()
-    bad = [c for c in args.cues if c not in CUES]
+    bad = [c for c in args.cues + args.single_cues if base_cue(c)[0] not in CUES]
     if bad:
         ap.error(f"unknown cue(s) {bad}; choose from {', '.join(CUES)}")
     import torch
@@ -378,7 +450,9 @@ def main() -> None:
             if cue.startswith("cnn") and seed not in args.cnn_seeds:
                 continue
             c0 = time.process_time()
-            r = {"cue": cue, "seed": seed, **measure(cue_scores(cue, train, test, seed), train, test),
+            name, fwd_only = base_cue(cue)
+            tr, te = (subset(train, forward_frames(train)), subset(test, forward_frames(test))) if fwd_only else (train, test)
+            r = {"cue": cue, "seed": seed, **measure(cue_scores(name, tr, te, seed), tr, te),
                  "cpu_s": time.process_time() - c0}
             results.append(r)
             print(f"seed {seed} {cue}: A pass {_f(r['A_train']['pass'])} (FPR {_f(r['A_train']['median_fpr'])}), "
@@ -387,7 +461,9 @@ def main() -> None:
     for seed in args.single_seeds:
         flight = load(frames, "single", seed)
         for cue in args.single_cues:
-            single.append({"cue": cue, "seed": seed, **bar_a_only(cue, flight, seed)})
+            name, fwd_only = base_cue(cue)
+            single.append({"cue": cue, "seed": seed,
+                           **bar_a_only(name, subset(flight, forward_frames(flight)) if fwd_only else flight, seed)})
             print(f"single seed {seed} {cue}: A pass {_f(single[-1]['pass'])}", flush=True)
     record = {"benchmark": "drone_cue_search", "time": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args),
               "command": "python benchmarks/drone_cue_search.py " + " ".join(
