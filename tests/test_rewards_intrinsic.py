@@ -71,6 +71,45 @@ def test_icm_forward_error_falls_on_predictable_transitions():
     assert metrics["inverse_loss"] < 0.5 * math.log(4)  # the inverse model reads the action off (s, s')
 
 
+MINIGRID_VIEW = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)
+
+
+def _minigrid_like_batch(n: int = 1000) -> TransitionBatch:
+    """A rollout-sized batch of 7x7x3 views (object, colour, state ids), not a multiple of 256 rows."""
+    rng = np.random.default_rng(3)
+    obs = rng.integers(0, 11, (n + 1, 7, 7, 3), dtype=np.uint8)
+    return batch_of(obs[:-1], next_obs=obs[1:], actions=rng.integers(0, 7, n))
+
+
+def test_rnd_compute_in_chunks_equals_one_full_batch_pass():
+    """compute runs the networks batch_size rows at a time (for speed); the bonus is that of one pass."""
+    rnd = RND(seed=0)
+    rnd.setup(MINIGRID_VIEW, gym.spaces.Discrete(7))
+    batch = _minigrid_like_batch()
+    rnd.update(batch)
+    with torch.no_grad():
+        full = rnd._errors(rnd._inputs(batch.next_obs)).numpy()
+    chunked = rnd(batch)
+    np.testing.assert_allclose(chunked, full, rtol=1e-6, atol=0)
+    assert chunked.shape == (len(batch),) and np.all(chunked > 0)
+
+
+def test_icm_compute_in_chunks_equals_the_forward_error_of_one_full_batch_pass():
+    icm = ICM(seed=0)
+    icm.setup(MINIGRID_VIEW, gym.spaces.Discrete(7))
+    batch = _minigrid_like_batch()
+    icm.update(batch)
+    with torch.no_grad():
+        full = icm._losses(*icm._tensors(batch))[0].numpy()
+    np.testing.assert_allclose(icm(batch), full, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(RND, {"batch_size": 0}), (RND, {"epochs": 0}), (ICM, {"batch_size": 0})])
+def test_rnd_and_icm_refuse_empty_minibatches_or_no_epochs(cls, kwargs):
+    with pytest.raises(ValueError, match="epochs and batch_size must be >= 1, got"):
+        cls(**kwargs)
+
+
 def test_icm_needs_action_space_for_discrete_actions():
     icm = ICM()
     with pytest.raises(ValueError, match="'icm'.*action space"):

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from selfgym.rewards.base import TransitionBatch
-from selfgym.rewards.intrinsic._torch import action_dim, action_features, mlp
+from selfgym.rewards.intrinsic._torch import action_dim, action_features, in_chunks, mlp
 from selfgym.rewards.intrinsic.encoders import EncodedReward
 
 
@@ -32,7 +32,8 @@ class ICM(EncodedReward):
             inverse and forward models.
         obs_key, cnn: which Dict entry to read and which CNN for images (``EncodedReward``).
         beta: weight of the forward loss against the inverse loss (the paper's 0.2).
-        epochs, batch_size: training per ``update`` call.
+        epochs, batch_size: training per ``update`` call; ``compute`` also runs the networks
+            ``batch_size`` rows at a time (same values, less memory).
     """
 
     needs_actions = True
@@ -49,6 +50,8 @@ class ICM(EncodedReward):
         super().__init__(**kwargs)
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"reward module {self.name!r}: beta must be in [0, 1], got {beta}")
+        if int(epochs) < 1 or int(batch_size) < 1:
+            raise ValueError(f"reward module {self.name!r}: epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
         self.feature_dim, self.hidden, self.beta = int(feature_dim), [int(h) for h in hidden], float(beta)
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self._rng = np.random.default_rng(self.seed)
@@ -62,12 +65,21 @@ class ICM(EncodedReward):
             "forward_model": mlp(self.feature_dim + n_act, self.hidden, self.feature_dim),
         })
 
+    def _forward_error(self, phi: torch.Tensor, act: torch.Tensor, phi_next: torch.Tensor) -> torch.Tensor:
+        assert self.nets is not None
+        # Forward model: the encoder is not trained through it (features come from the inverse task).
+        pred_next = self.nets["forward_model"](torch.cat([phi.detach(), act], dim=1))
+        return 0.5 * (pred_next - phi_next.detach()).pow(2).mean(dim=1)
+
+    def _bonus(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """The forward error alone: the reward needs neither the inverse model nor its loss."""
+        assert self.nets is not None
+        return self._forward_error(self.nets["encoder"](obs), act, self.nets["encoder"](next_obs))
+
     def _losses(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor, raw_act: torch.Tensor):
         assert self.nets is not None
         phi, phi_next = self.nets["encoder"](obs), self.nets["encoder"](next_obs)
-        # Forward model: the encoder is not trained through it (features come from the inverse task).
-        pred_next = self.nets["forward_model"](torch.cat([phi.detach(), act], dim=1))
-        forward_err = 0.5 * (pred_next - phi_next.detach()).pow(2).mean(dim=1)
+        forward_err = self._forward_error(phi, act, phi_next)
         logits = self.nets["inverse_model"](torch.cat([phi, phi_next], dim=1))
         if isinstance(self.action_space, gym.spaces.Discrete):
             inverse_loss = F.cross_entropy(logits, raw_act.reshape(-1).long() - int(self.action_space.start))
@@ -85,9 +97,9 @@ class ICM(EncodedReward):
 
     def compute(self, batch: TransitionBatch) -> np.ndarray:
         self.ensure_built(batch)
+        obs, act, next_obs, _ = self._tensors(batch)
         with torch.no_grad():
-            forward_err, _ = self._losses(*self._tensors(batch))
-        return forward_err.cpu().numpy()
+            return in_chunks(self._bonus, obs, act, next_obs, size=self.batch_size).cpu().numpy()
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         self.ensure_built(batch)

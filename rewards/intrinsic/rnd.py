@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from selfgym.rewards.base import TransitionBatch
-from selfgym.rewards.intrinsic._torch import RunningObsNorm
+from selfgym.rewards.intrinsic._torch import RunningObsNorm, in_chunks
 from selfgym.rewards.intrinsic.encoders import EncodedReward
 
 
@@ -29,7 +29,8 @@ class RND(EncodedReward):
             MLP head after the shared CNN, ``encoders.build_encoder``).
         obs_key, cnn: which Dict entry to read and which CNN for images (``EncodedReward``).
         embed_dim: size of the random embedding.
-        epochs, batch_size: predictor training per ``update`` call.
+        epochs, batch_size: predictor training per ``update`` call; ``compute`` also runs the
+            networks ``batch_size`` rows at a time (same values, less memory).
         update_proportion: fraction of each batch the predictor trains on (CleanRL uses 0.25,
             which keeps the bonus from vanishing too fast with many envs).
         obs_norm: normalise inputs by running mean/std, clipped to +-``obs_clip``.
@@ -49,6 +50,8 @@ class RND(EncodedReward):
         super().__init__(**kwargs)
         if not 0.0 < update_proportion <= 1.0:
             raise ValueError(f"reward module {self.name!r}: update_proportion must be in (0, 1], got {update_proportion}")
+        if int(epochs) < 1 or int(batch_size) < 1:
+            raise ValueError(f"reward module {self.name!r}: epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
         self.hidden, self.embed_dim = [int(h) for h in hidden], int(embed_dim)
         self.epochs, self.batch_size, self.update_proportion = int(epochs), int(batch_size), float(update_proportion)
         self.obs_norm, self.obs_clip = bool(obs_norm), float(obs_clip)
@@ -79,7 +82,7 @@ class RND(EncodedReward):
     def compute(self, batch: TransitionBatch) -> np.ndarray:
         self.ensure_built(batch)
         with torch.no_grad():
-            return self._errors(self._inputs(batch.next_obs)).cpu().numpy()
+            return in_chunks(self._errors, self._inputs(batch.next_obs), size=self.batch_size).cpu().numpy()
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         self.ensure_built(batch)
