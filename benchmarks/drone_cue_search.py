@@ -25,7 +25,10 @@ expansion since the previous frame after a forward move of 0.05 m (envs/drone/lo
 after a turn in place there is no looming, the raw estimate is NaN and the smoothing holds the room's
 last forward estimates (as an agent would have to). ``looming_calib`` learns its scale from stereo (online
 ridge on it, forward frames); ``looming_<ridge|knn>_rich`` add the held looming value to feat_knn_rich's
-statistics. Any cue name + ``_fwd``: the flight restricted to frames after a forward move.
+statistics. ``looming_multi[...]``: the expansion over the longest run of forward moves up to the
+recording's history (``--history 4`` in drone_cue_frames.py: up to 0.2 m), started from the one-step
+estimate to that power; more motion, the same matching noise. ``_global``: one scale for the whole
+corridor instead of the mean over 4 strips (the first version; it underweights the centre). Any cue name + ``_fwd``: the flight restricted to frames after a forward move.
 
     python benchmarks/drone_cue_frames.py [--single-texture]   # once: the frames, to /tmp/drone_frames
     python benchmarks/drone_cue_search.py [--seeds 0 1 2 3 4] [--frames /tmp/drone_frames]
@@ -50,7 +53,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-from selfgym.envs.drone.looming import expansion, looming_disparity
+from selfgym.envs.drone.looming import MAX_EXPANSION, STRIPS, corridor_looming, expansion
 from selfgym.envs.drone.monocular import RocWindow, roc_auc, roc_threshold
 from selfgym.envs.drone.stereo import StereoCamera, cue_columns
 from selfgym.runs import atomic_write
@@ -58,7 +61,7 @@ from selfgym.runs import atomic_write
 TAU_GT, TPR_MIN, FPR_MAX = 2.8, 0.95, 0.4
 STEP_M = 0.05  # the forward action's move per control step: max_speed 0.5 m/s at 10 Hz (DroneRoomEnv's defaults)
 FRAME_KEYS = ("images", "stereo", "cue", "gt", "room", "step", "gt_valid", "prev_images", "prev_forward", "prev_collision",
-              "looming")
+              "history_images", "history_forward", "looming1_1", "looming1_4", "looming4_4")  # looming_raw's caches
 # the agent's roc_window (= its min_samples), roc_positives, switch_check_every and smoothing
 WINDOW, POSITIVES, CHECK_EVERY, SMOOTHING = 400, 60, 50, 4
 
@@ -141,15 +144,28 @@ def forward_frames(flight: dict[str, np.ndarray]) -> np.ndarray:
     return flight["prev_forward"] & ~flight["prev_collision"] & (flight["step"] > 0)
 
 
-def looming_raw(flight: dict[str, np.ndarray]) -> np.ndarray:
-    """The looming disparity (px) of each forward frame (envs/drone/looming.py), NaN on the others
-    (after a turn in place, or a room's first frame): cached in the flight."""
-    if "looming" not in flight:
+def looming_raw(flight: dict[str, np.ndarray], max_steps: int = 1, strips: int = STRIPS) -> np.ndarray:
+    """The looming disparity (px) of each forward frame (envs/drone/looming.py: mean over ``strips``
+    vertical strips of the corridor), NaN on the others (after a turn in place, or a room's first frame),
+    over the last run of up to ``max_steps`` forward moves (> 1: from ``history_images``): cached in the flight."""
+    key = f"looming{max_steps}_{strips}"
+    if key not in flight:
+        if max_steps > 1 and flight.get("history_images", np.zeros((0, 0))).shape[1:2] != (max_steps,):
+            raise KeyError(f"looming over {max_steps} steps needs a recording with --history {max_steps}")
         fb, out = StereoCamera().fb, np.full(len(flight["cue"]), np.nan)
+        images, prev_images = flight["images"], flight["prev_images"]
         for i in np.flatnonzero(forward_frames(flight)):
-            out[i] = looming_disparity(expansion(flight["prev_images"][i], flight["images"][i]), STEP_M, fb)
-        flight["looming"] = out
-    return flight["looming"]
+            one = expansion(prev_images[i], images[i])
+            steps = 1
+            while steps < max_steps and flight["history_forward"][i, steps]:
+                steps += 1
+            if steps > 1 and np.isfinite(one):
+                init = float(np.clip(one ** steps, 1 / MAX_EXPANSION, MAX_EXPANSION))
+                out[i] = corridor_looming(flight["history_images"][i, steps - 1], images[i], steps * STEP_M, fb, strips, init)
+            else:
+                out[i] = corridor_looming(prev_images[i], images[i], STEP_M, fb, strips)
+        flight[key] = out
+    return flight[key]
 
 
 def hold_last(raw: np.ndarray, room: np.ndarray, before: float = 0.0) -> np.ndarray:
@@ -300,13 +316,17 @@ def cue_scores(name: str, train: dict, test: dict, seed: int) -> dict[str, np.nd
     if name == "neg_mean_gradient":  # unlearned: a near surface shows magnified, smoother texture
         f = [-features(d["images"])[0][:, 0] for d in (train, test)]
         return {"train": f[0], "test_online": f[1], "test_frozen": f[1]}
-    if name == "looming":  # unlearned: fb (s - 1) / 0.05 m on forward frames, NaN after a turn (smoothing holds the last)
-        f = [looming_raw(d) for d in (train, test)]
-        return {"train": f[0], "test_online": f[1], "test_frozen": hold_last(f[1], test["room"], np.nan)}
-    if name.startswith("looming_"):  # learned from stereo: calib (ridge on looming), <ridge|knn>_rich (+ image statistics)
-        kind = "ridge" if name == "looming_calib" else name.split("_")[1]
-        xs = [looming_raw(d)[:, None] if name == "looming_calib" else
-              np.column_stack([rich_features(d["images"]), hold_last(looming_raw(d), d["room"])]) for d in (train, test)]
+    if name.startswith("looming"):
+        learner = name[len("looming"):]
+        steps, learner = (HISTORY, learner[len("_multi"):]) if learner.startswith("_multi") else (1, learner)
+        strips, learner = (1, learner[len("_global"):]) if learner.startswith("_global") else (STRIPS, learner)
+        f = [looming_raw(d, steps, strips) for d in (train, test)]
+        if not learner:  # unlearned: fb (s - 1) / moved on forward frames, NaN after a turn (smoothing holds the last)
+            return {"train": f[0], "test_online": f[1], "test_frozen": hold_last(f[1], test["room"], np.nan)}
+        # learned from stereo: _calib (ridge on looming alone), _<ridge|knn>_rich (+ feat_knn_rich's statistics)
+        kind = "ridge" if learner == "_calib" else learner.split("_")[1]
+        xs = [fd[:, None] if learner == "_calib" else np.column_stack([rich_features(d["images"]), hold_last(fd, d["room"])])
+              for fd, d in zip(f, (train, test))]
         model = OnlineModel(kind)
         tr = stream(model, xs[0], train["cue"])
         frozen = stream(model, xs[1], test["cue"], learn=False)
@@ -355,7 +375,9 @@ def measure(scores: dict[str, np.ndarray], train: dict, test: dict) -> dict:
 
 CUES = ("oracle_true_disparity", "neg_mean_gradient", "feat_ridge", "feat_knn", "feat_knn_rich", "knn", "cnn",
         "cnn:arch=global:input_transform=gradient", "stats_knn",  # stats_knn: feat_knn_rich as the agent's learner
-        "looming", "looming_calib", "looming_ridge_rich", "looming_knn_rich")
+        "looming", "looming_calib", "looming_ridge_rich", "looming_knn_rich", "looming_multi", "looming_multi_calib",
+        "looming_multi_knn_rich", "looming_global", "looming_multi_global")
+HISTORY = 4  # looming_multi: forward steps back (recordings with drone_cue_frames.py --history 4)
 SINGLE_CUES = ("oracle_true_disparity", "neg_mean_gradient", "feat_knn_rich", "knn")
 FWD = "_fwd"  # a cue name ending in it: scored on forward frames only (the flight without the frames after a turn)
 

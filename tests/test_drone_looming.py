@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from selfgym.envs.drone.looming import expansion, looming_disparity
+from selfgym.envs.drone.looming import corridor_looming, expansion, looming_disparity, strip_expansions
 from selfgym.envs.drone.room_env import DroneRoomEnv
 
 H, W = 48, 64
@@ -35,6 +35,29 @@ def test_expansion_of_a_zoomed_pattern(scale: float) -> None:
     assert expansion(_view(pattern, scale), _view(pattern, 1.0)) == pytest.approx(1 / scale, abs=0.005)
 
 
+def test_strips_see_a_near_object_straight_ahead() -> None:
+    """The corridor's two central strips (columns 24-40) zoom by 8 %, as a near box ahead; the outer two by
+    2 %, as a far wall. Each strip gets its own scale, and the cue averages their disparities with equal
+    weight; one scale for the whole corridor leans to the sides, where the image moves most."""
+    pattern = _pattern()
+    near, far = _view(pattern, 1.08), _view(pattern, 1.02)
+    cur = far.copy()
+    cur[:, 24:40] = near[:, 24:40]
+    strips = strip_expansions(_view(pattern, 1.0), cur)
+    np.testing.assert_allclose(strips, [1.02, 1.08, 1.08, 1.02], atol=0.006)
+    fb, moved = 3.33, 0.05
+    assert corridor_looming(_view(pattern, 1.0), cur, moved, fb) == pytest.approx(
+        np.mean(looming_disparity(np.array([1.02, 1.08, 1.08, 1.02]), moved, fb)), abs=0.3)
+    assert expansion(_view(pattern, 1.0), cur) < 1.05
+
+
+def test_large_motion_from_a_start_near_it() -> None:
+    """Over several steps the view can grow 20 % or more; the fit starts from the one-step estimate's power."""
+    pattern = _pattern()
+    before, after = _view(pattern, 1.0), _view(pattern, 1.25)
+    assert expansion(before, after, initial=1.02 ** 4 * 1.1) == pytest.approx(1.25, abs=0.003)
+
+
 def test_identical_frames_show_no_expansion() -> None:
     img = _view(_pattern(), 1.0)
     assert expansion(img, img) == pytest.approx(1.0, abs=1e-6)
@@ -61,16 +84,19 @@ def test_drone_room_wall_at_known_distance() -> None:
     env = DroneRoomEnv(min_obstacles=0, max_obstacles=0, disparity_mode="fast_from_depth")
     env.reset(seed=1)
     try:
-        errors = []
+        errors, strip_errors = [], []  # one scale for the corridor; the cue, 4 strips
         for dist in (1.0, 1.2, 1.5, 2.0):
             for y in (-0.8, 0.0, 0.8):
                 x = 2.5 - dist
                 before = env.place(x - 0.05, y, 0.0)["image"][:, :, 0]
                 after = env.place(x, y, 0.0)["image"][:, :, 0]
-                est = looming_disparity(expansion(before, after), 0.05, env.camera.fb)
-                errors.append(est - env._info()["gt"]["disparity"])
+                true = env._info()["gt"]["disparity"]
+                errors.append(looming_disparity(expansion(before, after), 0.05, env.camera.fb) - true)
+                strip_errors.append(corridor_looming(before, after, 0.05, env.camera.fb) - true)
         assert np.abs(errors).max() < 0.5, errors
         assert np.mean(np.abs(errors)) < 0.15, errors
+        assert np.abs(strip_errors).max() < 0.4, strip_errors  # measured: at most 0.33, mean 0.12
+        assert np.mean(np.abs(strip_errors)) < 0.15, strip_errors
     finally:
         env.close()
 
@@ -90,3 +116,11 @@ def test_bad_images(prev: np.ndarray, cur: np.ndarray, match: str) -> None:
 def test_bad_motion(moved: float, fb: float) -> None:
     with pytest.raises(ValueError, match="> 0"):
         looming_disparity(1.04, moved, fb)
+
+
+def test_bad_strips_and_start() -> None:
+    img = np.zeros((48, 64), np.uint8)
+    with pytest.raises(ValueError, match=r"strips must be in \[1, 32\]"):
+        strip_expansions(img, img, strips=0)
+    with pytest.raises(ValueError, match="initial scale"):
+        expansion(img, img, initial=2.0)

@@ -3,14 +3,16 @@
 A camera that moves ``moved`` m along its optical axis, to a surface now at depth Z, sees that
 surface grow about the principal point by s = (Z + moved) / Z: about 4 % at 1.2 m for the DroneRoom's
 0.05 m step, whatever the surface's texture. So Z = moved / (s - 1), and the disparity a stereo pair
-of focal*baseline ``fb`` would report now is fb / Z = fb (s - 1) / moved, linear in s - 1: one scale
-fitted to the corridor averages its pixels' expansions as the stereo cue averages their disparities.
-One camera, two successive frames and the commanded (or IMU) motion: a monocular cue that needs no
+of focal*baseline ``fb`` would report now is fb / Z = fb (s - 1) / moved, linear in s - 1. One camera,
+frames before and after the move and the commanded (or IMU) motion: a monocular cue that needs no
 texture-dependent learning, unlike the single-frame ones of benchmarks/drone_cue_search.py.
 
-The fit is Gauss-Newton (Lucas-Kanade) on that one scale, on the raw images: blurring them (tried,
-sigma 0.5-5 px, coarse to fine) made the estimate worse on DroneRoom flights, since the fine texture
-the renderer draws moves consistently between frames and carries most of the signal.
+The fit is Gauss-Newton (Lucas-Kanade) on one scale per vertical strip of the corridor, on the raw
+images: blurring them (tried, sigma 0.5-5 px, coarse to fine) made the estimate worse on DroneRoom
+flights, since the fine texture the renderer draws moves consistently between frames and carries
+most of the signal. Strips, averaged with equal weight as the stereo cue averages pixels, because
+one scale for the whole corridor weighs each pixel by its distance from the centre: a near box
+straight ahead, where the image barely moves, was drowned by the far wall at the sides.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from selfgym.envs.drone.stereo import cue_columns
 
 MAX_EXPANSION = 1.5  # a wall a step away; beyond it the linearisation is no longer trusted: clipped
+STRIPS = 4  # vertical strips of the corridor (8 px each at 64 px width); chosen on recorded flights (4x1 over 2x2, 4x2, 4x3, 8x2)
 
 
 def _check(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,45 +47,62 @@ def _gradients(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def expansion(prev: np.ndarray, cur: np.ndarray, roi: float = 0.5, iterations: int = 6,
-              min_texture: float = 1.0) -> float:
-    """The scale s (> 1: the view grew) that maps ``prev`` onto ``cur`` about the principal point
-    (the image centre), fitted on the central ``roi`` fraction of columns of ``cur`` (the flight
-    corridor, as the stereo cue). NaN where the corridor is too flat to show motion (mean squared
-    radial derivative under ``min_texture`` grey levels per unit of scale, squared).
+def strip_expansions(prev: np.ndarray, cur: np.ndarray, strips: int = STRIPS, roi: float = 0.5,
+                     iterations: int = 6, min_texture: float = 1.0, initial: float = 1.0) -> np.ndarray:
+    """Per vertical strip of the corridor (the central ``roi`` fraction of columns, as the stereo cue),
+    left to right: the scale s (> 1: the view grew) about the principal point (the image centre) that maps
+    ``prev`` onto ``cur``. NaN for a strip too flat to show motion (mean squared radial derivative under
+    ``min_texture``, grey levels per unit of scale). ``initial``: where the search starts (over several
+    steps, e.g. the one-step estimate to the power of the steps: on the unblurred texture the fit
+    converges only within a pixel or two of motion).
 
-    Each Gauss-Newton step samples ``prev`` where the current estimate says each corridor pixel came
+    Each Gauss-Newton step samples ``prev`` where the current estimates say each corridor pixel came
     from, linearises the rest of the motion with the mean of both images' gradients (symmetric: it
-    converges on the larger motions of near walls) and composes the increment into the estimate."""
+    converges on the larger motions of near walls) and composes each strip's increment into its estimate."""
     a, b = _check(prev, cur)
     h, w = a.shape
     cols = cue_columns(w, roi)
+    n_cols = cols.stop - cols.start
+    if not 1 <= strips <= n_cols:
+        raise ValueError(f"strips must be in [1, {n_cols}] (the corridor's columns), got {strips}")
+    if not (math.isfinite(initial) and 1.0 / MAX_EXPANSION <= initial <= MAX_EXPANSION):
+        raise ValueError(f"initial scale must be in [{1 / MAX_EXPANSION:.3f}, {MAX_EXPANSION}], got {initial}")
     lo, hi = max(cols.start - 1, 0), min(cols.stop + 1, w)  # one spare column each side for the gradients
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     ys, xs = np.mgrid[0:h, lo:hi].astype(np.float32)
-    rx, ry = (xs - cx)[:, 1:-1], (ys - cy)[:, 1:-1]
+    inner = slice(cols.start - lo, cols.start - lo + n_cols)
+    rx, ry = (xs - cx)[:, inner], (ys - cy)[:, inner]
+    strip_of = np.minimum(np.arange(n_cols) * strips // n_cols, strips - 1)
+    label = np.broadcast_to(strip_of, (h, n_cols)).ravel()
+    strip_of_map = np.concatenate([strip_of[:1], strip_of, strip_of[-1:]])[: hi - lo]
+    counts = np.bincount(label, minlength=strips)
     target = b[:, lo:hi]
     gxb, gyb = _gradients(target)
-    target = target[:, 1:-1]
-    scale = 1.0
+    target = target[:, inner]
+    scale = np.full(strips, float(initial))
     for _ in range(iterations):
-        inv = 1.0 / scale
+        inv = (1.0 / scale).astype(np.float32)[strip_of_map]
         warped = cv2.remap(a, cx + (xs - cx) * inv, cy + (ys - cy) * inv, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         gx, gy = _gradients(warped)
-        jac = ((gx + gxb) * rx + (gy + gyb) * ry).ravel() * 0.5
-        err = (target - warped[:, 1:-1]).ravel()
-        hess = float(jac @ jac)
-        if hess < min_texture * jac.size:
-            return float("nan")
-        delta = -float(jac @ err) / hess  # cur(p) ~ warped(p - delta (p - c)): cur is warped grown by 1 + delta
-        scale = min(max(scale * (1.0 + delta), 1.0 / MAX_EXPANSION), MAX_EXPANSION)
-        if abs(delta) < 1e-4:
+        jac = (((gx + gxb) * rx + (gy + gyb) * ry) * 0.5).ravel()
+        err = (target - warped[:, inner]).ravel()
+        hess = np.bincount(label, jac * jac, strips)
+        # cur(p) ~ warped(p - delta (p - c)): cur is warped grown by 1 + delta, in each strip
+        delta = -np.bincount(label, jac * err, strips) / np.maximum(hess, 1e-12)
+        scale = np.clip(scale * (1.0 + delta), 1.0 / MAX_EXPANSION, MAX_EXPANSION)
+        if np.abs(delta).max() < 1e-4:
             break
-    return scale
+    return np.where(hess >= min_texture * counts, scale, np.nan)
 
 
-def looming_disparity(scale: float, moved: float, fb: float) -> float:
+def expansion(prev: np.ndarray, cur: np.ndarray, roi: float = 0.5, **options: float) -> float:
+    """One scale for the whole corridor (``strip_expansions`` with one strip): the motion's size when
+    the corridor is one surface; NaN when it is flat."""
+    return float(strip_expansions(prev, cur, 1, roi, **options)[0])
+
+
+def looming_disparity(scale: float | np.ndarray, moved: float, fb: float) -> float | np.ndarray:
     """The disparity (px) a stereo pair of focal*baseline ``fb`` would see now, at the current frame,
     for a surface that grew by ``scale`` while the camera moved ``moved`` m towards it:
     fb (s - 1) / moved. Negative for a shrinking view (noise); NaN passes through."""
@@ -91,3 +111,12 @@ def looming_disparity(scale: float, moved: float, fb: float) -> float:
     if not (math.isfinite(fb) and fb > 0):
         raise ValueError(f"focal*baseline must be > 0 px*m, got {fb}")
     return fb * (scale - 1.0) / moved
+
+
+def corridor_looming(prev: np.ndarray, cur: np.ndarray, moved: float, fb: float, strips: int = STRIPS,
+                     initial: float = 1.0) -> float:
+    """The looming cue: the mean over the corridor's strips of their looming disparities (px), strips
+    too flat to say left out; NaN when all are. ``prev`` is the image ``moved`` m back along the optical
+    axis (one forward step, or several with ``initial`` from the one-step estimate)."""
+    disp = looming_disparity(strip_expansions(prev, cur, strips, initial=initial), moved, fb)
+    return float(np.mean(disp[np.isfinite(disp)])) if np.isfinite(disp).any() else float("nan")
