@@ -233,6 +233,8 @@ class PersistentSSLAgent:
         self.total_overrides = 0  # frames
         self.total_override_events = 0
         self.flight = FlightWindow(float(env.get_attr("dt", [0])[0]))
+        # metres one forward command flies (the controller flies ahead at full speed): a motion learner's baseline
+        self.step_m = float(env.get_attr("max_speed", [0])[0]) * self.flight.dt
         self._frame_gt = np.full(self.n_envs, np.nan)  # true disparity of each env's current frame (logging only)
         self._frame_pos = np.full((self.n_envs, 2), np.nan)  # true (x, y) of each env's drone (logging only)
         self._frame_on_mono = np.zeros(self.n_envs, bool)  # the cue each env's last training action flew on
@@ -247,7 +249,9 @@ class PersistentSSLAgent:
         ctrl = getattr(self, name, None)
         if ctrl is None or len(ctrl["hold"]) != n:
             ctrl = {"hist": [deque(maxlen=max(self.smoothing, 1)) for _ in range(n)], "hold": np.zeros(n, np.int64),
-                    "prev_override": np.zeros(n, bool)}
+                    "prev_override": np.zeros(n, bool),
+                    # a motion learner's context: the last frame and how far the drone flew ahead since it
+                    "before": [None] * n, "moved": np.zeros(n)}
             setattr(self, name, ctrl)
         return ctrl
 
@@ -258,27 +262,34 @@ class PersistentSSLAgent:
                 ctrl["hist"][i].clear()
                 ctrl["hold"][i] = 0
                 ctrl["prev_override"][i] = False
+                ctrl["before"][i], ctrl["moved"][i] = None, 0.0
 
     def _act(self, obs: dict[str, np.ndarray], learn: bool, for_predict: bool = False) -> np.ndarray:
         images, stereo = np.asarray(obs["image"]), np.asarray(obs["stereo"], np.float32)
         n = len(images)
         ctrl = self._controller(n, for_predict)
         hist, hold = ctrl["hist"], ctrl["hold"]
+        motion = self.estimator.needs_motion
         actions = np.zeros(n, np.int64) if self.discrete else np.zeros((n, 2), np.float32)
         for i in range(n):
             cue = float(stereo[i, 0])
             cue_valid = cue >= 0.0
             # imminent collision: the corridor or any vertical strip of the view is closer than tau_stop
             imminent = max(cue, float(stereo[i, 3:].max())) > self.tau_stop
-            inputs = self.estimator.inputs(images[i])
-            raw = self.estimator.predict(inputs)
+            inputs = self.estimator.inputs(images[i], ctrl["before"][i], ctrl["moved"][i])
+            seen = bool(np.isfinite(inputs).all())  # looming after a turn in place sees nothing
+            raw = self.estimator.predict(inputs) if seen else float("nan")
+            if motion and not ctrl["moved"][i]:
+                hist[i].clear()  # the view turned: looming's earlier estimates were of another corridor
             if np.isfinite(raw):
                 hist[i].append(raw)
             est = float(np.mean(hist[i])) if hist[i] else float("nan")
             on_mono = self.on_mono and self.strategy != "stereo_only"
             override = False
             if on_mono:
-                obstacle = not np.isfinite(est) or est > self.tau_est
+                # no estimate: an image learner's silence is an obstacle (be safe); a motion learner's
+                # (after a turn) is not a call at all: finish the turn, then fly ahead to look
+                obstacle = est > self.tau_est if np.isfinite(est) else not motion
                 if self.strategy == "training_wheels" and imminent and not obstacle:
                     obstacle = override = True
             else:
@@ -290,7 +301,7 @@ class PersistentSSLAgent:
                     self.roc.add(est, cue)
                 elif self.calibrate_on == "buffered" and labelled and np.isfinite(raw):
                     self.roc.add(raw, cue)
-                if labelled:
+                if labelled and seen:
                     self.estimator.add(inputs, cue)
             new_event = override and not ctrl["prev_override"][i]
             ctrl["prev_override"][i] = override
@@ -310,6 +321,8 @@ class PersistentSSLAgent:
                 actions[i] = int(turn)
             else:
                 actions[i] = (-1.0, 1.0) if turn else (1.0, 0.0)
+            if motion:  # learn() zeroes ``moved`` when the step collided (the drone is put back elsewhere)
+                ctrl["before"][i], ctrl["moved"][i] = images[i].copy(), 0.0 if turn else self.step_m
             if i < self.n_envs:
                 self.env.env_method("record_pilot", frame_key(images[i][:, :, 0] if images[i].ndim == 3 else images[i]),
                                     est, self.tau_est, on_mono, override, indices=[i])
@@ -357,8 +370,11 @@ class PersistentSSLAgent:
             actions = self._act(self._obs, learn=True)
             self._obs, _, dones, infos = self.env.step(actions)
             self.num_timesteps += self.n_envs
+            ctrl = self._controller(self.n_envs, False)
             for i, info in enumerate(infos):
                 self._frame_gt[i] = np.nan if dones[i] else float(info.get("gt", {}).get("disparity", np.nan))
+                if info.get("frame", {}).get("collision", False):
+                    ctrl["moved"][i] = 0.0  # put back elsewhere: the last frame is not behind this one
                 self._track_distance(i, info, bool(dones[i]))
             self.flight.collided(sum(bool(info.get("frame", {}).get("collision", False)) for info in infos))
             for i in np.flatnonzero(dones):

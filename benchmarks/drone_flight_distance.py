@@ -65,7 +65,7 @@ import torch
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym.agents.persistent_ssl import PersistentSSLAgent
 from selfgym.compare import interval_estimates
-from selfgym.config import load_hyperparams
+from selfgym.config import load_hyperparams, parse_key_values
 from selfgym.env_factory import make_vec_env
 from selfgym.evaluation import rollout
 from selfgym.runs import atomic_write
@@ -82,7 +82,8 @@ ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITC
         "mistakes": {**AFTER, "buffer_on_mono": "mistakes"},
         "all_frames": {**AFTER, "buffer_on_mono": "all"},
         "after_stats_knn": {**AFTER, **OVERRIDES, "learner": "stats_knn"},  # results/drone_stats_knn_pilot.md
-        "all_frames_stats_knn": {**AFTER, "buffer_on_mono": "all", "learner": "stats_knn"}}
+        "all_frames_stats_knn": {**AFTER, "buffer_on_mono": "all", "learner": "stats_knn"},
+        "looming": {**AFTER, **OVERRIDES, "learner": "looming"}}  # results/drone_looming_varied.md
 EVAL_SEED_OFFSET = 20_000  # evaluate.py's
 METRICS = ("distance_per_min", "distance_per_min_mono", "collisions", "flight_time", "mono_fpr", "mono_tpr", "mono_fraction",
            "training_wheel_overrides", "training_wheel_override_events")
@@ -117,10 +118,11 @@ def settings(hp: dict[str, Any], arm_settings: dict[str, Any], arm: str) -> dict
     return {**agent_defaults(), **hp, **extra}
 
 
-def reusable(record: dict[str, Any], hp: dict[str, Any], env_kwargs: dict[str, Any], steps: int,
-             episodes: int) -> dict[tuple[str, int], dict[str, Any]]:
+def reusable(record: dict[str, Any], hp: dict[str, Any], env_kwargs: dict[str, Any], eval_kwargs: dict[str, Any],
+             steps: int, episodes: int) -> dict[tuple[str, int], dict[str, Any]]:
     """(arm, seed) -> run, for the stored runs flown with the settings they would get now."""
-    if (record["steps"], record["episodes"], record["env_kwargs"]) != (steps, episodes, env_kwargs):
+    then = (record["steps"], record["episodes"], record["env_kwargs"], record.get("eval_env_kwargs", record["env_kwargs"]))
+    if then != (steps, episodes, env_kwargs, eval_kwargs):
         return {}
     out = {}
     for run in record["runs"]:
@@ -205,6 +207,10 @@ def main() -> None:
                     help="take the runs of this record flown with today's settings instead of flying them again")
     ap.add_argument("--append", action="store_true",
                     help="add to the existing JSON ('appended') and md instead of replacing them")
+    ap.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY:VALUE",
+                    help="rooms to train in, over the job's env_kwargs, e.g. n_textures:12 texture_split:train")
+    ap.add_argument("--eval-env-kwargs", nargs="+", default=[], metavar="KEY:VALUE",
+                    help="and to fly the evaluation flights in, over those, e.g. texture_split:test (held-out textures)")
     ap.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
                     help="no flying: summarise the runs stored in these JSONs together (runs of other seeds, same settings)")
     args = ap.parse_args()
@@ -213,9 +219,12 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     hp, env_kwargs, default_steps = default_job()
+    env_kwargs = {**env_kwargs, **parse_key_values(args.env_kwargs, "--env-kwargs")}
+    eval_kwargs = {**env_kwargs, **parse_key_values(args.eval_env_kwargs, "--eval-env-kwargs")}
     steps = args.steps or default_steps
     arms = {arm: ARMS[arm] for arm in args.arms}
-    stored = reusable(json.loads(Path(args.reuse).read_text()), hp, env_kwargs, steps, args.episodes) if args.reuse else {}
+    stored = reusable(json.loads(Path(args.reuse).read_text()), hp, env_kwargs, eval_kwargs, steps,
+                      args.episodes) if args.reuse else {}
     load_before, cpu0 = os.getloadavg(), time.process_time()
     runs: list[dict[str, Any]] = []
     for seed in args.seeds:
@@ -224,7 +233,7 @@ def main() -> None:
         else:
             runs.append({"arm": "stereo_only", "seed": seed, "flights": fly(
                 lambda venv: PersistentSSLAgent(venv, device="cpu", seed=seed, **{**hp, "strategy": "stereo_only"}),
-                seed, args.episodes, env_kwargs)})
+                seed, args.episodes, eval_kwargs)})
         stereo = runs[-1]["flights"]
         for arm in arms:
             if (arm, seed) in stored:
@@ -238,7 +247,7 @@ def main() -> None:
                 agent.load_state_dict(state)
                 return agent
 
-            flights = fly(pilot, seed, args.episodes, env_kwargs)
+            flights = fly(pilot, seed, args.episodes, eval_kwargs)
             runs.append({"arm": arm, "seed": seed, "training": info, "flights": flights})
             ratio = mono_distance_per_min(flights) / per_min(stereo, "distance_per_min")
             print(f"seed {seed} {arm:7s}: {mono_distance_per_min(flights):5.1f} m/min on mono "
@@ -248,11 +257,13 @@ def main() -> None:
                   f"tau {info['tau_est']:.2f}, {info['switches']} switches, {info['cpu_s']:.0f} CPU-s", flush=True)
     summary = summarise(runs, args.seeds, list(arms))
     record = {"benchmark": "drone_flight_distance", "time": time.strftime("%Y-%m-%d %H:%M:%S"), "env": ENV_ID,
-              "env_kwargs": env_kwargs, "hyperparameters": hp, "arms": arms, "steps": steps, "episodes": args.episodes,
+              "env_kwargs": env_kwargs, "eval_env_kwargs": eval_kwargs, "hyperparameters": hp, "arms": arms, "steps": steps, "episodes": args.episodes,
               "seeds": args.seeds, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
               "cpu_s": time.process_time() - cpu0, "summary": summary, "runs": runs,
               "commands": ["OMP_NUM_THREADS=1 nice -n 10 python benchmarks/drone_flight_distance.py --seeds "
                            f"{' '.join(map(str, args.seeds))} --steps {steps} --episodes {args.episodes} --arms {' '.join(arms)}"
+                           + (f" --env-kwargs {' '.join(args.env_kwargs)}" if args.env_kwargs else "")
+                           + (f" --eval-env-kwargs {' '.join(args.eval_env_kwargs)}" if args.eval_env_kwargs else "")
                            + (f" --reuse {args.reuse}" if args.reuse else "") + (" --append" if args.append else "")
                            + (f" --out {args.out}" if args.out != ap.get_default("out") else "")]}
     write(record, Path(args.out), args.append)
@@ -262,8 +273,8 @@ def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
     """One record from runs stored apart (other seeds, the same steps and episodes), summarised again."""
     first = records[0]
     for other in records[1:]:
-        for key in ("steps", "episodes", "hyperparameters", "env_kwargs", "arms"):
-            if other[key] != first[key]:
+        for key in ("steps", "episodes", "hyperparameters", "env_kwargs", "eval_env_kwargs", "arms"):
+            if other.get(key) != first.get(key):
                 raise ValueError(f"cannot merge runs with different {key}: {first[key]!r} and {other[key]!r}")
     seeds = [seed for r in records for seed in r["seeds"]]
     if len(set(seeds)) != len(seeds):
@@ -323,9 +334,11 @@ def report(record: dict[str, Any]) -> str:
              *[f"`{command}`" for command in record["commands"]],
              *([f"then `python benchmarks/drone_flight_distance.py --from-json <those JSONs>` summarises them together"]
                if len(record["commands"]) > 1 else []), "",
-             f"The main job's agent (persistent_ssl, training wheels, knn, one texture family), {record['steps']} training "
-             f"steps per seed and arm, seeds {record['seeds']}; each flies {record['episodes']} 60-s evaluation flights per seed "
-             f"in rooms seeded seed + 20000 + e, the same rooms for every arm. Load {load:.1f} at the start; "
+             f"The main job's agent (persistent_ssl, training wheels, the job's hyperparameters and the arm's), "
+             f"{record['steps']} training steps per seed and arm in rooms {record['env_kwargs']}, seeds {record['seeds']}; "
+             f"each flies {record['episodes']} 60-s evaluation flights per seed in rooms "
+             f"{record.get('eval_env_kwargs', record['env_kwargs'])} seeded seed + 20000 + e, the same rooms for every arm. "
+             f"Load {load:.1f} at the start; "
              f"{record['cpu_s'] / 60:.1f} CPU-minutes (highest load at a start: the figure given).", "",
              "| arm | distance / min (m), all / on mono | on mono, of stereo-only: mean [95% CI] over seeds (per seed) | collisions (per min) | override events / min | eval FPR | eval TPR | time on mono | cue switches in training (per seed) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -291,13 +291,14 @@ def test_flight_benchmark_reuses_only_runs_flown_with_todays_settings_and_append
     runs = [{"arm": arm, "seed": 0, "flights": []} for arm in ("stereo_only", "before", "after")]
     record = {"steps": steps, "episodes": 3, "env_kwargs": env_kwargs, "hyperparameters": old_hp, "time": "then",
               "arms": {"before": {"calibrate_on": "buffered", "roc_positives": 0}, "after": {}}, "runs": runs}
-    stored = bench.reusable(record, hp, env_kwargs, steps, 3)
+    stored = bench.reusable(record, hp, env_kwargs, env_kwargs, steps, 3)
     assert set(stored) == {("stereo_only", 0), ("before", 0), ("after", 0)}  # a missing key was the agent's default
     # another default for what is buffered on mono: the arms pin theirs, and stereo-only never flies on mono
-    assert set(bench.reusable(record, {**hp, "buffer_on_mono": "mistakes"}, env_kwargs, steps, 3)) == set(stored)
+    assert set(bench.reusable(record, {**hp, "buffer_on_mono": "mistakes"}, env_kwargs, env_kwargs, steps, 3)) == set(stored)
+    assert not bench.reusable(record, hp, env_kwargs, {**env_kwargs, "texture_split": "test"}, steps, 3)  # other rooms
     record["hyperparameters"] = {**old_hp, "k": 7}
-    assert not bench.reusable(record, hp, env_kwargs, steps, 3)  # another kNN: nothing is reused
-    assert not bench.reusable(record, hp, env_kwargs, steps, 1)  # other flights
+    assert not bench.reusable(record, hp, env_kwargs, env_kwargs, steps, 3)  # another kNN: nothing is reused
+    assert not bench.reusable(record, hp, env_kwargs, env_kwargs, steps, 1)  # other flights
     assert bench.fpr_drift([(False, float("nan")), (False, 0.5), (True, 0.4), (True, 0.45), (False, 0.35)]) == {
         "fpr_change_per_check_mono": pytest.approx(-0.025), "fpr_change_per_check_stereo": pytest.approx(-0.1)}
 

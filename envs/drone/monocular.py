@@ -32,11 +32,13 @@ from torch import nn
 
 from selfgym.envs.drone.barlow import BarlowRegressor
 from selfgym.envs.drone.buffer import ImageRegressorBuffer, LabelledBuffer
+from selfgym.envs.drone.looming import looming_disparity, strip_expansions
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
-LEARNERS = ("knn", "cnn", "barlow", "stats_knn")
+LEARNERS = ("knn", "cnn", "barlow", "stats_knn", "looming")
 IMAGE_LEARNERS = ("cnn", "barlow")  # torch models: they take a device
+MOTION_LEARNERS = ("looming",)  # they need the frame before a forward move, and say nothing after a turn
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -328,6 +330,41 @@ class CNNRegressor(ImageRegressorBuffer):
         self._load_buffer(s)
 
 
+class LineRegressor(LabelledBuffer):
+    """Least-squares line y = a x + b through the buffered (1-D input, label) pairs, refit every
+    ``refit_every`` additions: the calibration of a cue that is already a distance up to scale
+    (looming's inverse depth against stereo disparity, f B / Z). NaN until ``min_fit`` pairs."""
+
+    def __init__(self, capacity: int = 2000, refit_every: int = 200, min_fit: int = 20) -> None:
+        super().__init__((1,), np.float32, capacity)
+        self.refit_every, self.min_fit = refit_every, min_fit
+        self.since_fit = 0
+        self.coef = np.full(2, np.nan)  # slope, intercept
+
+    def add(self, x: np.ndarray, y: float) -> None:
+        self._push(x, y)
+        self.since_fit += 1
+        if self.since_fit >= self.refit_every or (not np.isfinite(self.coef).all() and self.size >= self.min_fit):
+            self.fit()
+
+    def fit(self) -> None:
+        self.since_fit = 0
+        if self.size >= self.min_fit:
+            x, y = self.x[: self.size, 0].astype(np.float64), self.y[: self.size].astype(np.float64)
+            self.coef = np.polyfit(x, y, 1)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64).reshape(-1)
+        return (self.coef[0] * x + self.coef[1]).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self._buffer_state(), "since_fit": self.since_fit, "coef": torch.from_numpy(self.coef.copy())}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self._load_buffer(s)
+        self.since_fit, self.coef = int(s["since_fit"]), s["coef"].numpy().copy()
+
+
 class MonocularEstimator:
     """Image -> estimated stereo disparity (px), learned online from stereo labels."""
 
@@ -339,21 +376,21 @@ class MonocularEstimator:
         if not 0.0 < roi <= 1.0:
             raise ValueError(f"roi (fraction of central image columns) must be in (0, 1], got {roi}")
         self.learner, self.cols = learner, cue_columns(image_shape[1], roi)
-        self.image_shape = tuple(image_shape)
+        self.image_shape, self.roi = tuple(image_shape), roi
         image_shape = (image_shape[0], self.cols.stop - self.cols.start)
         if learner == "knn":
             self.textons = default_textons()
             self.model: Any = KNNRegressor(N_FEATURES, capacity, k, refit_every)
         elif learner == "stats_knn":
             self.model = StandardisedKNNRegressor(N_STATISTICS, capacity, k, refit_every)
+        elif learner == "looming":
+            self.model = LineRegressor(capacity, refit_every)
         elif learner == "cnn":
             self.model = CNNRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
         else:
             self.model = BarlowRegressor(image_shape, capacity, seed=seed, device=device, **cnn_kwargs)
 
-    def inputs(self, image: np.ndarray) -> np.ndarray:
-        """What the regressor sees: texton features (knn), image statistics (stats_knn) or the image
-        itself (cnn, barlow), of the central ``roi`` columns - the flight corridor the stereo label measures."""
+    def _grey(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
         if image.ndim == 3:
             image = image[:, :, 0]
@@ -362,10 +399,29 @@ class MonocularEstimator:
                              f"(H x W, or H x W x C), got shape {np.asarray(image).shape}")
         if image.dtype.kind == "f" and not np.isfinite(image).all():  # NaN would poison the buffer for good
             raise ValueError("monocular estimator got an image with NaN or infinite pixels")
+        return image
+
+    def inputs(self, image: np.ndarray, before: np.ndarray | None = None, moved: float = 0.0) -> np.ndarray:
+        """What the regressor sees: texton features (knn), image statistics (stats_knn) or the image
+        itself (cnn, barlow), of the central ``roi`` columns - the flight corridor the stereo label measures.
+        ``looming``: the corridor's inverse depth (1/m) from its expansion since ``before``, the image
+        ``moved`` m back along the optical axis; NaN without one (``before`` None or ``moved`` 0: after a
+        turn in place) or where the corridor is too flat to show motion. Image learners ignore both."""
+        image = self._grey(image)
+        if self.learner == "looming":
+            if before is None or not moved > 0:
+                return np.full(1, np.nan, np.float32)
+            inverse_depth = looming_disparity(strip_expansions(self._grey(before), image, roi=self.roi), moved, 1.0)
+            ok = np.isfinite(inverse_depth)  # strips too flat to show motion say nothing
+            return np.array([inverse_depth[ok].mean() if ok.any() else np.nan], np.float32)
         image = np.ascontiguousarray(image[:, self.cols])
         if self.learner == "knn":
             return self.textons.features(image)
         return image_statistics(image) if self.learner == "stats_knn" else image
+
+    @property
+    def needs_motion(self) -> bool:
+        return self.learner in MOTION_LEARNERS
 
     def predict(self, inputs: np.ndarray) -> float:
         return float(self.model.predict(inputs[None])[0])
@@ -373,6 +429,8 @@ class MonocularEstimator:
     def add(self, inputs: np.ndarray, label: float) -> None:
         if not np.isfinite(label):
             raise ValueError(f"stereo label must be finite, got {label!r}")
+        if not np.isfinite(inputs).all():  # e.g. looming after a turn: nothing to learn from
+            raise ValueError("monocular estimator got non-finite inputs to learn from (looming after a turn?)")
         self.model.add(inputs, label)
 
     @property
