@@ -184,7 +184,17 @@ def main() -> None:
     ap.add_argument("--late-min", type=float, default=10.0)
     ap.add_argument("--env-kwargs", nargs="*", default=[], help="key=value overrides of the yml's env_kwargs")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "drone_persistence_long"))
+    ap.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
+                    help="no flying: analyse and draw the runs stored in these JSONs together (e.g. arms run side by side)")
     args = ap.parse_args()
+    if args.from_json:
+        records = [json.loads(Path(path).read_text()) for path in args.from_json]
+        runs = [r for record in records for r in record["runs"]]
+        record = {**records[0], "runs": runs, "merged_from": args.from_json, "args": vars(args),
+                  "loadavg_before": max((r["loadavg_before"] for r in records), key=lambda load: load[0]),
+                  "analysis": analyse(runs, args.early_min, args.late_min)}
+        write(record, Path(args.out), runs)
+        return
     torch.set_num_threads(1)
     overrides = {}
     for item in args.env_kwargs:
@@ -201,7 +211,10 @@ def main() -> None:
     record = {"benchmark": "drone_persistence_long", "time": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args),
               "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "runs": runs,
               "analysis": analyse(runs, args.early_min, args.late_min)}
-    out = Path(args.out)
+    write(record, Path(args.out), runs)
+
+
+def write(record: dict, out: Path, runs: list[dict]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out.with_suffix(".json"), json.dumps(record, indent=1, default=float))
     draw(runs, out.with_suffix(".png"))
