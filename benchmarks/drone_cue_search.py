@@ -168,6 +168,20 @@ def looming_raw(flight: dict[str, np.ndarray], max_steps: int = 1, strips: int =
     return flight[key]
 
 
+def time_looming(flight: dict[str, np.ndarray], n: int = 500) -> dict[str, float]:
+    """Milliseconds per call of the looming estimators on ``n`` forward frames of ``flight`` (this process,
+    one thread): one step (``corridor_looming``) and one scale for the corridor (``expansion``)."""
+    idx = np.flatnonzero(forward_frames(flight))[:n]
+    prev, cur, fb = flight["prev_images"][idx], flight["images"][idx], StereoCamera().fb
+    out = {}
+    for name, call in (("corridor_looming_ms", lambda a, b: corridor_looming(a, b, STEP_M, fb)), ("expansion_ms", expansion)):
+        t0 = time.perf_counter()
+        for a, b in zip(prev, cur):
+            call(a, b)
+        out[name] = (time.perf_counter() - t0) / max(len(idx), 1) * 1e3
+    return out
+
+
 def hold_last(raw: np.ndarray, room: np.ndarray, before: float = 0.0) -> np.ndarray:
     """Each frame's latest finite value in its room (``before`` until the room has one)."""
     out, last, prev = np.empty(len(raw)), before, None
@@ -351,6 +365,27 @@ def cue_scores(name: str, train: dict, test: dict, seed: int) -> dict[str, np.nd
     return {"train": tr, "test_online": online, "test_frozen": frozen}
 
 
+UNLEARNED = ("oracle_true_disparity", "neg_mean_gradient", "looming", "looming_multi", "looming_global", "looming_multi_global")
+
+
+def pooled_heldout(name: str, tests: list[dict], seeds: list[int]) -> dict:
+    """Bar A for an unlearned cue on the held-out flights of all ``seeds`` run one after another (rooms
+    renumbered): forward frames alone are too few in one 2,400-frame flight to fill the window's 60 positives."""
+    base, fwd_only = base_cue(name)
+    if base not in UNLEARNED:
+        raise ValueError(f"pooled held-out checks take an unlearned cue ({', '.join(UNLEARNED)}), got {name!r}")
+    parts, offset = [], 0
+    for test, seed in zip(tests, seeds):
+        flight = subset(test, forward_frames(test)) if fwd_only else test
+        raw = cue_scores(base, flight, flight, seed)["train"]
+        parts.append((raw, flight["cue"], flight["room"] + offset))
+        offset += int(test["room"].max()) + 1
+    raw, cue, room = (np.concatenate(x) for x in zip(*parts))
+    est = smooth(raw, room)
+    return {"cue": name, "seeds": seeds, **summarise_checks(online_checks(est, cue), 0), "auc": roc_auc(est, cue > TAU_GT),
+            "positives": int((cue > TAU_GT).sum()), "frames": len(cue)}
+
+
 def measure(scores: dict[str, np.ndarray], train: dict, test: dict) -> dict:
     """Bar A on the training flight (second half) and continued into held-out rooms; bar B."""
     half = len(train["cue"]) // 2
@@ -437,6 +472,12 @@ def report(record: dict) -> str:
         for r in record["single"]:
             lines.append(f"| {r['cue']} | {r['seed']} | {_f(r['pass'])} of {r['checks']} | {_f(r.get('median_tpr'))} / "
                          f"{_f(r['median_fpr'])} | {_f(r['auc_2nd_half'], '.3f')} |")
+    if record.get("pooled_heldout"):
+        lines += ["", "Held-out flights of all seeds in a row (unlearned cues), bar A from the first check:", "",
+                  "| cue | frames (positives) | checks passed | median TPR / FPR | AUC |", "| --- | --- | --- | --- | --- |"]
+        for r in record["pooled_heldout"]:
+            lines.append(f"| {r['cue']} | {r['frames']} ({r['positives']}) | {_f(r['pass'])} of {r['checks']} | "
+                         f"{_f(r.get('median_tpr'))} / {_f(r['median_fpr'])} | {_f(r['auc'], '.3f')} |")
     return "\n".join(lines)
 
 
@@ -450,6 +491,8 @@ def main() -> None:
                     help="seeds of single-texture flights (single_seed<s>.npz) for the reference table")
     ap.add_argument("--single-cues", nargs="+", default=list(SINGLE_CUES),
                     help="cues of the single-texture table (cnn cues: costly)")
+    ap.add_argument("--pooled-heldout", nargs="*", default=[],
+                    help=f"unlearned cues ({', '.join(UNLEARNED)}, optionally {FWD}) for bar A on the seeds' held-out flights in a row")
     ap.add_argument("--exclude-texture", type=int, default=None,
                     help="keep only the training flight's rooms without this pool texture (e.g. 9, stripes_9)")
     ap.add_argument("--frames", default="/tmp/drone_frames")
@@ -462,9 +505,12 @@ def main() -> None:
 
     torch.set_num_threads(1)
     frames, start, cpu0, load0 = Path(args.frames), time.time(), time.process_time(), os.getloadavg()
-    results, single, generators = [], [], set()
+    results, single, generators, timing = [], [], set(), {}
     for seed in args.seeds:
         train, test = load(frames, "train", seed), load(frames, "test", seed)
+        if not timing and any(c.startswith("looming") for c in args.cues):
+            timing = time_looming(train)
+            print(f"looming estimator: {timing}", flush=True)
         generators |= {int(d.get("texture_generator", 1)) for d in (train, test)}
         if args.exclude_texture is not None:
             train = without_texture(train, args.exclude_texture)
@@ -480,6 +526,13 @@ def main() -> None:
             print(f"seed {seed} {cue}: A pass {_f(r['A_train']['pass'])} (FPR {_f(r['A_train']['median_fpr'])}), "
                   f"A held-out {_f(r['A_heldout_online']['pass'])}, B AUC {_f(r['B_heldout_zero_shot']['auc'], '.3f')} "
                   f"({r['cpu_s']:.0f} CPU-s)", flush=True)
+    pooled = []
+    if args.pooled_heldout:
+        tests = [load(frames, "test", seed) for seed in args.seeds]
+        for cue in args.pooled_heldout:
+            pooled.append(pooled_heldout(cue, tests, args.seeds))
+            print(f"pooled held-out {cue}: A pass {_f(pooled[-1]['pass'])} of {pooled[-1]['checks']} "
+                  f"(FPR {_f(pooled[-1]['median_fpr'])}), {pooled[-1]['positives']} positives", flush=True)
     for seed in args.single_seeds:
         flight = load(frames, "single", seed)
         for cue in args.single_cues:
@@ -492,7 +545,8 @@ def main() -> None:
                   f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
                   for k, v in vars(args).items() if k != "out"),
               "wall_s": time.time() - start, "cpu_s": time.process_time() - cpu0, "loadavg_before": load0,
-              "loadavg_after": os.getloadavg(), "texture_generator": sorted(generators), "cues": args.cues, "results": results, "single": single}
+              "loadavg_after": os.getloadavg(), "texture_generator": sorted(generators), "looming_timing": timing,
+              "cues": args.cues, "results": results, "single": single, "pooled_heldout": pooled}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out.with_suffix(".json"), json.dumps(record, indent=1))
