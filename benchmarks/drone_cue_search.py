@@ -169,16 +169,17 @@ def looming_raw(flight: dict[str, np.ndarray], max_steps: int = 1, strips: int =
 
 
 def time_looming(flight: dict[str, np.ndarray], n: int = 500) -> dict[str, float]:
-    """Milliseconds per call of the looming estimators on ``n`` forward frames of ``flight`` (this process,
-    one thread): one step (``corridor_looming``) and one scale for the corridor (``expansion``)."""
+    """CPU milliseconds per call of the looming estimators on ``n`` forward frames of ``flight`` (this
+    process, one thread; CPU time, as wall time swells with the machine's load): one step
+    (``corridor_looming``) and one scale for the corridor (``expansion``)."""
     idx = np.flatnonzero(forward_frames(flight))[:n]
     prev, cur, fb = flight["prev_images"][idx], flight["images"][idx], StereoCamera().fb
     out = {}
     for name, call in (("corridor_looming_ms", lambda a, b: corridor_looming(a, b, STEP_M, fb)), ("expansion_ms", expansion)):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for a, b in zip(prev, cur):
             call(a, b)
-        out[name] = (time.perf_counter() - t0) / max(len(idx), 1) * 1e3
+        out[name] = (time.process_time() - t0) / max(len(idx), 1) * 1e3
     return out
 
 
