@@ -98,7 +98,8 @@ def record(split: str, seed: int, n: int, flight_time: float, disparity_mode: st
             rooms_tex.append([pool.index(p.name) for p in env.room.shown_textures])
     env.close()
     stereo = np.array(out["stereo"], np.float32)
-    extra = {"history_images": np.array(hist_images, np.uint8), "history_forward": np.array(hist_fwd, bool)} if history > 1 else {}
+    extra = ({"history_images": np.array(hist_images, np.uint8), "history_forward": np.array(hist_fwd, bool)}
+             if history > 1 else {})
     return {**extra, "images": np.array(out["images"], np.uint8), "stereo": stereo, "cue": stereo[:, 0],
             "gt": np.array(out["gt"], np.float32), "room": np.array(out["room"], np.int32),
             "step": np.array(out["step"], np.int32), "room_textures": np.array(rooms_tex, np.int16),
@@ -114,7 +115,8 @@ def main() -> None:
     ap.add_argument("--flight-time", type=float, default=60.0, help="seconds per room (the env's default)")
     ap.add_argument("--out-dir", default="/tmp/drone_frames")
     ap.add_argument("--splits", nargs="+", default=["train", "test"], choices=["train", "test"])
-    ap.add_argument("--history", type=int, default=1, help="images kept per frame (> 1: history_images, for looming over several steps)")
+    ap.add_argument("--history", type=int, default=1,
+                    help="images kept per frame (> 1: history_images, for looming over several steps)")
     ap.add_argument("--single-texture", action="store_true",
                     help="instead: rooms with one texture (n_textures=1, the default job's setting), files single_seed<s>.npz")
     args = ap.parse_args()

@@ -28,7 +28,8 @@ ridge on it, forward frames); ``looming_<ridge|knn>_rich`` add the held looming 
 statistics. ``looming_multi[...]``: the expansion over the longest run of forward moves up to the
 recording's history (``--history 4`` in drone_cue_frames.py: up to 0.2 m), started from the one-step
 estimate to that power; more motion, the same matching noise. ``_global``: one scale for the whole
-corridor instead of the mean over 4 strips (the first version; it underweights the centre). Any cue name + ``_fwd``: the flight restricted to frames after a forward move.
+corridor instead of the mean over 4 strips (the first version; it underweights the centre).
+Any cue name + ``_fwd``: the flight restricted to frames after a forward move.
 
     python benchmarks/drone_cue_frames.py [--single-texture]   # once: the frames, to /tmp/drone_frames
     python benchmarks/drone_cue_search.py [--seeds 0 1 2 3 4] [--frames /tmp/drone_frames]
@@ -493,7 +494,8 @@ def main() -> None:
     ap.add_argument("--single-cues", nargs="+", default=list(SINGLE_CUES),
                     help="cues of the single-texture table (cnn cues: costly)")
     ap.add_argument("--pooled-heldout", nargs="*", default=[],
-                    help=f"unlearned cues ({', '.join(UNLEARNED)}, optionally {FWD}) for bar A on the seeds' held-out flights in a row")
+                    help=f"unlearned cues ({', '.join(UNLEARNED)}, optionally + {FWD}) for bar A on the seeds' "
+                         "held-out flights in a row")
     ap.add_argument("--exclude-texture", type=int, default=None,
                     help="keep only the training flight's rooms without this pool texture (e.g. 9, stripes_9)")
     ap.add_argument("--frames", default="/tmp/drone_frames")
