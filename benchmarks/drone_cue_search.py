@@ -54,7 +54,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-from selfgym.envs.drone.looming import MAX_EXPANSION, STRIPS, corridor_looming, expansion
+from selfgym.envs.drone.looming import STRIPS, corridor_looming, corridor_looming_steps, expansion
 from selfgym.envs.drone.monocular import RocWindow, roc_auc, roc_threshold
 from selfgym.envs.drone.stereo import StereoCamera, cue_columns
 from selfgym.runs import atomic_write
@@ -156,15 +156,11 @@ def looming_raw(flight: dict[str, np.ndarray], max_steps: int = 1, strips: int =
         fb, out = StereoCamera().fb, np.full(len(flight["cue"]), np.nan)
         images, prev_images = flight["images"], flight["prev_images"]
         for i in np.flatnonzero(forward_frames(flight)):
-            one = expansion(prev_images[i], images[i])
             steps = 1
             while steps < max_steps and flight["history_forward"][i, steps]:
                 steps += 1
-            if steps > 1 and np.isfinite(one):
-                init = float(np.clip(one ** steps, 1 / MAX_EXPANSION, MAX_EXPANSION))
-                out[i] = corridor_looming(flight["history_images"][i, steps - 1], images[i], steps * STEP_M, fb, strips, init)
-            else:
-                out[i] = corridor_looming(prev_images[i], images[i], STEP_M, fb, strips)
+            history = [prev_images[i]] if steps == 1 else list(flight["history_images"][i, :steps])
+            out[i] = corridor_looming_steps(history, images[i], STEP_M, fb, strips)
         flight[key] = out
     return flight[key]
 

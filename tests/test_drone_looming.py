@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from selfgym.envs.drone.looming import corridor_looming, expansion, looming_disparity, strip_expansions
+from selfgym.envs.drone.looming import (corridor_looming, corridor_looming_steps, expansion, looming_disparity,
+                                        strip_expansions)
 from selfgym.envs.drone.room_env import DroneRoomEnv
 
 H, W = 48, 64
@@ -56,6 +57,19 @@ def test_large_motion_from_a_start_near_it() -> None:
     pattern = _pattern()
     before, after = _view(pattern, 1.0), _view(pattern, 1.25)
     assert expansion(before, after, initial=1.02 ** 4 * 1.1) == pytest.approx(1.25, abs=0.003)
+
+
+def test_several_steps_of_a_surface_ahead() -> None:
+    """A surface now 1.2 m ahead seen after each of 4 moves of 0.05 m: 1.4, 1.35, 1.3, 1.25 m back, so it
+    grew by (Z + k m) / Z since k moves; over 4 moves the cue is the same disparity, fb / 1.2, from 4 times
+    the motion, where one step's fit alone (growth under 5 %) would not reach 17 % from a start at 1."""
+    pattern, fb = _pattern(), 3.33
+    cur = _view(pattern, 1.4 / 1.2)
+    history = [_view(pattern, 1.4 / (1.2 + k * 0.05)) for k in (1, 2, 3, 4)]
+    assert corridor_looming_steps(history, cur, 0.05, fb) == pytest.approx(fb / 1.2, abs=0.05)
+    assert corridor_looming_steps(history[:1], cur, 0.05, fb) == pytest.approx(fb / 1.2, abs=0.1)
+    with pytest.raises(ValueError, match="at least one image"):
+        corridor_looming_steps([], cur, 0.05, fb)
 
 
 def test_identical_frames_show_no_expansion() -> None:

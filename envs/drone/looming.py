@@ -18,6 +18,7 @@ straight ahead, where the image barely moves, was drowned by the far wall at the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -120,3 +121,20 @@ def corridor_looming(prev: np.ndarray, cur: np.ndarray, moved: float, fb: float,
     axis (one forward step, or several with ``initial`` from the one-step estimate)."""
     disp = looming_disparity(strip_expansions(prev, cur, strips, initial=initial), moved, fb)
     return float(np.mean(disp[np.isfinite(disp)])) if np.isfinite(disp).any() else float("nan")
+
+
+def corridor_looming_steps(history: Sequence[np.ndarray], cur: np.ndarray, step: float, fb: float,
+                           strips: int = STRIPS) -> float:
+    """The looming cue over several forward moves: ``history`` holds the images 1, 2, ... k moves of
+    ``step`` m back (all forward, nothing else between them), ``cur`` the image now. Over k moves the view
+    grows k times as much for the same matching noise (on DroneRoom flights, median error 0.07-0.08 px over
+    4 moves against 0.23 px over one); the k-move fit starts from the one-move scale to the power k, as it
+    converges only within a pixel or two of motion. NaN when the corridor is too flat."""
+    if not history:
+        raise ValueError("looming needs at least one image from before a forward move")
+    k = len(history)
+    one = expansion(history[0], cur) if k > 1 else float("nan")
+    if not math.isfinite(one):  # one move, or too flat to start from
+        return corridor_looming(history[0], cur, step, fb, strips)
+    start = min(max(one ** k, 1.0 / MAX_EXPANSION), MAX_EXPANSION)
+    return corridor_looming(history[-1], cur, k * step, fb, strips, initial=start)
