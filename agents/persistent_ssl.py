@@ -14,6 +14,15 @@ the monocular estimate. Strategies:
 The controller is the paper's flight plan: forward while no obstacle is seen; else turn in
 place, and keep turning ``extra_turn_steps`` once the view is clear.
 
+``learner=looming`` (opt-in) judges distance from motion instead of appearance: the corridor's
+expansion since the frame before a forward move (envs/drone/monocular.py). It has no estimate after
+a turn in place, so on the monocular cue the turn is open-loop (``extra_turn_steps`` after the last
+obstacle call) and the drone then flies one step ahead to look; its smoothing restarts at each turn.
+In varied rooms it is the only learner here that meets the switching rule (5 of 5 seeds, then 5 of 5
+fresh ones; evaluation FPR 0.04-0.07 in held-out rooms, 0.99-1.04 of stereo-only's distance), but it
+collided more than stereo-only in the same rooms (9 against 3 in 45 min of evaluation flight), so it
+is not the default (benchmarks/results/drone_looming_varied.md).
+
 The decision threshold ``tau_est`` is calibrated as the paper does: at each switching check,
 on the ROC of a window of recent frames scored before they were learned from, the threshold
 with TPR > ``tpr_min`` and the lowest FPR (``monocular.roc_threshold``). ``calibrate_on``
