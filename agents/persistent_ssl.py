@@ -21,7 +21,9 @@ obstacle call) and the drone then flies one step ahead to look; its smoothing re
 In varied rooms it is the only learner here that meets the switching rule (5 of 5 seeds, then 5 of 5
 fresh ones; evaluation FPR 0.04-0.07 in held-out rooms, 0.99-1.04 of stereo-only's distance), but it
 collided more than stereo-only in the same rooms (9 against 3 in 45 min of evaluation flight), so it
-is not the default (benchmarks/results/drone_looming_varied.md).
+is not the default (benchmarks/results/drone_looming_varied.md). ``looming_steps=k`` (opt-in, default 1:
+one move) measures the expansion over the last up to k forward moves (``looming.corridor_looming_steps``,
+less matching noise; the chain restarts at a turn or collision), with the same learned line.
 
 The decision threshold ``tau_est`` is calibrated as the paper does: at each switching check,
 on the ROC of a window of recent frames scored before they were learned from, the threshold
@@ -111,7 +113,8 @@ import torch
 
 from selfgym.agents.base import TrainingHooks
 from selfgym.agents.persistent_ssl_log import FlightWindow, draw_persistence
-from selfgym.envs.drone.monocular import IMAGE_LEARNERS, LEARNERS, MonocularEstimator, RocWindow, roc_threshold
+from selfgym.envs.drone.monocular import (IMAGE_LEARNERS, LEARNERS, MOTION_LEARNERS, MonocularEstimator, RocWindow,
+                                           roc_threshold)
 from selfgym.envs.drone.room_env import frame_key
 
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
@@ -199,7 +202,13 @@ class PersistentSSLAgent:
         exit_fpr_max: float = 0.4,
         exit_patience: int = 1,
         buffer_on_mono: str = "overrides",
+        looming_steps: int = 1,
     ) -> None:
+        if not (isinstance(looming_steps, (int, np.integer)) and not isinstance(looming_steps, bool) and looming_steps >= 1):
+            raise ValueError(f"looming_steps must be an integer >= 1 (1: looming over one forward move), got {looming_steps!r}")
+        if looming_steps > 1 and learner not in MOTION_LEARNERS:
+            raise ValueError(f"looming_steps={looming_steps} needs a motion learner ({', '.join(MOTION_LEARNERS)}), "
+                             f"got learner {learner!r}")
         if buffer_on_mono not in BUFFER_ON_MONO:
             raise ValueError(f"unknown buffer_on_mono {buffer_on_mono!r}; choose one of {', '.join(BUFFER_ON_MONO)}")
         if calibrate_on not in CALIBRATION_FRAMES:
@@ -224,7 +233,7 @@ class PersistentSSLAgent:
         if reward_modules:
             raise ValueError("persistent_ssl learns from stereo labels, not rewards: it takes no --reward modules")
         self.env, self.logger, self.strategy, self.calibrate_on = env, logger, strategy, calibrate_on
-        self.buffer_on_mono = buffer_on_mono
+        self.buffer_on_mono, self.looming_steps = buffer_on_mono, int(looming_steps)
         self.n_envs = env.num_envs
         torch_device = resolve_device(device) if learner in IMAGE_LEARNERS else "cpu"
         self.estimator = MonocularEstimator(learner, tuple(space["image"].shape[:2]), buffer_size, k, refit_every,
@@ -260,7 +269,9 @@ class PersistentSSLAgent:
             ctrl = {"hist": [deque(maxlen=max(self.smoothing, 1)) for _ in range(n)], "hold": np.zeros(n, np.int64),
                     "prev_override": np.zeros(n, bool),
                     # a motion learner's context: the last frame and how far the drone flew ahead since it
-                    "before": [None] * n, "moved": np.zeros(n)}
+                    "before": [None] * n, "moved": np.zeros(n),
+                    # and the frames of the forward moves before that one, newest first (looming_steps > 1)
+                    "earlier": [deque(maxlen=self.looming_steps - 1) for _ in range(n)]}
             setattr(self, name, ctrl)
         return ctrl
 
@@ -272,6 +283,7 @@ class PersistentSSLAgent:
                 ctrl["hold"][i] = 0
                 ctrl["prev_override"][i] = False
                 ctrl["before"][i], ctrl["moved"][i] = None, 0.0
+                ctrl["earlier"][i].clear()
 
     def _act(self, obs: dict[str, np.ndarray], learn: bool, for_predict: bool = False) -> np.ndarray:
         images, stereo = np.asarray(obs["image"]), np.asarray(obs["stereo"], np.float32)
@@ -285,7 +297,10 @@ class PersistentSSLAgent:
             cue_valid = cue >= 0.0
             # imminent collision: the corridor or any vertical strip of the view is closer than tau_stop
             imminent = max(cue, float(stereo[i, 3:].max())) > self.tau_stop
-            inputs = self.estimator.inputs(images[i], ctrl["before"][i], ctrl["moved"][i])
+            earlier = ctrl["earlier"][i]
+            if not ctrl["moved"][i]:
+                earlier.clear()  # a turn or a collision broke the chain of forward moves
+            inputs = self.estimator.inputs(images[i], ctrl["before"][i], ctrl["moved"][i], tuple(earlier))
             seen = bool(np.isfinite(inputs).all())  # looming after a turn in place sees nothing
             raw = self.estimator.predict(inputs) if seen else float("nan")
             if motion and not ctrl["moved"][i]:
@@ -331,6 +346,8 @@ class PersistentSSLAgent:
             else:
                 actions[i] = (-1.0, 1.0) if turn else (1.0, 0.0)
             if motion:  # learn() zeroes ``moved`` when the step collided (the drone is put back elsewhere)
+                if ctrl["moved"][i] and earlier.maxlen and not turn:
+                    earlier.appendleft(ctrl["before"][i])
                 ctrl["before"][i], ctrl["moved"][i] = images[i].copy(), 0.0 if turn else self.step_m
             if i < self.n_envs:
                 self.env.env_method("record_pilot", frame_key(images[i][:, :, 0] if images[i].ndim == 3 else images[i]),

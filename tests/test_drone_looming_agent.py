@@ -113,3 +113,44 @@ def test_a_collision_is_not_a_forward_move(monkeypatch):
     agent.learn(201, _Hooks())
     assert ctrl["moved"][0] == 0.0 and math.isfinite(agent.step_m) and agent.step_m == pytest.approx(0.05)
     venv.close()
+
+
+def test_looming_steps_measures_over_the_last_forward_moves(monkeypatch):
+    """looming_steps=k: the cue is the expansion over up to k forward moves (corridor_looming_steps), the
+    chain restarting at a turn; the default measures over one move."""
+    from selfgym.envs.drone.looming import corridor_looming_steps
+
+    agent, venv = _agent("looming", looming_steps=3)
+    calls = []
+    inputs = agent.estimator.inputs
+    monkeypatch.setattr(agent.estimator, "inputs",
+                        lambda image, before=None, moved=0.0, earlier=(): (calls.append((image, before, moved, earlier)),
+                                                                           inputs(image, before, moved, earlier))[1])
+    obs, start = venv.reset(), np.ones(1, bool)
+    for _ in range(5):
+        obs["stereo"][:] = 1.0  # stereo (flown on) sees a clear corridor: straight ahead
+        action, _ = agent.predict(obs, episode_start=start)
+        assert int(action[0]) == 0
+        obs, _, done, _ = venv.step(action)
+        start = done
+    assert [len(c[3]) for c in calls] == [0, 0, 1, 2, 2]
+    image, before, moved, earlier = calls[-1]
+    history = [agent.estimator._grey(im) for im in (before, *earlier)]
+    value = float(inputs(image, before, moved, earlier)[0])
+    assert value == pytest.approx(corridor_looming_steps(history, agent.estimator._grey(image), moved, 1.0), rel=1e-5)
+    assert value != pytest.approx(float(inputs(image, before, moved)[0]), rel=1e-3)  # not the one-move cue
+    obs["stereo"][:] = 9.0  # an obstacle: turn, which breaks the chain
+    agent.predict(obs, episode_start=start)
+    obs, *_ = venv.step(np.ones(1, np.int64))
+    obs["stereo"][:] = 9.0
+    agent.predict(obs, episode_start=np.zeros(1, bool))
+    assert len(calls[-1][3]) == 0 and calls[-1][2] == 0.0
+    venv.close()
+
+
+@pytest.mark.parametrize("bad, learner", [(0, "looming"), (2.5, "looming"), (True, "looming"), (4, "knn")])
+def test_looming_steps_rejects_bad_values(bad, learner):
+    venv = make_vec_env("selfgym/DroneRoomDiscrete-v0", 1, 0, dict(disparity_mode="fast_from_depth"))
+    with pytest.raises(ValueError, match="looming_steps"):
+        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, learner=learner, looming_steps=bad)
+    venv.close()

@@ -115,16 +115,16 @@ def looming_disparity(scale: float | np.ndarray, moved: float, fb: float) -> flo
 
 
 def corridor_looming(prev: np.ndarray, cur: np.ndarray, moved: float, fb: float, strips: int = STRIPS,
-                     initial: float = 1.0) -> float:
+                     initial: float = 1.0, roi: float = 0.5) -> float:
     """The looming cue: the mean over the corridor's strips of their looming disparities (px), strips
     too flat to say left out; NaN when all are. ``prev`` is the image ``moved`` m back along the optical
     axis (one forward step, or several with ``initial`` from the one-step estimate)."""
-    disp = looming_disparity(strip_expansions(prev, cur, strips, initial=initial), moved, fb)
+    disp = looming_disparity(strip_expansions(prev, cur, strips, roi, initial=initial), moved, fb)
     return float(np.mean(disp[np.isfinite(disp)])) if np.isfinite(disp).any() else float("nan")
 
 
 def corridor_looming_steps(history: Sequence[np.ndarray], cur: np.ndarray, step: float, fb: float,
-                           strips: int = STRIPS) -> float:
+                           strips: int = STRIPS, roi: float = 0.5) -> float:
     """The looming cue over several forward moves: ``history`` holds the images 1, 2, ... k moves of
     ``step`` m back (all forward, nothing else between them), ``cur`` the image now. Over k moves the view
     grows k times as much for the same matching noise (on DroneRoom flights, median error 0.07-0.08 px over
@@ -133,8 +133,8 @@ def corridor_looming_steps(history: Sequence[np.ndarray], cur: np.ndarray, step:
     if not history:
         raise ValueError("looming needs at least one image from before a forward move")
     k = len(history)
-    one = expansion(history[0], cur) if k > 1 else float("nan")
+    one = expansion(history[0], cur, roi) if k > 1 else float("nan")
     if not math.isfinite(one):  # one move, or too flat to start from
-        return corridor_looming(history[0], cur, step, fb, strips)
+        return corridor_looming(history[0], cur, step, fb, strips, roi=roi)
     start = min(max(one ** k, 1.0 / MAX_EXPANSION), MAX_EXPANSION)
-    return corridor_looming(history[-1], cur, k * step, fb, strips, initial=start)
+    return corridor_looming(history[-1], cur, k * step, fb, strips, initial=start, roi=roi)

@@ -24,6 +24,7 @@ rule picks the estimate threshold from an ROC sweep, as the authors' code does.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from torch import nn
 
 from selfgym.envs.drone.barlow import BarlowRegressor
 from selfgym.envs.drone.buffer import ImageRegressorBuffer, LabelledBuffer
-from selfgym.envs.drone.looming import looming_disparity, strip_expansions
+from selfgym.envs.drone.looming import corridor_looming_steps, looming_disparity, strip_expansions
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
@@ -401,16 +402,23 @@ class MonocularEstimator:
             raise ValueError("monocular estimator got an image with NaN or infinite pixels")
         return image
 
-    def inputs(self, image: np.ndarray, before: np.ndarray | None = None, moved: float = 0.0) -> np.ndarray:
+    def inputs(self, image: np.ndarray, before: np.ndarray | None = None, moved: float = 0.0,
+               earlier: Sequence[np.ndarray] = ()) -> np.ndarray:
         """What the regressor sees: texton features (knn), image statistics (stats_knn) or the image
         itself (cnn, barlow), of the central ``roi`` columns - the flight corridor the stereo label measures.
         ``looming``: the corridor's inverse depth (1/m) from its expansion since ``before``, the image
         ``moved`` m back along the optical axis; NaN without one (``before`` None or ``moved`` 0: after a
-        turn in place) or where the corridor is too flat to show motion. Image learners ignore both."""
+        turn in place) or where the corridor is too flat to show motion. ``earlier``: the images 2, 3, ...
+        forward moves of ``moved`` m back (nothing else between them): the expansion is then measured over
+        all those moves (``looming.corridor_looming_steps``: the same inverse depth, less matching noise).
+        Image learners ignore all three."""
         image = self._grey(image)
         if self.learner == "looming":
             if before is None or not moved > 0:
                 return np.full(1, np.nan, np.float32)
+            if earlier:
+                history = [self._grey(before), *(self._grey(im) for im in earlier)]
+                return np.array([corridor_looming_steps(history, image, moved, 1.0, roi=self.roi)], np.float32)
             inverse_depth = looming_disparity(strip_expansions(self._grey(before), image, roi=self.roi), moved, 1.0)
             ok = np.isfinite(inverse_depth)  # strips too flat to show motion say nothing
             return np.array([inverse_depth[ok].mean() if ok.any() else np.nan], np.float32)
