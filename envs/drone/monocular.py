@@ -33,7 +33,7 @@ from torch import nn
 
 from selfgym.envs.drone.barlow import BarlowRegressor
 from selfgym.envs.drone.buffer import ImageRegressorBuffer, LabelledBuffer
-from selfgym.envs.drone.looming import corridor_looming_steps, looming_disparity, strip_expansions
+from selfgym.envs.drone.looming import corridor_looming_steps
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
@@ -416,12 +416,8 @@ class MonocularEstimator:
         if self.learner == "looming":
             if before is None or not moved > 0:
                 return np.full(1, np.nan, np.float32)
-            if earlier:
-                history = [self._grey(before), *(self._grey(im) for im in earlier)]
-                return np.array([corridor_looming_steps(history, image, moved, 1.0, roi=self.roi)], np.float32)
-            inverse_depth = looming_disparity(strip_expansions(self._grey(before), image, roi=self.roi), moved, 1.0)
-            ok = np.isfinite(inverse_depth)  # strips too flat to show motion say nothing
-            return np.array([inverse_depth[ok].mean() if ok.any() else np.nan], np.float32)
+            history = [self._grey(before), *(self._grey(im) for im in earlier)]  # one move, or a chain of them
+            return np.array([corridor_looming_steps(history, image, moved, 1.0, roi=self.roi)], np.float32)
         image = np.ascontiguousarray(image[:, self.cols])
         if self.learner == "knn":
             return self.textons.features(image)
