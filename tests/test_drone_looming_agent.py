@@ -154,3 +154,81 @@ def test_looming_steps_rejects_bad_values(bad, learner):
     with pytest.raises(ValueError, match="looming_steps"):
         get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, learner=learner, looming_steps=bad)
     venv.close()
+
+
+def _empty_room_agent(**kw):
+    """A looming agent on the monocular cue in an empty room, its line fitted to f B = 3.33 px m."""
+    venv = make_vec_env("selfgym/DroneRoomDiscrete-v0", 1, 0,
+                        dict(n_textures=12, texture_split="train", min_obstacles=0, max_obstacles=0,
+                             disparity_mode="fast_from_depth"))
+    agent = get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, learner="looming", **kw)
+    agent.on_mono, agent.tau_est = True, 2.0
+    agent.estimator.model.coef = np.array([3.33, 0.0])
+    env = venv.envs[0].unwrapped
+    env.reset(seed=3)
+    return agent, venv, env
+
+
+def _fly_two_frames(agent, env, x: float, y: float, yaw: float = 0.0) -> int:
+    """Two controller steps on the monocular cue: a blind first frame (it flies ahead to look), then the
+    frame one 0.05-m move further along ``yaw``; stereo shows nothing (no training-wheel override)."""
+    agent._reset_env_state([0], for_predict=True)
+    action = None
+    for step in (0.0, 0.05):
+        obs = env.place(x + step * math.cos(yaw), y + step * math.sin(yaw), yaw)
+        batch = {"image": obs["image"][None], "stereo": np.ones((1, *obs["stereo"].shape), np.float32)}
+        action = agent._act(batch, learn=False, for_predict=True)
+    return int(action[0])
+
+
+@pytest.mark.parametrize("lateral, turns", [(0.27, 1), (0.6, 0)])
+def test_swept_path_sees_a_surface_beside_the_corridor(lateral, turns):
+    """Flying parallel to a wall on the right: the corridor is clear (a wall 2 m ahead) but a wall 0.27 m
+    to the side is in the drone's path (its radius is 0.25 m): swept_path turns; 0.6 m off, it flies on."""
+    agent, venv, env = _empty_room_agent(swept_path=0.3)
+    wall = env.room_cfg.half_size
+    assert _fly_two_frames(agent, env, 0.0, -(wall - lateral), 0.0) == turns
+    plain, plain_venv, plain_env = _empty_room_agent()
+    assert _fly_two_frames(plain, plain_env, 0.0, -(wall - lateral), 0.0) == 0  # the corridor alone never sees it
+    venv.close()
+    plain_venv.close()
+
+
+def test_turn_past_obstacle_turns_a_wall_out_of_the_corridor():
+    """A wall filling the view 1 m ahead: the turn lasts until its left edge (the view's) has left the
+    corridor, 16 + 29 degrees = 6 steps of 9, then the 5 extra steps; without the option, 1 + 5."""
+    wall = 2.5
+    for option, hold in ((True, 6 - 1 + 5), (False, 5)):
+        agent, venv, env = _empty_room_agent(turn_past_obstacle=option)
+        assert _fly_two_frames(agent, env, wall - 1.05, 0.0, 0.0) == 1
+        assert agent._controller(1, True)["hold"][0] == hold
+        venv.close()
+
+
+def test_steps_past_and_swept_path_geometry():
+    agent, venv, _ = _empty_room_agent(turn_past_obstacle=True, swept_path=0.3)
+    clear = np.full(8, 1.0)
+    assert agent._steps_past(clear) == 1
+    left = clear.copy()
+    left[0] = 3.0  # the view's left edge, 29 degrees left: 29 + 16 = 45 degrees, 6 steps of 9
+    assert agent._steps_past(left) == 6
+    right = clear.copy()
+    right[7] = 3.0  # already right of the corridor: one step
+    assert agent._steps_past(right) == 1
+    depth = np.full(8, 0.4)  # inverse depth, 1/m: everything 2.5 m away
+    assert not agent._in_swept_path(depth)
+    near_beside, near_ahead = depth.copy(), depth.copy()
+    near_beside[7], near_ahead[3] = 2.2, 10.0  # 0.45 m away at 26 degrees right: 0.22 m to the side
+    assert agent._in_swept_path(near_beside) and not agent._in_swept_path(near_ahead)  # ahead is the corridor's call
+    assert not agent._in_swept_path(np.full(8, np.nan))
+    venv.close()
+
+
+@pytest.mark.parametrize("kw, match", [({"swept_path": -0.1}, "swept_path"), ({"swept_path": float("nan")}, "swept_path"),
+                                       ({"swept_path": 0.3, "learner": "knn"}, "motion learner"),
+                                       ({"turn_past_obstacle": True, "learner": "knn"}, "motion learner")])
+def test_view_options_reject_bad_values(kw, match):
+    venv = make_vec_env("selfgym/DroneRoomDiscrete-v0", 1, 0, dict(disparity_mode="fast_from_depth"))
+    with pytest.raises(ValueError, match=match):
+        get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, **{"learner": "looming", **kw})
+    venv.close()

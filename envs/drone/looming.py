@@ -138,3 +138,13 @@ def corridor_looming_steps(history: Sequence[np.ndarray], cur: np.ndarray, step:
         return corridor_looming(history[0], cur, step, fb, strips, roi=roi)
     start = min(max(one ** k, 1.0 / MAX_EXPANSION), MAX_EXPANSION)
     return corridor_looming(history[-1], cur, k * step, fb, strips, initial=start, roi=roi)
+
+
+def view_looming(prev: np.ndarray, cur: np.ndarray, moved: float, fb: float, strips: int = 8) -> np.ndarray:
+    """Looming disparity (px) of ``strips`` vertical strips across the whole view, left to right (all
+    columns but the one at each edge, which the gradients need): where, across the view, the surfaces
+    are near. NaN for a strip too flat to show motion. The controller reads it when the corridor calls an
+    obstacle, to know how far the obstacle reaches to the left before it turns blind."""
+    width = np.asarray(cur).shape[-1]
+    roi = (width - 2) / width  # cue_columns keeps one column each side: the 1-pixel margin of the gradients
+    return looming_disparity(strip_expansions(prev, cur, strips, roi), moved, fb)

@@ -33,7 +33,7 @@ from torch import nn
 
 from selfgym.envs.drone.barlow import BarlowRegressor
 from selfgym.envs.drone.buffer import ImageRegressorBuffer, LabelledBuffer
-from selfgym.envs.drone.looming import corridor_looming_steps
+from selfgym.envs.drone.looming import corridor_looming_steps, view_looming
 from selfgym.envs.drone.stereo import cue_columns
 from selfgym.envs.drone.textons import N_FEATURES, default_textons
 
@@ -422,6 +422,17 @@ class MonocularEstimator:
         if self.learner == "knn":
             return self.textons.features(image)
         return image_statistics(image) if self.learner == "stats_knn" else image
+
+    def view_estimates(self, image: np.ndarray, before: np.ndarray, moved: float,
+                       strips: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """``looming`` only, from one forward move of ``moved`` m since ``before``: for ``strips`` strips
+        across the whole view, left to right, the inverse depth (1/m: the move is known) and the learned cue
+        (px: that inverse depth through the line the corridor's was fitted with; f B is the same everywhere
+        in the view). NaN where a strip is too flat; the cue is NaN before the line is fitted."""
+        if self.learner != "looming":
+            raise ValueError(f"view_estimates needs the looming learner, got {self.learner!r}")
+        inverse_depth = view_looming(self._grey(before), self._grey(image), moved, 1.0, strips)
+        return inverse_depth, self.model.predict(inverse_depth[:, None].astype(np.float32))
 
     @property
     def needs_motion(self) -> bool:
