@@ -121,7 +121,7 @@ from selfgym.envs.drone.room_env import frame_key
 STRATEGIES = ("training_wheels", "naive", "stereo_only")
 CALIBRATION_FRAMES = ("stereo", "buffered")
 BUFFER_ON_MONO = ("overrides", "mistakes", "all")
-VIEW_STRIPS = 8  # strips of the whole view a motion learner reads to turn past an obstacle or see one beside it
+VIEW_STRIPS = 8  # strips of the whole view a motion learner reads to see what lies beside the corridor
 EPISODE_KEYS = ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides",
                 "training_wheel_override_events", "mono_fraction", "mono_disparity_error", "mono_distance_error",
                 "mono_tpr", "mono_fpr")
@@ -205,7 +205,6 @@ class PersistentSSLAgent:
         exit_patience: int = 1,
         buffer_on_mono: str = "overrides",
         looming_steps: int = 1,
-        turn_past_obstacle: bool = False,
         swept_path: float = 0.0,
     ) -> None:
         if not (isinstance(looming_steps, (int, np.integer)) and not isinstance(looming_steps, bool) and looming_steps >= 1):
@@ -213,9 +212,6 @@ class PersistentSSLAgent:
         if looming_steps > 1 and learner not in MOTION_LEARNERS:
             raise ValueError(f"looming_steps={looming_steps} needs a motion learner ({', '.join(MOTION_LEARNERS)}), "
                              f"got learner {learner!r}")
-        if turn_past_obstacle and learner not in MOTION_LEARNERS:
-            raise ValueError(f"turn_past_obstacle needs a motion learner ({', '.join(MOTION_LEARNERS)}): an image "
-                             f"learner's turns are closed-loop already; got learner {learner!r}")
         if not (math.isfinite(swept_path) and swept_path >= 0):
             raise ValueError(f"swept_path must be a half-width in m >= 0 (0: off), got {swept_path!r}")
         if swept_path and learner not in MOTION_LEARNERS:
@@ -264,15 +260,13 @@ class PersistentSSLAgent:
         self.flight = FlightWindow(float(env.get_attr("dt", [0])[0]))
         # metres one forward command flies (the controller flies ahead at full speed): a motion learner's baseline
         self.step_m = float(env.get_attr("max_speed", [0])[0]) * self.flight.dt
-        self.turn_past_obstacle, self.swept_path = bool(turn_past_obstacle), float(swept_path)
-        if self.turn_past_obstacle or self.swept_path:  # the view's geometry: where each strip of it looks
+        self.swept_path = float(swept_path)
+        if self.swept_path:  # the view's geometry: the bearing each strip of it looks along
             camera = env.get_attr("camera", [0])[0]
             width, focal = camera.width, camera.focal
             edges = 0.5 + np.arange(VIEW_STRIPS + 1) * (width - 2) / VIEW_STRIPS  # pixel edges (view_looming skips column 0)
-            self._strip_left = np.arctan(((width - 1) / 2.0 - edges[:-1]) / focal)  # > 0: left of the heading
-            self._strip_centre = np.arctan(((width - 1) / 2.0 - (edges[:-1] + edges[1:]) / 2) / focal)
+            self._strip_bearing = np.arctan(((width - 1) / 2.0 - (edges[:-1] + edges[1:]) / 2) / focal)  # > 0: left
             self._corridor_half = math.atan(float(env.get_attr("cue_roi", [0])[0]) * (width / 2.0) / focal)
-            self._yaw_step = float(env.get_attr("max_yaw_rate", [0])[0]) * self.flight.dt
         self._frame_gt = np.full(self.n_envs, np.nan)  # true disparity of each env's current frame (logging only)
         self._frame_pos = np.full((self.n_envs, 2), np.nan)  # true (x, y) of each env's drone (logging only)
         self._frame_on_mono = np.zeros(self.n_envs, bool)  # the cue each env's last training action flew on
@@ -355,15 +349,11 @@ class PersistentSSLAgent:
             if learn and not for_predict:  # the flight log is the training flight's (predict's frames have no gt here)
                 self.flight.frame(override, new_event, on_mono, abs(est - self._frame_gt[i]))
                 self._frame_on_mono[i] = on_mono
-            view = None  # the whole view's looming: where the obstacle reaches, what lies beside the corridor
-            if on_mono and seen and not override and (self.swept_path or (obstacle and self.turn_past_obstacle)):
-                view = self.estimator.view_estimates(images[i], ctrl["before"][i], ctrl["moved"][i], VIEW_STRIPS)
-                if self.swept_path and not obstacle and self._in_swept_path(view[0]):
-                    obstacle = True
+            if on_mono and self.swept_path and seen and not obstacle:  # what lies beside the corridor, in the path
+                obstacle = self._in_swept_path(
+                    self.estimator.view_inverse_depth(images[i], ctrl["before"][i], ctrl["moved"][i], VIEW_STRIPS))
             if obstacle:
-                turn, hold[i] = True, max(hold[i], self.extra_turn_steps)
-                if view is not None and self.turn_past_obstacle:
-                    hold[i] = max(hold[i], self._steps_past(view[1]) - 1 + self.extra_turn_steps)
+                turn, hold[i] = True, self.extra_turn_steps
             elif hold[i] > 0:
                 turn, hold[i] = True, hold[i] - 1
             else:
@@ -386,22 +376,13 @@ class PersistentSSLAgent:
                 self._update_switch()
         return actions
 
-    def _steps_past(self, strip_cue: np.ndarray) -> int:
-        """Left-turn steps that carry the leftmost strip of the view the cue calls an obstacle out of the
-        corridor: what stereo's closed-loop turn does, read from the last forward move's frames, since a
-        motion cue is blind while turning in place. 1 when no single strip is over ``tau_est``."""
-        blocked = np.flatnonzero(strip_cue > self.tau_est)
-        if not len(blocked):
-            return 1
-        return max(1, math.ceil((self._strip_left[blocked[0]] + self._corridor_half) / self._yaw_step - 1e-9))
-
     def _in_swept_path(self, inverse_depth: np.ndarray) -> bool:
         """A surface beside the corridor that flying on would graze: a strip outside the corridor whose
         looming depth Z at bearing b puts it less than ``swept_path`` m to the side (Z tan|b|). The corridor
         cue is a mean over 32 degrees; a pole 20-30 degrees off, 0.5-0.9 m away, is in the drone's path and
         in neither the corridor nor, until it is too late, a stereo strip's mean."""
-        beside = np.abs(self._strip_centre) > self._corridor_half
-        lateral = np.tan(np.abs(self._strip_centre[beside])) / np.maximum(inverse_depth[beside], 1e-6)
+        beside = np.abs(self._strip_bearing) > self._corridor_half
+        lateral = np.tan(np.abs(self._strip_bearing[beside])) / np.maximum(inverse_depth[beside], 1e-6)
         return bool(np.any((inverse_depth[beside] > 0) & (lateral < self.swept_path)))
 
     def _buffers_on_mono(self, override: bool, est: float, cue: float) -> bool:

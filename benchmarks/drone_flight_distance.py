@@ -84,8 +84,10 @@ ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITC
         "after_stats_knn": {**AFTER, **OVERRIDES, "learner": "stats_knn"},  # results/drone_stats_knn_pilot.md
         "all_frames_stats_knn": {**AFTER, "buffer_on_mono": "all", "learner": "stats_knn"},
         "looming": {**AFTER, **OVERRIDES, "learner": "looming"},  # results/drone_looming_varied.md
-        # and reading the whole view's looming: turn the obstacle out of the corridor, turn for one beside it
-        "looming_view": {**AFTER, **OVERRIDES, "learner": "looming", "turn_past_obstacle": True, "swept_path": 0.3}}
+        # and reading the whole view's looming for a surface beside the corridor, in the drone's path
+        # (results/drone_looming_varied_protocol.md, part F; part D's looming_view also had turn_past_obstacle,
+        # removed after it: see amendment 3)
+        "looming_swept": {**AFTER, **OVERRIDES, "learner": "looming", "swept_path": 0.35}}
 EVAL_SEED_OFFSET = 20_000  # evaluate.py's
 METRICS = ("distance_per_min", "distance_per_min_mono", "collisions", "flight_time", "mono_fpr", "mono_tpr", "mono_fraction",
            "training_wheel_overrides", "training_wheel_override_events")

@@ -51,11 +51,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "looming_k4": {"looming_steps": 4},
     "looming_k4_turn8": {"looming_steps": 4, "extra_turn_steps": 8},
     "looming_turn11": {"extra_turn_steps": 11},
-    "looming_past": {"turn_past_obstacle": True},
-    "looming_past_k4": {"turn_past_obstacle": True, "looming_steps": 4},
-    "looming_swept": {"swept_path": 0.3},
-    "looming_past_swept": {"turn_past_obstacle": True, "swept_path": 0.3},
-    "looming_past_k4_swept": {"turn_past_obstacle": True, "looming_steps": 4, "swept_path": 0.3},
+    "looming_swept": {"swept_path": 0.3},  # turn_past_obstacle, of the earlier pilot rounds, was removed
+    "looming_swept35": {"swept_path": 0.35},
+    "looming_swept40": {"swept_path": 0.4},
 }
 
 

@@ -194,27 +194,8 @@ def test_swept_path_sees_a_surface_beside_the_corridor(lateral, turns):
     plain_venv.close()
 
 
-def test_turn_past_obstacle_turns_a_wall_out_of_the_corridor():
-    """A wall filling the view 1 m ahead: the turn lasts until its left edge (the view's) has left the
-    corridor, 16 + 29 degrees = 6 steps of 9, then the 5 extra steps; without the option, 1 + 5."""
-    wall = 2.5
-    for option, hold in ((True, 6 - 1 + 5), (False, 5)):
-        agent, venv, env = _empty_room_agent(turn_past_obstacle=option)
-        assert _fly_two_frames(agent, env, wall - 1.05, 0.0, 0.0) == 1
-        assert agent._controller(1, True)["hold"][0] == hold
-        venv.close()
-
-
-def test_steps_past_and_swept_path_geometry():
-    agent, venv, _ = _empty_room_agent(turn_past_obstacle=True, swept_path=0.3)
-    clear = np.full(8, 1.0)
-    assert agent._steps_past(clear) == 1
-    left = clear.copy()
-    left[0] = 3.0  # the view's left edge, 29 degrees left: 29 + 16 = 45 degrees, 6 steps of 9
-    assert agent._steps_past(left) == 6
-    right = clear.copy()
-    right[7] = 3.0  # already right of the corridor: one step
-    assert agent._steps_past(right) == 1
+def test_swept_path_geometry():
+    agent, venv, _ = _empty_room_agent(swept_path=0.3)
     depth = np.full(8, 0.4)  # inverse depth, 1/m: everything 2.5 m away
     assert not agent._in_swept_path(depth)
     near_beside, near_ahead = depth.copy(), depth.copy()
@@ -225,8 +206,7 @@ def test_steps_past_and_swept_path_geometry():
 
 
 @pytest.mark.parametrize("kw, match", [({"swept_path": -0.1}, "swept_path"), ({"swept_path": float("nan")}, "swept_path"),
-                                       ({"swept_path": 0.3, "learner": "knn"}, "motion learner"),
-                                       ({"turn_past_obstacle": True, "learner": "knn"}, "motion learner")])
+                                       ({"swept_path": 0.3, "learner": "knn"}, "motion learner")])
 def test_view_options_reject_bad_values(kw, match):
     venv = make_vec_env("selfgym/DroneRoomDiscrete-v0", 1, 0, dict(disparity_mode="fast_from_depth"))
     with pytest.raises(ValueError, match=match):

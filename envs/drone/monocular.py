@@ -423,16 +423,13 @@ class MonocularEstimator:
             return self.textons.features(image)
         return image_statistics(image) if self.learner == "stats_knn" else image
 
-    def view_estimates(self, image: np.ndarray, before: np.ndarray, moved: float,
-                       strips: int = 8) -> tuple[np.ndarray, np.ndarray]:
-        """``looming`` only, from one forward move of ``moved`` m since ``before``: for ``strips`` strips
-        across the whole view, left to right, the inverse depth (1/m: the move is known) and the learned cue
-        (px: that inverse depth through the line the corridor's was fitted with; f B is the same everywhere
-        in the view). NaN where a strip is too flat; the cue is NaN before the line is fitted."""
+    def view_inverse_depth(self, image: np.ndarray, before: np.ndarray, moved: float, strips: int = 8) -> np.ndarray:
+        """``looming`` only: the inverse depth (1/m; the move is known) of ``strips`` strips across the whole
+        view, left to right, from one forward move of ``moved`` m since ``before``; NaN where a strip is too
+        flat. What lies beside the corridor, for the controller."""
         if self.learner != "looming":
-            raise ValueError(f"view_estimates needs the looming learner, got {self.learner!r}")
-        inverse_depth = view_looming(self._grey(before), self._grey(image), moved, 1.0, strips)
-        return inverse_depth, self.model.predict(inverse_depth[:, None].astype(np.float32))
+            raise ValueError(f"view_inverse_depth needs the looming learner, got {self.learner!r}")
+        return view_looming(self._grey(before), self._grey(image), moved, 1.0, strips)
 
     @property
     def needs_motion(self) -> bool:
