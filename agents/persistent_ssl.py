@@ -215,7 +215,8 @@ class PersistentSSLAgent:
         if not (math.isfinite(swept_path) and swept_path >= 0):
             raise ValueError(f"swept_path must be a half-width in m >= 0 (0: off), got {swept_path!r}")
         if swept_path and learner not in MOTION_LEARNERS:
-            raise ValueError(f"swept_path needs a motion learner ({', '.join(MOTION_LEARNERS)}), got learner {learner!r}")
+            raise ValueError(f"swept_path needs a motion learner ({', '.join(MOTION_LEARNERS)}), got learner {learner!r}; "
+                             f"set swept_path to 0 to fly {learner!r}")
         if buffer_on_mono not in BUFFER_ON_MONO:
             raise ValueError(f"unknown buffer_on_mono {buffer_on_mono!r}; choose one of {', '.join(BUFFER_ON_MONO)}")
         if calibrate_on not in CALIBRATION_FRAMES:

@@ -75,19 +75,23 @@ PAPER_SWITCH = {"exit_tpr_min": 0.95, "exit_fpr_max": 0.4, "exit_patience": 1}
 HYSTERESIS = {"calibrate_on": "stereo", "roc_positives": 60, "exit_tpr_min": 0.9, "exit_fpr_max": 0.5}
 OVERRIDES = {"buffer_on_mono": "overrides"}
 AFTER = {"calibrate_on": "stereo", "roc_positives": 60, **PAPER_SWITCH}
-ARMS = {"before": {"calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITCH, **OVERRIDES},
-        "after": {**AFTER, **OVERRIDES},
-        "hysteresis": {**HYSTERESIS, "exit_patience": 10, **OVERRIDES},
-        "hysteresis_k3": {**HYSTERESIS, "exit_patience": 3, **OVERRIDES},
-        "mistakes": {**AFTER, "buffer_on_mono": "mistakes"},
-        "all_frames": {**AFTER, "buffer_on_mono": "all"},
-        "after_stats_knn": {**AFTER, **OVERRIDES, "learner": "stats_knn"},  # results/drone_stats_knn_pilot.md
-        "all_frames_stats_knn": {**AFTER, "buffer_on_mono": "all", "learner": "stats_knn"},
-        "looming": {**AFTER, **OVERRIDES, "learner": "looming"},  # results/drone_looming_varied.md
+# Each arm names its learner and side check: the job's yml moved to looming with swept_path 0.35 (part F of
+# results/drone_looming_varied_protocol.md), and the arms below keep the meaning they were run with.
+KNN = {"learner": "knn", "swept_path": 0.0}
+ARMS = {"before": {**KNN, "calibrate_on": "buffered", "roc_positives": 0, **PAPER_SWITCH, **OVERRIDES},
+        "after": {**KNN, **AFTER, **OVERRIDES},
+        "hysteresis": {**KNN, **HYSTERESIS, "exit_patience": 10, **OVERRIDES},
+        "hysteresis_k3": {**KNN, **HYSTERESIS, "exit_patience": 3, **OVERRIDES},
+        "mistakes": {**KNN, **AFTER, "buffer_on_mono": "mistakes"},
+        "all_frames": {**KNN, **AFTER, "buffer_on_mono": "all"},
+        "after_stats_knn": {**AFTER, **OVERRIDES, "learner": "stats_knn", "swept_path": 0.0},  # results/drone_stats_knn_pilot.md
+        "all_frames_stats_knn": {**AFTER, "buffer_on_mono": "all", "learner": "stats_knn", "swept_path": 0.0},
+        "looming": {**AFTER, **OVERRIDES, "learner": "looming", "swept_path": 0.0},  # results/drone_looming_varied.md
         # and reading the whole view's looming for a surface beside the corridor, in the drone's path
         # (results/drone_looming_varied_protocol.md, part F; part D's looming_view also had turn_past_obstacle,
         # removed after it: see amendment 3)
         "looming_swept": {**AFTER, **OVERRIDES, "learner": "looming", "swept_path": 0.35}}
+STEREO_ONLY = {**KNN, "strategy": "stereo_only"}  # the reference flier: its learner is fitted, never flown
 EVAL_SEED_OFFSET = 20_000  # evaluate.py's
 METRICS = ("distance_per_min", "distance_per_min_mono", "collisions", "flight_time", "mono_fpr", "mono_tpr", "mono_fraction",
            "training_wheel_overrides", "training_wheel_override_events")
@@ -118,7 +122,7 @@ def agent_defaults() -> dict[str, Any]:
 def settings(hp: dict[str, Any], arm_settings: dict[str, Any], arm: str) -> dict[str, Any]:
     """The agent's effective hyperparameters for an arm."""
     # stereo-only never flies on the monocular cue: what it would buffer there is no setting of its flight
-    extra = {"strategy": "stereo_only", "buffer_on_mono": "overrides"} if arm == "stereo_only" else arm_settings
+    extra = {**STEREO_ONLY, "buffer_on_mono": "overrides"} if arm == "stereo_only" else arm_settings
     return {**agent_defaults(), **hp, **extra}
 
 
@@ -236,7 +240,7 @@ def main() -> None:
             runs.append(stored[("stereo_only", seed)])
         else:
             runs.append({"arm": "stereo_only", "seed": seed, "flights": fly(
-                lambda venv: PersistentSSLAgent(venv, device="cpu", seed=seed, **{**hp, "strategy": "stereo_only"}),
+                lambda venv: PersistentSSLAgent(venv, device="cpu", seed=seed, **{**hp, **STEREO_ONLY}),
                 seed, args.episodes, eval_kwargs)})
         stereo = runs[-1]["flights"]
         for arm in arms:

@@ -24,6 +24,7 @@ import torch
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym.agents.persistent_ssl import PersistentSSLAgent
 from selfgym.config import load_hyperparams
+from selfgym.envs.drone.monocular import MOTION_LEARNERS
 from selfgym.env_factory import make_vec_env
 
 ENV_ID = "selfgym/DroneRoom-v0"
@@ -41,6 +42,8 @@ def run(strategy: str, seed: int, steps: int, disparity_mode: str, learner: str)
     hp.pop("n_timesteps", None)
     env_kwargs["disparity_mode"] = disparity_mode
     hp.update(strategy=strategy, learner=learner)
+    if learner not in MOTION_LEARNERS:  # the yml's side check reads looming: an image learner flies without it
+        hp["swept_path"] = 0.0
     venv = make_vec_env(ENV_ID, 1, seed, env_kwargs)
     agent = PersistentSSLAgent(venv, device="cpu", seed=seed, **hp)
     start = time.time()

@@ -8,7 +8,7 @@ monocular error; those rows, per run, are the data. Arms: ``training_wheels`` (t
 and ``stereo_only`` (the collision reference). The protocol, hypotheses and decision rules
 are pre-registered in results/drone_persistence_long_protocol.md.
 
-    python benchmarks/drone_persistence_long.py [--seeds 0 1 2] [--steps 50000] [--learner knn]
+    python benchmarks/drone_persistence_long.py [--seeds 0 1 2] [--steps 50000] [--learner looming] [--params swept_path:0]
         [--env-kwargs texture_split=train] [--out results/drone_persistence_long]
 """
 
@@ -28,7 +28,8 @@ import torch
 
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym.agents.persistent_ssl import PersistentSSLAgent
-from selfgym.config import load_hyperparams
+from selfgym.config import load_hyperparams, parse_key_values
+from selfgym.envs.drone.monocular import MOTION_LEARNERS
 from selfgym.env_factory import make_vec_env
 from selfgym.runs import atomic_write
 
@@ -58,12 +59,18 @@ class _Hooks:
         return True
 
 
-def run(strategy: str, seed: int, steps: int, learner: str, window: int, env_overrides: dict) -> dict:
+def run(strategy: str, seed: int, steps: int, learner: str | None, window: int, env_overrides: dict,
+        params: dict | None = None) -> dict:
     hp = load_hyperparams("persistent_ssl", ENV_ID)
     env_kwargs = {**(hp.pop("env_kwargs", {}) or {}), **env_overrides}
     for key in ("n_timesteps", "eval_freq", "eval_episodes"):
         hp.pop(key, None)
-    hp.update(strategy=strategy, learner=learner, log_interval=window)
+    if learner is not None:
+        hp["learner"] = learner
+        if learner not in MOTION_LEARNERS:  # the yml's side check reads looming: an image learner flies without it
+            hp["swept_path"] = 0.0
+    hp.update(params or {})
+    hp.update(strategy=strategy, log_interval=window)
     venv = make_vec_env(ENV_ID, 1, seed, env_kwargs)
     logger = RowLogger()
     agent = PersistentSSLAgent(venv, device="cpu", seed=seed, logger=logger, **hp)
@@ -73,7 +80,8 @@ def run(strategy: str, seed: int, steps: int, learner: str, window: int, env_ove
     venv.close()
     rows = [{c: r.get(f"persistence/{c}", float("nan")) for c in COLUMNS} | {"steps": r["steps"], "on_mono": r.get("ssl/on_mono")}
             for r in logger.rows]
-    return {"strategy": strategy, "seed": seed, "steps": steps, "learner": learner, "env_kwargs": env_kwargs,
+    return {"strategy": strategy, "seed": seed, "steps": steps, "learner": hp["learner"], "env_kwargs": env_kwargs,
+            "swept_path": hp.get("swept_path", 0.0),
             "wall_s": wall, "cpu_s": cpu, "steps_per_s": steps / wall, "switch_steps": agent.switch_steps,
             "total_override_frames": agent.total_overrides, "total_override_events": agent.total_override_events,
             "rows": rows}
@@ -178,7 +186,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=50_000)
     ap.add_argument("--arms", nargs="+", default=list(ARMS))
-    ap.add_argument("--learner", default="knn")
+    ap.add_argument("--learner", default=None, help="the monocular learner (default: the yml's)")
+    ap.add_argument("--params", nargs="*", default=[], metavar="KEY:VALUE",
+                    help="overrides of the yml's agent hyperparameters, as train.py's -params (e.g. swept_path:0)")
     ap.add_argument("--window", type=int, default=600, help="steps per log row (600 = one minute of flight)")
     ap.add_argument("--early-min", type=float, default=10.0)
     ap.add_argument("--late-min", type=float, default=10.0)
@@ -200,11 +210,12 @@ def main() -> None:
     for item in args.env_kwargs:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    params = parse_key_values(args.params, "--params")
     load_before = os.getloadavg()
     runs = []
     for seed in args.seeds:
         for arm in args.arms:
-            r = run(arm, seed, args.steps, args.learner, args.window, overrides)
+            r = run(arm, seed, args.steps, args.learner, args.window, overrides, params)
             runs.append(r)
             print(f"{arm:16s} seed {seed}: {r['steps_per_s']:.0f} steps/s, switches {r['switch_steps'][:3]}, "
                   f"override events {r['total_override_events']} / frames {r['total_override_frames']}", flush=True)
