@@ -2,7 +2,7 @@
 
 PPO on CartPole-v1 and SAC on Pendulum-v1 with their hyperparams/ defaults, and the default
 main job (persistent SSL on DroneRoom). Prints each evaluation and stores
-benchmarks/results/spine_learning.{json,md}.
+benchmarks/results/spine_learning.{json,md}; ``--only`` reruns some jobs and keeps the others' stored rows.
 
     python benchmarks/spine_learning.py [--seed 0] [--only ppo-cartpole ...]
 """
@@ -32,11 +32,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="+", choices=sorted(JOBS), default=list(JOBS))
     args = p.parse_args()
-    results = {"seed": args.seed, "load_before": os.getloadavg(), "jobs": {}}
+    stored = json.loads(OUT.with_suffix(".json").read_text()) if OUT.with_suffix(".json").exists() else {}
+    results = {"seed": args.seed, "jobs": stored.get("jobs", {}) if stored.get("seed") == args.seed else {}}
+    for key in ("load_before", "load_after"):  # the first runs' loads, for the rows they made
+        if key in stored and stored.get("seed") == args.seed:
+            results[key] = stored[key]
     with tempfile.TemporaryDirectory() as logs:
         for name in args.only:
             config = resolve_config(train_parser().parse_args([*JOBS[name], "--seed", str(args.seed)]))
-            start = time.time()
+            load, start = os.getloadavg(), time.time()
             run = train(config, log_folder=logs)
             summary = json.loads((run / "eval.json").read_text())
             results["jobs"][name] = {
@@ -45,16 +49,18 @@ def main() -> None:
                 "eval_episodes": summary["n_episodes"], "return_mean": summary["return_mean"],
                 "return_std": summary["return_std"],
                 "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
+                "time": time.strftime("%Y-%m-%d %H:%M"), "load_before": round(load[0], 1), "load_after": round(os.getloadavg()[0], 1),
             }
             print(name, results["jobs"][name])
-    results["load_after"] = os.getloadavg()
     OUT.parent.mkdir(exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    lines = [f"# Spine learning bar (seed {args.seed}; load {results['load_before'][0]:.1f} -> {results['load_after'][0]:.1f}, 2 cores)",
-             "", "| job | command | steps | wall s | eval return (mean ± std) |", "|---|---|---|---|---|"]
+    lines = [f"# Spine learning bar (seed {args.seed}, 2 cores)", "",
+             "| job | command | steps | wall s | eval return (mean ± std) | when (load before -> after) |", "|---|---|---|---|---|---|"]
     for name, r in results["jobs"].items():
+        when = (f"{r['time']} ({r['load_before']} -> {r['load_after']})" if "time" in r  # rows of the first runs: their run's loads
+                else f"earlier run ({stored['load_before'][0]:.1f} -> {stored['load_after'][0]:.1f})")
         lines.append(f"| {name} | `{r['command']}` | {r['n_timesteps']} | {r['wall_s']} | "
-                     f"{r['return_mean']:.1f} ± {r['return_std']:.1f} ({r['eval_episodes']} episodes) |")
+                     f"{r['return_mean']:.1f} ± {r['return_std']:.1f} ({r['eval_episodes']} episodes) | {when} |")
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import selfgym  # noqa: F401  (registers the selfgym/ ids)
 from selfgym.agents import get_agent_class
@@ -187,6 +189,12 @@ def test_train_then_evaluate_reports_drone_metrics(run_cli, tmp_path):
     for key in ("collisions", "mean_flight_time_between_collisions", "training_wheel_overrides", "mono_fraction",
                 "mono_disparity_error", "mono_distance_error", "mono_fpr"):
         assert key in out.stdout, key
+    # the job trains in rooms of the training textures; evaluation can fly it in rooms of the held-out ones
+    assert yaml.safe_load((run / "config.yaml").read_text())["env_kwargs"]["texture_split"] == "train"
+    out = run_cli("evaluate.py", "--run", str(run), "-n", "1", "--env-kwargs", "texture_split:test", "--output", str(tmp_path / "held_out.json"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    held_out = json.loads((tmp_path / "held_out.json").read_text())
+    assert held_out["env_kwargs"]["texture_split"] == "test" and held_out["env_kwargs"]["n_textures"] == 12
 
 
 @pytest.mark.parametrize("learner", ["knn", "stats_knn", "cnn"])

@@ -287,7 +287,8 @@ def test_flight_benchmark_reuses_only_runs_flown_with_todays_settings_and_append
     import drone_flight_distance as bench
 
     hp, env_kwargs, steps = bench.default_job()
-    old_hp = {k: v for k, v in hp.items() if not k.startswith("exit_")}  # a record from before the exit keys
+    # a record from before the exit keys and swept_path, when the job's learner was the texton kNN
+    old_hp = {k: v for k, v in hp.items() if not k.startswith("exit_") and k != "swept_path"} | {"learner": "knn"}
     runs = [{"arm": arm, "seed": 0, "flights": []} for arm in ("stereo_only", "before", "after")]
     record = {"steps": steps, "episodes": 3, "env_kwargs": env_kwargs, "hyperparameters": old_hp, "time": "then",
               "arms": {"before": {"calibrate_on": "buffered", "roc_positives": 0}, "after": {}}, "runs": runs}
