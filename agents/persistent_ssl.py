@@ -213,6 +213,8 @@ class PersistentSSLAgent:
         looming_steps: int = 1,
         swept_path: float = 0.0,
     ) -> None:
+        if learner not in LEARNERS:
+            raise ValueError(f"unknown learner {learner!r}; choose one of {', '.join(LEARNERS)}")
         if not (isinstance(looming_steps, (int, np.integer)) and not isinstance(looming_steps, bool) and looming_steps >= 1):
             raise ValueError(f"looming_steps must be an integer >= 1 (1: looming over one forward move), got {looming_steps!r}")
         if looming_steps > 1 and learner not in MOTION_LEARNERS:
@@ -227,8 +229,6 @@ class PersistentSSLAgent:
             raise ValueError(f"unknown buffer_on_mono {buffer_on_mono!r}; choose one of {', '.join(BUFFER_ON_MONO)}")
         if calibrate_on not in CALIBRATION_FRAMES:
             raise ValueError(f"unknown calibrate_on {calibrate_on!r}; choose one of {', '.join(CALIBRATION_FRAMES)}")
-        if learner not in LEARNERS:
-            raise ValueError(f"unknown learner {learner!r}; choose one of {', '.join(LEARNERS)}")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         space = env.observation_space

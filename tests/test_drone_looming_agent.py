@@ -206,7 +206,9 @@ def test_swept_path_geometry():
 
 
 @pytest.mark.parametrize("kw, match", [({"swept_path": -0.1}, "swept_path"), ({"swept_path": float("nan")}, "swept_path"),
-                                       ({"swept_path": 0.3, "learner": "knn"}, "motion learner")])
+                                       ({"swept_path": 0.3, "learner": "knn"}, "motion learner.*set swept_path to 0"),
+                                       # a misspelt learner is named as such, not as a learner the side check cannot use
+                                       ({"swept_path": 0.35, "learner": "loming"}, "unknown learner 'loming'; choose one of")])
 def test_view_options_reject_bad_values(kw, match):
     venv = make_vec_env("selfgym/DroneRoomDiscrete-v0", 1, 0, dict(disparity_mode="fast_from_depth"))
     with pytest.raises(ValueError, match=match):
