@@ -354,7 +354,7 @@ class PersistentSSLAgent:
                 self.total_overrides += int(override)
                 self.total_override_events += int(new_event)
             if learn and not for_predict:  # the flight log is the training flight's (predict's frames have no gt here)
-                self.flight.frame(override, new_event, on_mono, abs(est - self._frame_gt[i]))
+                self.flight.frame(override, new_event, on_mono, abs(est - self._frame_gt[i]), blind=not np.isfinite(est))
                 self._frame_on_mono[i] = on_mono
             if on_mono and self.swept_path and seen and not obstacle:  # what lies beside the corridor, in the path
                 obstacle = self._in_swept_path(

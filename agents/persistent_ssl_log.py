@@ -10,6 +10,10 @@ simulated flight (all envs together), which the agent logs to metrics.csv:
 ``persistence_overrides_per_min``      frames on which stereo overrode the monocular cue
 ``persistence_override_events_per_min`` override events: a run of consecutive override frames
                                        in one env counts once (one "save" by the wheels)
+``persistence_override_events_blind_per_min`` those of them that began on a frame on which the
+                                       monocular cue had no estimate (looming, just after a turn in
+                                       place): overrides no amount of learning can take over; the rest
+                                       began on a frame the cue saw and called clear
 ``persistence_collisions_per_min``     collisions (the env's own count)
 ``persistence_mono_time``              fraction of frames flown on the monocular cue
 ``persistence_mono_error_px``          mean |monocular estimate - true disparity| (px) over
@@ -48,17 +52,19 @@ class FlightWindow:
         self._clear()
 
     def _clear(self) -> None:
-        self.frames = self.override_frames = self.override_events = self.collisions = self.mono_frames = 0
+        self.frames = self.override_frames = self.override_events = self.blind_events = self.collisions = self.mono_frames = 0
         self.err_sum, self.err_n = 0.0, 0
         self.metres = {True: 0.0, False: 0.0}  # keyed by "flown on the monocular cue"
         self.moves = {True: 0, False: 0}
 
-    def frame(self, override: bool, new_event: bool, on_mono: bool, error: float) -> None:
-        """One training frame of one env; ``error`` is NaN when there is no estimate or no truth."""
+    def frame(self, override: bool, new_event: bool, on_mono: bool, error: float, blind: bool = False) -> None:
+        """One training frame of one env; ``error`` is NaN when there is no estimate or no truth;
+        ``blind``: the monocular cue had no estimate on this frame."""
         self.frames += 1
         self.total_frames += 1
         self.override_frames += int(override)
         self.override_events += int(new_event)
+        self.blind_events += int(new_event and blind)
         self.mono_frames += int(on_mono)
         if math.isfinite(error):
             self.err_sum += error
@@ -87,6 +93,7 @@ class FlightWindow:
             "flight_min": self.total_frames * self.dt / 60.0,
             "overrides_per_min": self.override_frames / minutes,
             "override_events_per_min": self.override_events / minutes,
+            "override_events_blind_per_min": self.blind_events / minutes,
             "collisions_per_min": self.collisions / minutes,
             "mono_time": self.mono_frames / self.frames,
             "mono_error_px": self.err_sum / self.err_n if self.err_n else float("nan"),
@@ -115,7 +122,8 @@ def draw_persistence(run_dir: Path, title: str = "") -> Path | None:
     """persistence.png from the run's metrics.csv; None when there is no metrics.csv yet."""
     panels = (
         ("stereo overrides / min", (("persistence_overrides_per_min", "frames"),
-                                    ("persistence_override_events_per_min", "events"))),
+                                    ("persistence_override_events_per_min", "events"),
+                                    ("persistence_override_events_blind_per_min", "events, cue blind"))),
         ("collisions / min", (("persistence_collisions_per_min", None),)),
         ("time on monocular cue", (("persistence_mono_time", None),)),
         ("monocular error (px)", (("persistence_mono_error_px", None),)),

@@ -35,8 +35,8 @@ from selfgym.runs import atomic_write
 
 ENV_ID = "selfgym/DroneRoom-v0"
 ARMS = ("training_wheels", "stereo_only")
-COLUMNS = ("flight_min", "overrides_per_min", "override_events_per_min", "collisions_per_min", "mono_time",
-           "mono_error_px")
+COLUMNS = ("flight_min", "overrides_per_min", "override_events_per_min", "override_events_blind_per_min",
+           "collisions_per_min", "mono_time", "mono_error_px")
 
 
 class RowLogger:
@@ -117,6 +117,17 @@ def analyse(runs: list[dict], early_min: float, late_min: float) -> dict:
             entry["events_rho"] = float(spearmanr([x["flight_min"] for x in after],
                                                   [x["override_events_per_min"] for x in after]).statistic) \
                 if len(after) > 2 else float("nan")
+            if all("override_events_blind_per_min" in x for x in rows):  # records from before the split lack it
+                seen = [{"flight_min": x["flight_min"], "seen": x["override_events_per_min"] - x["override_events_blind_per_min"]}
+                        for x in rows]
+                seen_after = [x for x in seen if x["flight_min"] > first]
+                entry["blind_share"] = (sum(x["override_events_blind_per_min"] for x in after)
+                                        / max(sum(x["override_events_per_min"] for x in after), 1e-9))
+                entry["seen_early"] = _mean(seen, "seen", first, first + early_min)
+                entry["seen_late"] = _mean(seen, "seen", total - late_min, 1e9)
+                entry["seen_rho"] = float(spearmanr([x["flight_min"] for x in seen_after],
+                                                    [x["seen"] for x in seen_after]).statistic) \
+                    if len(seen_after) > 2 else float("nan")
             entry["error_early"] = _mean(rows, "mono_error_px", first, first + early_min)
             entry["error_late"] = _mean(rows, "mono_error_px", total - late_min, 1e9)
         out["per_run"].append(entry)
@@ -127,6 +138,12 @@ def analyse(runs: list[dict], early_min: float, late_min: float) -> dict:
         out["overrides_fall"] = {"events_early_mean": early, "events_late_mean": late, "ratio": late / early,
                                  "rho_negative_in": sum(e["events_rho"] < 0 for e in tw), "runs": len(tw),
                                  "holds": bool(late / early < 0.75 and sum(e["events_rho"] < 0 for e in tw) == len(tw))}
+        if all("seen_early" in e for e in tw):  # secondary (amendment 5 of drone_looming_varied_protocol.md)
+            s_early, s_late = np.mean([e["seen_early"] for e in tw]), np.mean([e["seen_late"] for e in tw])
+            out["seen_overrides"] = {"blind_share_mean": float(np.mean([e["blind_share"] for e in tw])),
+                                     "seen_early_mean": s_early, "seen_late_mean": s_late,
+                                     "ratio": s_late / s_early if s_early else float("nan"),
+                                     "rho_negative_in": sum(e["seen_rho"] < 0 for e in tw), "runs": len(tw)}
     if tw and so:
         c_tw = float(np.mean([e["collisions_per_min"] for e in out["per_run"] if e["strategy"] == "training_wheels"]))
         c_so = float(np.mean([e["collisions_per_min"] for e in so]))
@@ -163,12 +180,17 @@ def draw(runs: list[dict], path: Path) -> None:
     panels = (("override_events_per_min", "override events / min"), ("overrides_per_min", "override frames / min"),
               ("collisions_per_min", "collisions / min"), ("mono_time", "time on monocular cue"),
               ("mono_error_px", "monocular error (px)"))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 10), dpi=100, sharex=True)
+    if all("override_events_blind_per_min" in x for r in runs for x in r["rows"]):  # the events the cue saw
+        panels = (panels[0], ("seen", "override events / min,\non frames the cue saw"), *panels[1:])
+
+    def value(row: dict, key: str) -> float:
+        return row["override_events_per_min"] - row["override_events_blind_per_min"] if key == "seen" else row[key]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2 * len(panels)), dpi=100, sharex=True)
     colours = {"training_wheels": "C0", "stereo_only": "C1"}
     for ax, (key, label) in zip(axes, panels):
         for r in runs:
             xs = [x["flight_min"] for x in r["rows"]]
-            ys = [x[key] for x in r["rows"]]
+            ys = [value(x, key) for x in r["rows"]]
             ax.plot(xs, ys, color=colours.get(r["strategy"], "C2"), alpha=0.6, lw=1,
                     label=f"{r['strategy']} (seed {r['seed']})" if key == panels[0][0] else None)
         ax.set_ylabel(label, fontsize=9)

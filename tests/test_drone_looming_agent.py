@@ -214,3 +214,22 @@ def test_view_options_reject_bad_values(kw, match):
     with pytest.raises(ValueError, match=match):
         get_agent_class("persistent_ssl")(venv, device="cpu", seed=0, **{"learner": "looming", **kw})
     venv.close()
+
+
+def test_an_override_on_a_frame_the_cue_could_not_see_is_logged_blind():
+    """Right after a turn the looming cue has no estimate; if stereo then sees an imminent collision, the
+    training wheels override, and the flight log counts that event as blind (no learning removes it);
+    one that begins where the cue saw and called clear is not."""
+    agent, venv, env = _empty_room_agent()
+    agent._reset_env_state([0], for_predict=False)
+    agent._frame_gt = np.array([1.0])
+    imminent = np.full((1, *env.place(0.0, 0.0, 0.0)["stereo"].shape), 6.0, np.float32)  # > stop_disparity 5 px
+    obs = env.place(0.0, 0.0, 0.0)
+    agent._act({"image": obs["image"][None], "stereo": imminent}, learn=True)
+    assert (agent.flight.override_events, agent.flight.blind_events) == (1, 1)
+    agent._reset_env_state([0], for_predict=False)  # a clear, seen frame first, then the override
+    for step, stereo in ((0.0, 1.0), (0.05, 1.0), (0.10, 6.0)):
+        obs = env.place(step, 0.0, 0.0)
+        agent._act({"image": obs["image"][None], "stereo": np.full_like(imminent, stereo)}, learn=True)
+    assert (agent.flight.override_events, agent.flight.blind_events) == (2, 1)
+    venv.close()

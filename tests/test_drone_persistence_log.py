@@ -42,7 +42,17 @@ def test_overrides_counted_per_frame_and_per_event():
     assert row["persistence/override_events_per_min"] == pytest.approx(3 / minutes)
     assert row["persistence/collisions_per_min"] == pytest.approx(1 / minutes)
     assert row["persistence/mono_time"] == 1.0 and math.isnan(row["persistence/mono_error_px"])
+    assert row["persistence/override_events_blind_per_min"] == 0.0  # blind defaults to False
     assert window.row() == {}  # a fresh window after each row
+    # an event counts as blind by the frame it began on: the cue had no estimate there
+    blind = [False, True, False, False, False, False, False, True]
+    previous = False
+    for override, no_estimate in zip(OVERRIDES, blind):
+        window.frame(override, override and not previous, on_mono=True, error=float("nan"), blind=no_estimate)
+        previous = override
+    row = window.row()
+    assert row["persistence/override_events_per_min"] == pytest.approx(3 / minutes)
+    assert row["persistence/override_events_blind_per_min"] == pytest.approx(2 / minutes)
     with pytest.raises(ValueError, match="dt"):
         FlightWindow(dt=0.0)
 
@@ -67,6 +77,7 @@ def test_run_logs_flight_metrics_and_draws_the_persistence_picture(tmp_path):
     flight = [r["persistence_flight_min"] for r in rows]
     assert flight[-1] == pytest.approx(450 * 0.1 / 60) and flight == sorted(flight)
     for column in ("persistence_overrides_per_min", "persistence_override_events_per_min",
+                   "persistence_override_events_blind_per_min",
                    "persistence_collisions_per_min", "persistence_mono_time", "persistence_mono_error_px",
                    "ssl_overrides_total", "ssl_override_events_total"):
         assert all(r.get(column) is not None for r in rows), column
