@@ -180,11 +180,14 @@ def draw(runs: list[dict], path: Path) -> None:
     panels = (("override_events_per_min", "override events / min"), ("overrides_per_min", "override frames / min"),
               ("collisions_per_min", "collisions / min"), ("mono_time", "time on monocular cue"),
               ("mono_error_px", "monocular error (px)"))
-    if all("override_events_blind_per_min" in x for r in runs for x in r["rows"]):  # the events the cue saw
+    if any("override_events_blind_per_min" in x for r in runs for x in r["rows"]):  # the events the cue saw
         panels = (panels[0], ("seen", "override events / min,\non frames the cue saw"), *panels[1:])
 
     def value(row: dict, key: str) -> float:
-        return row["override_events_per_min"] - row["override_events_blind_per_min"] if key == "seen" else row[key]
+        if key != "seen":
+            return row[key]
+        # a record from before the split (or stereo-only's, which never overrides) has no blind column
+        return row["override_events_per_min"] - row.get("override_events_blind_per_min", float("nan"))
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2 * len(panels)), dpi=100, sharex=True)
     colours = {"training_wheels": "C0", "stereo_only": "C1"}
     for ax, (key, label) in zip(axes, panels):
