@@ -87,6 +87,12 @@ def run(strategy: str, seed: int, steps: int, learner: str | None, window: int, 
             "rows": rows}
 
 
+def seen_events(row: dict) -> float:
+    """Override events per minute that began on a frame the monocular cue saw (all but the blind ones);
+    NaN for a row without the blind column (records from before the split, amendment 5)."""
+    return row["override_events_per_min"] - row.get("override_events_blind_per_min", float("nan"))
+
+
 def _mean(rows: list[dict], key: str, lo: float, hi: float) -> float:
     vals = [r[key] for r in rows if lo <= r["flight_min"] < hi and np.isfinite(r[key])]
     return float(np.mean(vals)) if vals else float("nan")
@@ -118,8 +124,7 @@ def analyse(runs: list[dict], early_min: float, late_min: float) -> dict:
                                                   [x["override_events_per_min"] for x in after]).statistic) \
                 if len(after) > 2 else float("nan")
             if all("override_events_blind_per_min" in x for x in rows):  # records from before the split lack it
-                seen = [{"flight_min": x["flight_min"], "seen": x["override_events_per_min"] - x["override_events_blind_per_min"]}
-                        for x in rows]
+                seen = [{"flight_min": x["flight_min"], "seen": seen_events(x)} for x in rows]
                 seen_after = [x for x in seen if x["flight_min"] > first]
                 entry["blind_share"] = (sum(x["override_events_blind_per_min"] for x in after)
                                         / max(sum(x["override_events_per_min"] for x in after), 1e-9))
@@ -184,10 +189,7 @@ def draw(runs: list[dict], path: Path) -> None:
         panels = (panels[0], ("seen", "override events / min,\non frames the cue saw"), *panels[1:])
 
     def value(row: dict, key: str) -> float:
-        if key != "seen":
-            return row[key]
-        # a record from before the split (or stereo-only's, which never overrides) has no blind column
-        return row["override_events_per_min"] - row.get("override_events_blind_per_min", float("nan"))
+        return seen_events(row) if key == "seen" else row[key]
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2 * len(panels)), dpi=100, sharex=True)
     colours = {"training_wheels": "C0", "stereo_only": "C1"}
     for ax, (key, label) in zip(axes, panels):
