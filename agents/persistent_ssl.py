@@ -220,7 +220,8 @@ class PersistentSSLAgent:
         if looming_steps > 1 and learner not in MOTION_LEARNERS:
             raise ValueError(f"looming_steps={looming_steps} needs a motion learner ({', '.join(MOTION_LEARNERS)}), "
                              f"got learner {learner!r}")
-        if not (math.isfinite(swept_path) and swept_path >= 0):
+        if not (isinstance(swept_path, (int, float, np.integer, np.floating)) and not isinstance(swept_path, bool)
+                and math.isfinite(swept_path) and swept_path >= 0):
             raise ValueError(f"swept_path must be a half-width in m >= 0 (0: off), got {swept_path!r}")
         if swept_path and learner not in MOTION_LEARNERS:
             raise ValueError(f"swept_path needs a motion learner ({', '.join(MOTION_LEARNERS)}), got learner {learner!r}; "

@@ -212,7 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=50_000)
-    ap.add_argument("--arms", nargs="+", default=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     ap.add_argument("--learner", default=None, help="the monocular learner (default: the yml's)")
     ap.add_argument("--params", nargs="*", default=[], metavar="KEY:VALUE",
                     help="overrides of the yml's agent hyperparameters, as train.py's -params (e.g. swept_path:0)")

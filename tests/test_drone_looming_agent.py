@@ -206,6 +206,7 @@ def test_swept_path_geometry():
 
 
 @pytest.mark.parametrize("kw, match", [({"swept_path": -0.1}, "swept_path"), ({"swept_path": float("nan")}, "swept_path"),
+                                       ({"swept_path": [0.3, 0.4]}, "swept_path must be a half-width"),  # a wrong shape
                                        ({"swept_path": 0.3, "learner": "knn"}, "motion learner.*set swept_path to 0"),
                                        # a misspelt learner is named as such, not as a learner the side check cannot use
                                        ({"swept_path": 0.35, "learner": "loming"}, "unknown learner 'loming'; choose one of")])
